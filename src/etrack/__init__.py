@@ -1,0 +1,3 @@
+"""etrack: eTrac fleet GPS data into PostgreSQL."""
+
+__version__ = "0.1.0"

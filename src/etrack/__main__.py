@@ -1,0 +1,3 @@
+from etrack.cli import main
+
+main()

@@ -1,0 +1,229 @@
+"""The `etrack` command line. It only wires settings to the steps; the work
+lives in the modules it calls."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from etrack import __version__, db, embedded, migrations
+from etrack.settings import Settings, SettingsError, load_settings
+
+# Exit codes a script can rely on (documented in docs/cli.md).
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_SCHEMA = 4
+
+app = typer.Typer(
+    name="etrack",
+    help="eTrac fleet GPS data into PostgreSQL: collector, backfill, scheduler, routes and a map UI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(
+    help="Manage the database: embedded server, schema migrations.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+
+logger = logging.getLogger("etrack.cli")
+
+
+class UsageProblem(Exception):
+    """Bad input from the user: one line, exit code 2."""
+
+
+_settings: list[Settings] = []
+
+
+def settings() -> Settings:
+    """The settings of this invocation (loaded once, in the callback)."""
+    if not _settings:
+        _settings.append(load_settings())
+    return _settings[-1]
+
+
+def database(*, need_schema: bool = True) -> db.Target:
+    """Resolve the database and make sure the schema is current.
+
+    The embedded database is the user's own: we upgrade it automatically. An
+    external server is shared with other etrack processes of maybe another
+    version, so there we ask for an explicit `etrack db upgrade`.
+    """
+    current = settings()
+    target = db.resolve_target(current)
+    if need_schema:
+        migrations.check_current(target, auto_upgrade=target.embedded)
+    return target
+
+
+def echo(message: str) -> None:
+    typer.echo(message)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.")] = False,
+) -> None:
+    if version:
+        echo(f"etrack {__version__}")
+        raise typer.Exit()
+    from etrack.logs import setup_logging
+
+    _settings.clear()
+    setup_logging(settings())
+
+
+@app.command("settings")
+def show_settings(
+    env_example: Annotated[
+        bool, typer.Option("--env-example", help="Print a .env.example documenting every variable.")
+    ] = False,
+) -> None:
+    """Show the effective settings (secrets masked) or a documented .env.example."""
+    from etrack.settings import documented_settings, render_env_example
+
+    if env_example:
+        typer.echo(render_env_example(), nl=False)
+        return
+    current = settings()
+    for variable, _default, _description, secret in documented_settings():
+        value = getattr(current, variable.lower())
+        if value is None:
+            shown = "(unset)"
+        elif secret:
+            shown = "***"
+        else:
+            shown = str(value)
+        echo(f"{variable}={shown}")
+
+
+# ---------------------------------------------------------------- db commands
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations (safe to run twice, or from two processes at once)."""
+    target = database(need_schema=False)
+    result = migrations.upgrade(target)
+    if result.applied:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in result.applied)
+        echo(
+            f"applied {len(result.applied)} migration(s) to {target.describe()} schema {target.schema}: {names}"
+        )
+    else:
+        echo(
+            f"schema {target.schema} in {target.describe()} is current (version {result.version}); nothing to do"
+        )
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show which database etrack uses, whether it answers, and the schema version."""
+    current = settings()
+    if current.uses_embedded_database:
+        state = embedded.status(current.etrack_data_dir)
+        running = "running" if state.running else "stopped"
+        echo(
+            f"database: embedded PostgreSQL {embedded.POSTGRES_VERSION} ({running}), data in {state.pgdata}"
+        )
+        if not state.running:
+            echo(
+                "schema: unknown while the server is stopped (any command starts it; or etrack db start)"
+            )
+            return
+    target = db.resolve_target(current, start_embedded=False)
+    with db.connection(target, autocommit=True) as conn:
+        server = conn.execute("SHOW server_version").fetchone()
+        version = migrations.current_version(conn)
+    if not current.uses_embedded_database:
+        echo(f"database: {target.describe()} (PostgreSQL {server[0] if server else '?'})")
+    latest = migrations.latest_version()
+    if version is None:
+        echo(f"schema {target.schema}: not installed (run etrack db upgrade)")
+    elif version < latest:
+        echo(
+            f"schema {target.schema}: version {version}, {latest - version} migration(s) pending (run etrack db upgrade)"
+        )
+    else:
+        echo(f"schema {target.schema}: version {version}, current")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (it keeps running until `etrack db stop`)."""
+    current = settings()
+    _require_embedded(current)
+    target = db.resolve_target(current)
+    state = embedded.status(current.etrack_data_dir)
+    echo(
+        f"embedded PostgreSQL running (pid {state.pid}), data in {state.pgdata}, url {target.conninfo}"
+    )
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL."""
+    current = settings()
+    _require_embedded(current)
+    if embedded.stop(current.etrack_data_dir):
+        echo(f"embedded PostgreSQL stopped ({embedded.pgdata_path(current.etrack_data_dir)})")
+    else:
+        echo("embedded PostgreSQL was not running")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the connection URL (for psql and other tools; starts the embedded server)."""
+    current = settings()
+    target = db.resolve_target(current)
+    if target.embedded:
+        echo(target.conninfo)
+    else:
+        # An external URL may carry a password: print it without.
+        echo(db.redact(target.conninfo, db_secrets(current)))
+
+
+def db_secrets(current: Settings) -> list[str]:
+    from etrack.logs import secrets_of
+
+    return [
+        s
+        for s in secrets_of(current)
+        if s != (current.database_url.get_secret_value() if current.database_url else None)
+    ]
+
+
+def _require_embedded(current: Settings) -> None:
+    if not current.uses_embedded_database:
+        raise UsageProblem(
+            "DATABASE_URL or PG* variables are set, so etrack uses that server; "
+            "the embedded PostgreSQL is only for when none is set"
+        )
+
+
+# ------------------------------------------------------------------- entry
+def fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"etrack: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    debug = os.environ.get("ETRAC_LOG_LEVEL", "").upper() == "DEBUG"
+    try:
+        # Standalone mode: typer reports usage errors itself (exit 2) and
+        # exits; our own exceptions come through to be turned into one line.
+        app()
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except (SettingsError, UsageProblem) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except db.DatabaseUnavailable as exc:
+        if debug:
+            raise
+        fail(str(exc), EXIT_UNREACHABLE)
+    except db.SchemaNotCurrent as exc:
+        fail(str(exc), EXIT_SCHEMA)

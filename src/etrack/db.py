@@ -150,7 +150,17 @@ def make_pool(target: Target, *, min_size: int = 1, max_size: int = 4) -> Connec
     conninfo = make_conninfo(
         target.conninfo, options=_configure(target.schema), application_name="etrack"
     )
-    pool = ConnectionPool(conninfo, min_size=min_size, max_size=max_size, open=False)
+    # A short checkout timeout: during an outage callers fail fast and retry
+    # on their own schedule instead of hanging.
+    pool = ConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        timeout=15,
+        kwargs={"connect_timeout": 10},
+        check=ConnectionPool.check_connection,
+    )
     try:
         pool.open(wait=True, timeout=15)
     except PoolTimeout:

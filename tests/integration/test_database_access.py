@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,7 +98,8 @@ def test_target_repr_hides_the_password() -> None:
 
 
 def test_embedded_start_status_stop(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+    # Outside pytest's basetemp, which concurrent pytest runs prune.
+    data_dir = Path(tempfile.mkdtemp(prefix="etrack-embedded-test-")) / "data"
     env = subprocess_env(ETRACK_DATA_DIR=str(data_dir))
     try:
         status = run_etrack("db", "status", env=env, cwd=tmp_path)
@@ -148,6 +151,7 @@ def test_embedded_start_status_stop(tmp_path: Path) -> None:
     finally:
         embedded.destroy(data_dir)
     assert not embedded.status(data_dir).running
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 def test_embedded_commands_refuse_when_an_external_server_is_set(tmp_path: Path) -> None:

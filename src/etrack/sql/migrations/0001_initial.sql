@@ -9,7 +9,7 @@ CREATE TABLE terminals (
     frota               text,
     equipamento_serial  text,
     first_seen          timestamptz NOT NULL DEFAULT now(),
-    last_seen           timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz,
     -- The newest position we hold for the plate: fetch-latest compares a new
     -- point with it to catch GPS jumps across answers.
     last_position_ts    timestamptz,
@@ -95,6 +95,7 @@ CREATE TABLE position_rejects (
     id           bigserial PRIMARY KEY,
     raw_hash     text NOT NULL,
     reason       text NOT NULL,
+    message      text,
     endpoint     text,
     placa        text,
     raw          jsonb,

@@ -1,0 +1,259 @@
+"""The fetch steps: API answer -> records -> batch upsert.
+
+Each function fetches one thing, parses and flags it, and stores it; the CLI,
+the jobs and the web only call these. HTTP is async (many plates at once under
+one rate limit); database writes are plain psycopg calls run in a worker
+thread so they overlap with the next requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from psycopg_pool import ConnectionPool
+
+from etrack import db, ingest
+from etrack.etrac import records
+from etrack.etrac.client import EtracClient, split_window
+from etrack.settings import Settings
+
+logger = logging.getLogger("etrack.collector")
+
+T = TypeVar("T")
+
+LATEST = "/ultimas-posicoes"
+PLATE = "/ultimaposicao"
+HISTORY = "/ultimasposicoesterminal"
+TRIPS = "/resumoviagens"
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """The one-line summary every fetch command ends with."""
+
+    positions: ingest.IngestStats = field(default_factory=ingest.IngestStats)
+    trips: ingest.TripStats = field(default_factory=ingest.TripStats)
+    api_calls: int = 0
+    retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        p, t = self.positions, self.trips
+        parts = [
+            f"received {p.received + t.received}",
+            f"inserted {p.inserted + t.inserted}",
+            f"already present {p.unchanged + p.duplicates + t.unchanged}",
+        ]
+        if p.updated or t.updated:
+            parts.append(f"updated {p.updated + t.updated}")
+        flags = ", ".join(f"{k} {v}" for k, v in sorted(p.flags.items()) if k != "duplicate")
+        parts.append(f"flagged invalid {p.flagged}" + (f" ({flags})" if flags else ""))
+        parts.append(f"rejected {p.rejected + t.rejected}")
+        parts.append(f"API calls {self.api_calls}")
+        parts.append(f"retries {self.retries}")
+        parts.append(f"{time.monotonic() - self.started:.2f} s")
+        return ", ".join(parts)
+
+
+class Collector:
+    """Fetch steps bound to one API client and one database."""
+
+    def __init__(self, settings: Settings, client: EtracClient, pool: ConnectionPool) -> None:
+        self.settings = settings
+        self.client = client
+        self.pool = pool
+        self.partitions = ingest.PartitionKeeper()
+        self.summary = RunSummary()
+
+    # -------------------------------------------------------------- helpers
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    @contextmanager
+    def _conn(self) -> Iterator[db.Conn]:
+        with self.pool.connection() as conn:
+            yield conn
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    def _sync_api_counts(self) -> None:
+        stats = self.client.stats
+        self.summary.api_calls = stats.total_calls
+        self.summary.retries = stats.retries
+
+    def parse_positions(
+        self, rows: Sequence[object], *, use_stored_neighbours: bool
+    ) -> tuple[list[records.Position], list[records.Reject]]:
+        """Parse and flag one answer's rows."""
+        parsed, rejects = records.parse_positions(
+            rows,
+            self.settings.tz,
+            now=self._now(),
+            future_tolerance_s=self.settings.etrac_future_tolerance_s,
+        )
+        previous: dict[str, records.Position] | None = None
+        if use_stored_neighbours and parsed:
+            previous = self._stored_neighbours(parsed)
+        flagged = records.flag_sequence(
+            parsed, jump_speed_kmh=self.settings.etrac_jump_speed_kmh, previous=previous
+        )
+        return flagged, rejects
+
+    def _stored_neighbours(self, parsed: Sequence[records.Position]) -> dict[str, records.Position]:
+        plates = sorted({p.placa for p in parsed})
+        newest = max(p.data_transmissao for p in parsed)
+        with self._conn() as conn:
+            found = ingest.last_valid_positions(conn, plates, before=newest)
+        return {placa: stored_point(placa, *point) for placa, point in found.items()}
+
+    def _store(
+        self,
+        positions: Sequence[records.Position],
+        rejects: Sequence[records.Reject],
+        endpoint: str,
+        terminal: dict[str, Any] | None,
+    ) -> ingest.IngestStats:
+        with self._conn() as conn:
+            return ingest.store_positions(
+                conn,
+                positions,
+                rejects,
+                endpoint=endpoint,
+                partitions=self.partitions,
+                terminal=terminal,
+            )
+
+    async def _ingest_rows(
+        self,
+        rows: Sequence[object],
+        endpoint: str,
+        *,
+        use_stored_neighbours: bool,
+        terminal: dict[str, Any] | None = None,
+    ) -> ingest.IngestStats:
+        positions, rejects = await self._in_thread(
+            lambda: self.parse_positions(rows, use_stored_neighbours=use_stored_neighbours)
+        )
+        stats = await self._in_thread(self._store, positions, rejects, endpoint, terminal)
+        self.summary.positions.add(stats)
+        self._sync_api_counts()
+        return stats
+
+    # ---------------------------------------------------------------- steps
+    async def fetch_latest(self) -> ingest.IngestStats:
+        """Latest position of every vehicle; new plates become terminals."""
+        rows = await self.client.latest_positions()
+        return await self._ingest_rows(rows, LATEST, use_stored_neighbours=True)
+
+    async def fetch_plate(self, placa: str) -> ingest.IngestStats:
+        """One vehicle's latest position."""
+        rows = await self.client.latest_position(placa)
+        return await self._ingest_rows(rows, PLATE, use_stored_neighbours=True)
+
+    async def fetch_history_day(self, placa: str, day: date) -> ingest.IngestStats:
+        """One plate's positions for one local day (one API call)."""
+        answer = await self.client.history_day(placa, day)
+        return await self._ingest_rows(
+            answer.rows, HISTORY, use_stored_neighbours=False, terminal=answer.terminal
+        )
+
+    async def fetch_history_range(
+        self, placa: str, start: datetime, end: datetime
+    ) -> ingest.IngestStats:
+        """Positions in [start, end), one <=24 h call and one batch at a time.
+
+        The write of one window overlaps the request for the next; at most one
+        batch is in flight, so memory stays flat whatever the range.
+        """
+        total = ingest.IngestStats()
+        pending: asyncio.Task[ingest.IngestStats] | None = None
+        try:
+            for window in split_window(start, end, self.settings.tz):
+                answer = await self.client.history_window(
+                    placa, window.first, window.last + _SECOND
+                )
+                if pending is not None:
+                    total.add(await pending)
+                pending = asyncio.create_task(
+                    self._ingest_rows(
+                        answer.rows, HISTORY, use_stored_neighbours=False, terminal=answer.terminal
+                    )
+                )
+            if pending is not None:
+                total.add(await pending)
+                pending = None
+        finally:
+            if pending is not None:
+                # Let an in-flight write finish (or fail) before leaving.
+                await asyncio.gather(pending, return_exceptions=True)
+        return total
+
+    async def fetch_trips(self, placa: str, day: date) -> ingest.TripStats:
+        """The provider's trip summaries of one plate and day."""
+        rows = await self.client.trip_summaries(placa, day)
+        trips: list[records.Trip] = []
+        rejects: list[records.Reject] = []
+        for raw in rows:
+            result = records.parse_trip(raw, self.settings.tz)
+            (rejects if isinstance(result, records.Reject) else trips).append(result)  # type: ignore[arg-type]
+
+        def store() -> ingest.TripStats:
+            with self._conn() as conn:
+                return ingest.store_trips(conn, trips, rejects, tz=self.settings.tz, endpoint=TRIPS)
+
+        stats = await self._in_thread(store)
+        summary = self.summary.trips
+        summary.received += stats.received
+        summary.inserted += stats.inserted
+        summary.updated += stats.updated
+        summary.unchanged += stats.unchanged
+        summary.rejected += stats.rejected
+        self._sync_api_counts()
+        return stats
+
+
+_SECOND = timedelta(seconds=1)
+
+
+def stored_point(placa: str, ts: datetime, latitude: float, longitude: float) -> records.Position:
+    """A stored valid point as a Position, to serve as a jump-check neighbour."""
+    return records.Position(
+        placa=placa,
+        data_transmissao=ts,
+        latitude=latitude,
+        longitude=longitude,
+        velocidade=None,
+        ignicao=None,
+        odometro=None,
+        odometro_can=None,
+        horimetro=None,
+        bateria=None,
+        logradouro=None,
+        descricao=None,
+        frota=None,
+        equipamento_serial=None,
+        data_gravacao=None,
+        placa_raw=placa,
+        quality="valid",
+        raw={},
+    )
+
+
+@asynccontextmanager
+async def open_collector(settings: Settings, target: db.Target) -> AsyncIterator[Collector]:
+    """A Collector with its own API client and connection pool."""
+    client = EtracClient.from_settings(settings)
+    pool = db.make_pool(target)
+    try:
+        yield Collector(settings, client, pool)
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(pool.close)

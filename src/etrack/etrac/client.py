@@ -1,0 +1,817 @@
+"""Async HTTP client for the eTrac monitoring API (WebService 1.1).
+
+The client speaks the wire protocol and nothing more: it returns the
+provider's rows as raw dicts (parsing them is :mod:`etrack.etrac.records`'s
+job) and turns everything else the provider can answer into either a retry or
+one of the typed errors below.
+
+What the provider can answer, and what the caller sees:
+
+============================================  ==========================================
+HTTP 200 with ``retorno``/``posicoes``        the rows
+``erro`` saying there is no data               an empty result (never an error)
+HTTP 401/403, or ``code_header`` 401/403       :class:`AuthenticationError`, no retry
+``erro`` about the plate / date / window       :class:`BusinessError` subclass, no retry
+429 (``Retry-After`` honoured), 408, 5xx,      retried with backoff, then
+timeouts, dropped connections, bad JSON        :class:`ApiUnavailable`
+============================================  ==========================================
+
+Retries go through stamina (exponential backoff with jitter; ``stamina.
+set_testing`` turns the waits off in tests). Each logical call is bounded
+twice: by *max_attempts*, and by a time budget (*total_timeout*) that does
+not count the time spent queueing in the rate limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import re
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypeAlias, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+import stamina
+from pydantic import SecretStr
+
+from etrack.etrac.ratelimit import PyrateLimiter, RateLimiter
+
+if TYPE_CHECKING:
+    from etrack.settings import Settings
+
+__all__ = [
+    "HISTORY",
+    "LATEST_POSITION",
+    "LATEST_POSITIONS",
+    "MAX_WINDOW",
+    "TRIPS",
+    "ApiUnavailable",
+    "AuthenticationError",
+    "BusinessError",
+    "ClientStats",
+    "EtracClient",
+    "EtracError",
+    "History",
+    "InvalidDate",
+    "MissingCredentials",
+    "Row",
+    "SyncClient",
+    "UnexpectedResponse",
+    "UnknownPlate",
+    "Window",
+    "WindowTooLarge",
+    "split_window",
+]
+
+log = logging.getLogger("etrack.etrac")
+
+Row: TypeAlias = dict[str, Any]
+"""One record exactly as the provider sent it (values are often strings)."""
+
+LATEST_POSITIONS = "/ultimas-posicoes"
+LATEST_POSITION = "/ultimaposicao"
+HISTORY = "/ultimasposicoesterminal"
+TRIPS = "/resumoviagens"
+
+MAX_WINDOW = timedelta(hours=24)
+"""Longest window ``/ultimasposicoesterminal`` accepts in one call."""
+
+DEFAULT_RATE_LIMIT = 5.0
+DEFAULT_TOTAL_TIMEOUT = 300.0
+_ONE_SECOND = timedelta(seconds=1)
+_WIRE_DATETIME = "%d/%m/%Y %H:%M:%S"
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------- errors
+class EtracError(Exception):
+    """Base of every error this client raises on purpose."""
+
+
+class MissingCredentials(EtracError):
+    """ETRAC_USER or ETRAC_KEY is not set."""
+
+    def __init__(self) -> None:
+        super().__init__("ETRAC_USER and ETRAC_KEY must be set to call the eTrac API")
+
+
+class AuthenticationError(EtracError):
+    """The provider rejected the account's credentials. Never retried."""
+
+    def __init__(self, status: int = 401) -> None:
+        self.status = status
+        super().__init__(
+            f"eTrac rejected the credentials (HTTP {status}): check ETRAC_USER and ETRAC_KEY"
+        )
+
+
+class BusinessError(EtracError):
+    """The provider understood the request and refused it (``erro`` set).
+
+    Often arrives inside an HTTP 200. Never retried: asking again gives the
+    same answer. Subclasses tell the common refusals apart; this class itself
+    means "some other refusal".
+    """
+
+    kind: ClassVar[str] = "other"
+
+    def __init__(self, erro: str, code_header: int | None, path: str) -> None:
+        self.erro = erro
+        self.code_header = code_header
+        self.path = path
+        code = f", code_header {code_header}" if code_header is not None else ""
+        super().__init__(f"eTrac refused POST {path}: {erro!r}{code}")
+
+
+class UnknownPlate(BusinessError):
+    """The plate is not in this account's fleet (or is not a plate)."""
+
+    kind = "unknown_plate"
+
+
+class InvalidDate(BusinessError):
+    """The provider rejected a date or a date/time bound."""
+
+    kind = "bad_date"
+
+
+class WindowTooLarge(BusinessError):
+    """The history window exceeded what the provider accepts (24 h)."""
+
+    kind = "window_too_large"
+
+
+class UnexpectedResponse(EtracError):
+    """An answer that is neither data nor a known error, and not worth retrying."""
+
+
+class ApiUnavailable(EtracError):
+    """Retries are exhausted (attempts or time budget); the API stayed unusable."""
+
+    def __init__(self, path: str, attempts: int, cause: str) -> None:
+        self.path = path
+        self.attempts = attempts
+        self.cause = cause
+        plural = "attempt" if attempts == 1 else "attempts"
+        super().__init__(
+            f"eTrac API unavailable: POST {path} failed after {attempts} {plural}; "
+            f"last cause: {cause}"
+        )
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; never escapes the client."""
+
+    def __init__(self, cause: str, *, retry_after: float | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.retry_after = retry_after
+
+
+# Deployment mistakes, not outages: retrying them only delays the error.
+_NOT_TRANSIENT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+# ---------------------------------------------------------- error messages
+def _fold(text: str) -> str:
+    """Lower case, accents stripped, spaces collapsed: 'Posições' -> 'posicoes'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_ish = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(ascii_ish.lower().split())
+
+
+_DATA_NOUN = r"(registro|dado|posic|viage|resultado|informac|evento|ponto)"
+_NO_DATA = re.compile(
+    rf"\bnenhum[a]?\s+(\w+\s+){{0,2}}{_DATA_NOUN}"
+    rf"|\bsem\s+(\w+\s+)?{_DATA_NOUN}"
+    rf"|\bnao\s+(ha|houve|existe|existem|constam?|possui|foram|foi)\b.{{0,40}}{_DATA_NOUN}"
+    r"|\bno\s+(data|records?|positions?|trips?)\b|\bvazi[oa]\b|\bempty\b"
+)
+# "Sem acesso aos dados" is a refusal, not an empty day.
+_DENIED = re.compile(r"permiss|acesso|autoriza|bloquead|suspens|credencia|senha|login|denied")
+_VEHICLE = re.compile(r"\b(placa|veiculo|terminal|equipamento|plate|vehicle)")
+_NOT_FOUND = re.compile(
+    r"nao\s+(encontrad|localizad|cadastrad|pertence|existe|vinculad|autorizad|reconhecid)"
+    r"|inexistente|invalid|desconhecid|nenhum\s+veiculo|not\s+found|unknown"
+)
+_WINDOW = re.compile(r"24\s*h|vinte e quatro|periodo|intervalo|janela|window|range")
+_TOO_LARGE = re.compile(r"maior|superior|exced|ultrapass|maxim|limite|acima|longo|larger|exceed")
+_DATE = re.compile(r"\bdata|\bdate|\bhora|periodo|intervalo|formato|format")
+
+
+def _classify(erro: str) -> type[BusinessError] | None:
+    """Which refusal *erro* describes; None when it only says "no data".
+
+    The provider's wording is free text (and our simulator's differs), so
+    this is a liberal keyword match. The order matters: "Placa nao
+    encontrada" is an unknown plate although it says "not found", while
+    "Nenhum registro encontrado para a placa" is an empty day.
+    """
+    text = _fold(erro)
+    if _VEHICLE.search(text) and _NOT_FOUND.search(text):
+        return UnknownPlate
+    if _DENIED.search(text):
+        return BusinessError
+    if _NO_DATA.search(text):
+        return None
+    if _WINDOW.search(text) and _TOO_LARGE.search(text):
+        return WindowTooLarge
+    if _DATE.search(text):
+        return InvalidDate
+    return BusinessError
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _decode(response: httpx.Response) -> str:
+    if response.charset_encoding:
+        return response.text
+    try:
+        return response.content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Brazilian legacy stacks send Windows-1252 undeclared: keep the row
+        # with a mangled accent rather than lose it to a decode error.
+        return response.content.decode("cp1252", errors="replace")
+
+
+# ----------------------------------------------------------------- windows
+class Window(NamedTuple):
+    """One history call's bounds, both inclusive, aware in the account's zone."""
+
+    first: datetime
+    last: datetime
+
+    def as_body(self) -> dict[str, str]:
+        return {
+            "data_inicio": self.first.strftime(_WIRE_DATETIME),
+            "data_fim": self.last.strftime(_WIRE_DATETIME),
+        }
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + _ONE_SECOND
+    return moment
+
+
+def _first_instant_reading(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant (UTC) at which clocks in *tz* read *wall* or later.
+
+    That is *wall* itself, its first occurrence when a DST fall-back repeats
+    it, or the end of the gap when a spring-forward skips it.
+    """
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    lo, hi = min(first, second), max(first, second)
+
+    def reading(instant: datetime) -> datetime:
+        return instant.astimezone(tz).replace(tzinfo=None)
+
+    if reading(lo) >= wall:
+        return lo
+    # *wall* falls in a gap: the two readings straddle the transition instant.
+    lo_s, hi_s = 0, int((hi - lo).total_seconds())
+    while lo_s < hi_s:
+        mid = (lo_s + hi_s) // 2
+        if reading(lo + timedelta(seconds=mid)) >= wall:
+            hi_s = mid
+        else:
+            lo_s = mid + 1
+    return lo + timedelta(seconds=lo_s)
+
+
+def split_window(start: datetime, end: datetime, tz: ZoneInfo) -> list[Window]:
+    """Split the half-open span ``[start, end)`` into history calls.
+
+    Naive datetimes are local times of *tz*; aware ones are converted.
+
+    Seam rule: the provider's ``data_inicio``/``data_fim`` are taken as
+    inclusive at both ends, to the second (the same reading as its ``data``
+    day query, 00:00:00 through 23:59:59), so each window ends one second
+    before the next one starts. Every second of ``[start, end)`` is asked for
+    exactly once, with no gap and no overlap.
+
+    Each window lasts at most 24 h both in elapsed time and on the wall
+    clock, because the provider compares local times that carry no offset: on
+    a DST change day the window is cut at the smaller of the two. In the hour
+    a DST fall-back repeats, local strings are ambiguous and the provider may
+    answer rows of that hour twice; the collector deduplicates on
+    ``(placa, data_transmissao)`` anyway.
+    """
+    lo = _ceil_second(start if start.tzinfo else start.replace(tzinfo=tz)).astimezone(UTC)
+    hi = _ceil_second(end if end.tzinfo else end.replace(tzinfo=tz)).astimezone(UTC)
+    if hi < lo:
+        raise ValueError(f"window end {end.isoformat()} is before its start {start.isoformat()}")
+    windows: list[Window] = []
+    while lo < hi:
+        wall = lo.astimezone(tz).replace(tzinfo=None, fold=0)
+        nxt = min(hi, lo + MAX_WINDOW, _first_instant_reading(wall + MAX_WINDOW, tz))
+        windows.append(Window(lo.astimezone(tz), (nxt - _ONE_SECOND).astimezone(tz)))
+        lo = nxt
+    return windows
+
+
+# ----------------------------------------------------------------- results
+@dataclass(frozen=True, slots=True)
+class History:
+    """Answer of ``/ultimasposicoesterminal``: the terminal block and its rows.
+
+    ``terminal`` is None when the provider had no data (it sends no block then).
+    """
+
+    terminal: Row | None
+    rows: list[Row]
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """What one client has done so far; the CLI prints :meth:`summary`."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    """Logical calls per endpoint path (a 60 h window counts 3)."""
+    requests: int = 0
+    """HTTP requests sent, retries included."""
+    retries: int = 0
+    failures: int = 0
+    """Calls that ended in an error (after their retries, if any)."""
+    rate_limited: int = 0
+    """429 answers received."""
+    retry_after_seconds: float = 0.0
+    """Total wait the provider asked for through ``Retry-After``."""
+    bytes_received: int = 0
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def summary(self) -> str:
+        return f"API calls {self.total_calls}, retries {self.retries}"
+
+
+@dataclass(slots=True)
+class _Call:
+    """Book-keeping for one logical call across its attempts."""
+
+    path: str
+    deadline: float
+    attempts: int = 0
+    failed_at: float = 0.0
+    last_cause: str = ""
+
+
+# ------------------------------------------------------------------ client
+class EtracClient:
+    """The eTrac API over one ``httpx.AsyncClient``; use it as ``async with``.
+
+    Safe to share between asyncio tasks: the limiter paces them together.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        key: str | SecretStr,
+        *,
+        tz: ZoneInfo | str = "America/Sao_Paulo",
+        timeouts: float | tuple[float, float] = 30.0,
+        max_attempts: int = 5,
+        total_timeout: float | None = None,
+        limiter: RateLimiter | None = None,
+        wait_initial: float = 0.5,
+        wait_max: float = 30.0,
+        wait_jitter: float = 1.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """
+        Args:
+            base_url: API root including ``/monitoramento``.
+            user: account e-mail (HTTP Basic user).
+            key: API key (HTTP Basic password); never logged nor shown.
+            tz: the account's time zone; history windows are sent in it.
+            timeouts: ``read`` seconds (connect is then ``min(10, read)``),
+                or ``(connect, read)``.
+            max_attempts: attempts per call, the first one included.
+            total_timeout: seconds one call may spend on requests and
+                backoffs, retries included (rate-limiter queueing excluded).
+                Defaults to ``max(300, max_attempts * (connect + read))``.
+            limiter: shared pacing; defaults to an in-process
+                :class:`PyrateLimiter` at 5 requests/s, owned by this client.
+            wait_initial, wait_max, wait_jitter: stamina's backoff knobs.
+            transport: an httpx transport, for tests.
+        """
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url must be an http(s):// URL")
+        if parts.username or parts.password:
+            # Refuse rather than echo: the URL would end up in logs and reprs.
+            raise ValueError("put the credentials in user/key, not in base_url")
+        secret = key.get_secret_value() if isinstance(key, SecretStr) else key
+        if not user or not secret:
+            raise MissingCredentials
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        connect, read = (
+            (min(10.0, float(timeouts)), float(timeouts))
+            if isinstance(timeouts, int | float)
+            else (float(timeouts[0]), float(timeouts[1]))
+        )
+        self._base_url = base_url.rstrip("/")
+        self._base_path = parts.path.rstrip("/")
+        self._user = user
+        self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
+        self.max_attempts = max_attempts
+        self.total_timeout = (
+            total_timeout
+            if total_timeout is not None
+            else max(DEFAULT_TOTAL_TIMEOUT, max_attempts * (connect + read))
+        )
+        self._owned_limiter: PyrateLimiter | None = None
+        if limiter is None:
+            limiter = self._owned_limiter = PyrateLimiter(DEFAULT_RATE_LIMIT)
+        self._limiter = limiter
+        self._wait = (wait_initial, wait_max, wait_jitter)
+        self.stats = ClientStats()
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url + "/",
+            auth=httpx.BasicAuth(user, secret),
+            timeout=httpx.Timeout(read, connect=connect),
+            headers={"Accept": "application/json", "User-Agent": "etrack"},
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        limiter: RateLimiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> Self:
+        """Build from :class:`etrack.settings.Settings` (ETRAC_* variables).
+
+        Without *limiter*, paces requests with an in-process
+        :class:`PyrateLimiter` at ``ETRAC_RATE_LIMIT`` per second and
+        ``ETRAC_RATE_SLEEP`` between requests.
+        """
+        if not settings.etrac_user or settings.etrac_key is None:
+            raise MissingCredentials
+        owned = (
+            PyrateLimiter(settings.etrac_rate_limit, min_interval=settings.etrac_rate_sleep)
+            if limiter is None
+            else None
+        )
+        client = cls(
+            settings.etrac_api_base,
+            settings.etrac_user,
+            settings.etrac_key,
+            tz=settings.tz,
+            timeouts=settings.timeouts,
+            max_attempts=settings.etrac_max_attempts,
+            limiter=owned or limiter,
+            transport=transport,
+        )
+        client._owned_limiter = owned
+        return client
+
+    def __repr__(self) -> str:
+        return f"EtracClient(base_url={self._base_url!r}, user={self._user!r})"
+
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) seconds of each HTTP request."""
+        timeout = self._http.timeout
+        assert timeout.connect is not None
+        assert timeout.read is not None
+        return (timeout.connect, timeout.read)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        if self._owned_limiter is not None:
+            self._owned_limiter.close()
+
+    # ------------------------------------------------------------ endpoints
+    async def latest_positions(self) -> list[Row]:
+        """Latest position of every vehicle of the account's fleet."""
+        return await self._post(LATEST_POSITIONS, None, _retorno)
+
+    async def latest_position(self, placa: str) -> list[Row]:
+        """Latest position of one vehicle (a list, normally of one row)."""
+        return await self._post(LATEST_POSITION, {"placa": _plate(placa)}, _retorno)
+
+    async def history_day(self, placa: str, day: date) -> History:
+        """Every position of one local day, as the provider's ``data`` query."""
+        body = {"placa": _plate(placa), "data": day.strftime("%d/%m/%Y")}
+        return await self._post(HISTORY, body, _history)
+
+    async def history_window(self, placa: str, start: datetime, end: datetime) -> History:
+        """Positions stamped in ``[start, end)``, in calls of at most 24 h.
+
+        See :func:`split_window` for the seam rule. Rows come in call order;
+        ``terminal`` is the first one any call returned.
+        """
+        plate = _plate(placa)
+        terminal: Row | None = None
+        rows: list[Row] = []
+        for window in split_window(start, end, self.tz):
+            part = await self._post(HISTORY, {"placa": plate, **window.as_body()}, _history)
+            terminal = terminal or part.terminal
+            rows.extend(part.rows)
+        return History(terminal, rows)
+
+    async def trip_summaries(self, placa: str, day: date) -> list[Row]:
+        """The provider's own trip summaries of one local day."""
+        body = {"placa": _plate(placa), "data": day.strftime("%d-%m-%Y")}
+        return await self._post(TRIPS, body, _retorno)
+
+    # ------------------------------------------------------------ machinery
+    async def _post(
+        self, endpoint: str, body: dict[str, str] | None, extract: Callable[[Row | None], T]
+    ) -> T:
+        """One logical call with retries.
+
+        *extract* turns the envelope (None: "the provider has no data") into
+        the result; it runs inside the attempt so that a well-formed JSON of
+        the wrong shape is retried like a truncated one.
+        """
+        call = _Call(
+            path=self._base_path + endpoint, deadline=time.monotonic() + self.total_timeout
+        )
+        self.stats.calls[endpoint] += 1
+        try:
+            async for attempt in stamina.retry_context(
+                on=lambda exc: self._retry_decision(call, exc),
+                attempts=self.max_attempts,
+                timeout=None,  # the budget is call.deadline, which skips limiter queueing
+                wait_initial=self._wait[0],
+                wait_max=self._wait[1],
+                wait_jitter=self._wait[2],
+            ):
+                with attempt:
+                    return await self._attempt(call, endpoint, body, extract)
+        except _Retryable as exc:
+            self.stats.failures += 1
+            raise ApiUnavailable(call.path, call.attempts, exc.cause) from exc
+        except EtracError:
+            self.stats.failures += 1
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_decision(self, call: _Call, exc: Exception) -> bool | float:
+        """stamina's hook: False stops, True backs off, a float waits that long."""
+        if not isinstance(exc, _Retryable) or call.attempts >= self.max_attempts:
+            return False
+        now = time.monotonic()
+        if exc.retry_after is None:
+            return now < call.deadline
+        if now + exc.retry_after >= call.deadline:
+            exc.cause += f", longer than the {self.total_timeout:g} s budget of one call"
+            return False
+        # Everyone sharing the limiter holds back, not just this task.
+        self._limiter.penalize(exc.retry_after)
+        self.stats.retry_after_seconds += exc.retry_after
+        return exc.retry_after
+
+    async def _attempt(
+        self,
+        call: _Call,
+        endpoint: str,
+        body: dict[str, str] | None,
+        extract: Callable[[Row | None], T],
+    ) -> T:
+        queued = time.monotonic()
+        await self._limiter.acquire()
+        call.deadline += time.monotonic() - queued
+        remaining = call.deadline - time.monotonic()
+        if remaining <= 0:
+            raise ApiUnavailable(
+                call.path,
+                call.attempts,
+                f"{call.last_cause}; then out of the {self.total_timeout:g} s budget of one call",
+            )
+        call.attempts += 1
+        if call.attempts > 1:
+            self.stats.retries += 1
+            log.warning(
+                "eTrac POST %s: attempt %d of %d after %s (waited %.1f s)",
+                call.path,
+                call.attempts,
+                self.max_attempts,
+                call.last_cause,
+                time.monotonic() - call.failed_at,
+            )
+        self.stats.requests += 1
+        try:
+            try:
+                async with asyncio.timeout(remaining):
+                    response = await self._http.post(endpoint, json=body)
+            except TimeoutError:
+                raise ApiUnavailable(
+                    call.path,
+                    call.attempts,
+                    f"no answer within the {self.total_timeout:g} s budget of one call",
+                ) from None
+            except _NOT_TRANSIENT as exc:
+                raise EtracError(f"cannot send POST {call.path}: {_describe(exc)}") from exc
+            except httpx.TransportError as exc:
+                raise _Retryable(_describe(exc)) from exc
+            # Wire bytes when streamed from a socket; a preloaded body counts as is.
+            self.stats.bytes_received += response.num_bytes_downloaded or len(response.content)
+            log.debug("eTrac POST %s -> HTTP %d", call.path, response.status_code)
+            return extract(self._interpret(response, call.path))
+        except _Retryable as exc:
+            call.failed_at = time.monotonic()
+            call.last_cause = exc.cause
+            raise
+
+    def _interpret(self, response: httpx.Response, path: str) -> Row | None:
+        """Map one HTTP answer to its envelope, None (no data), or an error."""
+        status = response.status_code
+        if status in (401, 403):
+            raise AuthenticationError(status)
+        if status == 429:
+            self.stats.rate_limited += 1
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            after = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""
+            raise _Retryable(f"HTTP 429{after}", retry_after=retry_after)
+        if status >= 500 or status == 408:
+            raise _Retryable(f"HTTP {status}")
+        if status == 204:
+            return None
+        text = _decode(response)
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if status >= 400:
+                raise UnexpectedResponse(f"HTTP {status} from POST {path}, not JSON") from None
+            raise _Retryable(
+                f"malformed JSON ({exc.msg} at char {exc.pos} of {len(text)})"
+            ) from None
+        if not isinstance(body, dict):
+            if status >= 400:
+                raise UnexpectedResponse(f"HTTP {status} from POST {path}, not an object")
+            raise _Retryable(f"malformed JSON (a {type(body).__name__}, not an object)")
+        code = _as_int(body.get("code_header"))
+        if code is not None and code in (401, 403):
+            raise AuthenticationError(code)
+        if code == 429:
+            self.stats.rate_limited += 1
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            raise _Retryable("code_header 429", retry_after=retry_after)
+        if code is not None and code >= 500:
+            raise _Retryable(f"code_header {code}")
+        erro = body.get("erro")
+        if erro:
+            kind = _classify(str(erro))
+            if kind is None:
+                return None
+            raise kind(str(erro), code, path)
+        if status >= 400:
+            raise UnexpectedResponse(f"HTTP {status} from POST {path} without an erro message")
+        return body
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    """Exception class first (ConnectTimeout vs ReadTimeout); httpx messages carry no URL."""
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _plate(placa: str) -> str:
+    plate = placa.strip()
+    if not plate:
+        raise ValueError("placa must not be empty")
+    return plate
+
+
+def _rows(envelope: Row | None, key: str) -> list[Row]:
+    if envelope is None:
+        return []
+    if key not in envelope:
+        # Returning [] here would silently store nothing for a day with data.
+        raise _Retryable(f"malformed answer (no {key!r})")
+    value = envelope[key]
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and all(isinstance(row, dict) for row in value):
+        return value
+    raise _Retryable(f"malformed answer ({key!r} is not a list of objects)")
+
+
+def _retorno(envelope: Row | None) -> list[Row]:
+    return _rows(envelope, "retorno")
+
+
+def _history(envelope: Row | None) -> History:
+    if envelope is None:
+        return History(None, [])
+    terminal = envelope.get("terminal")
+    return History(terminal if isinstance(terminal, dict) else None, _rows(envelope, "posicoes"))
+
+
+# ----------------------------------------------------------- sync wrapper
+class SyncClient:
+    """Blocking facade over :class:`EtracClient` for the CLI.
+
+    Owns one event loop for its whole life, because httpx's pooled
+    connections belong to the loop that opened them.
+    """
+
+    def __init__(self, client: EtracClient) -> None:
+        self._client = client
+        self._runner = asyncio.Runner()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, limiter: RateLimiter | None = None) -> Self:
+        return cls(EtracClient.from_settings(settings, limiter=limiter))
+
+    def __repr__(self) -> str:
+        return f"SyncClient({self._client!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._client.aclose())
+        finally:
+            self._runner.close()
+
+    @property
+    def stats(self) -> ClientStats:
+        return self._client.stats
+
+    def _run(self, make: Callable[[], Awaitable[T]]) -> T:
+        async def go() -> T:
+            return await make()
+
+        return self._runner.run(go())
+
+    def latest_positions(self) -> list[Row]:
+        return self._run(self._client.latest_positions)
+
+    def latest_position(self, placa: str) -> list[Row]:
+        return self._run(lambda: self._client.latest_position(placa))
+
+    def history_day(self, placa: str, day: date) -> History:
+        return self._run(lambda: self._client.history_day(placa, day))
+
+    def history_window(self, placa: str, start: datetime, end: datetime) -> History:
+        return self._run(lambda: self._client.history_window(placa, start, end))
+
+    def trip_summaries(self, placa: str, day: date) -> list[Row]:
+        return self._run(lambda: self._client.trip_summaries(placa, day))

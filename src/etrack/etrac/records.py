@@ -1,0 +1,1110 @@
+"""eTrac API rows -> typed records, tolerant of every form the provider sends.
+
+The API sends every value as whatever it likes (see `etrac-api.md`): numbers as
+JSON numbers or strings, with units ("54 km/h", "12,6 V") and decimal commas,
+timestamps as local "DD/MM/YYYY HH:MM:SS" strings, plates with or without a
+hyphen. The parsers here turn one row into a `Position`, `Trip` or `Terminal`,
+or into a `Reject` naming why the row cannot be stored; they never raise,
+whatever JSON value they are given.
+
+This sits on the ingest hot path (40,000+ positions/s end to end on two cores),
+so a row is parsed by plain functions instead of a validation library: records
+are `NamedTuple`s (a frozen slots dataclass costs ~6x more to build, and
+building the record would be a third of the budget), timestamps are sliced
+instead of `strptime`-ed, and the UTC offset of each local hour is cached.
+
+Accepted forms, decided once for every field:
+
+- Missing: the key absent, JSON null, an empty or blank string, or one of the
+  words null / none / nil / n/a / - / -- (any case). Missing is `None`.
+- Numbers: JSON numbers, or strings holding a number with an optional sign and
+  an optional unit from a fixed list (km/h, kmh, kph, km, V, Vdc, volt(s),
+  h, hr(s), hs, hora(s), %, °). An unknown suffix is garbage, not a unit: "23.5 S"
+  must not silently lose its hemisphere. Python float syntax is accepted too
+  ("1e3", "1_000"). NaN and infinities are garbage.
+  Separators: a lone "." or "," is the decimal separator ("12,6" is 12.6 and
+  "1.234" is 1.234, since latitudes come as "-23.550520"); with both present,
+  the last one is decimal and the other groups thousands ("1.234,5" and
+  "1,234.5" are 1234.5); the same separator repeated groups thousands
+  ("1.234.567" is 1234567). Groups must have three digits, else it is garbage.
+- Booleans (`ignicao`): true/false, 1/0 (numbers or strings), and the words
+  true/false, on/off, sim/não (also "nao"), yes/no, ligado/desligado, s/n, t/f.
+- Timestamps: "DD/MM/YYYY HH:MM[:SS[.ffffff]]" with "/" or "-" between the date
+  parts (one-digit day, month and hour too), or ISO 8601 with or without an
+  offset. Times without an offset are local times of the account's zone;
+  results are aware datetimes in UTC. A local time that does not exist or
+  happens twice (a DST change) takes the offset in force before the change.
+- Text: stripped; missing is `None`; NUL characters are removed (PostgreSQL
+  text cannot hold them); numbers become their decimal text (tracker serials
+  sometimes arrive as JSON numbers).
+
+A present value that cannot be read is stored as `None` and its field name is
+listed in the record's `bad_fields`, so nothing is dropped without a trace;
+the raw row is always kept in `raw`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import reprlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from enum import Enum
+from typing import Any, Final, NamedTuple
+
+from etrack.geo import haversine_m, implied_speed_kmh
+
+__all__ = [
+    "BAD_PLATE",
+    "BAD_TIMESTAMP",
+    "DUPLICATE",
+    "FUTURE",
+    "JUMP",
+    "MISSING_PLATE",
+    "MISSING_TIMESTAMP",
+    "NOT_AN_OBJECT",
+    "NO_FIX",
+    "OUT_OF_RANGE",
+    "VALID",
+    "InvalidPlate",
+    "InvalidValue",
+    "ParsedPositions",
+    "Position",
+    "Reject",
+    "Terminal",
+    "Trip",
+    "canonical_plate",
+    "coerce_bool",
+    "coerce_duration_s",
+    "coerce_number",
+    "coerce_text",
+    "coerce_timestamp",
+    "flag_sequence",
+    "parse_position",
+    "parse_positions",
+    "parse_terminal",
+    "parse_trip",
+    "parse_vehicle",
+]
+
+# --- position quality (the `positions.quality` column) ----------------------
+VALID: Final = "valid"
+NO_FIX: Final = "no_fix"
+OUT_OF_RANGE: Final = "out_of_range"
+FUTURE: Final = "future"
+DUPLICATE: Final = "duplicate"
+JUMP: Final = "jump"
+
+# --- reject reasons ----------------------------------------------------------
+NOT_AN_OBJECT: Final = "not_an_object"
+MISSING_PLATE: Final = "missing_plate"
+BAD_PLATE: Final = "bad_plate"
+MISSING_TIMESTAMP: Final = "missing_timestamp"
+BAD_TIMESTAMP: Final = "bad_timestamp"
+
+
+class InvalidValue(ValueError):
+    """A value is present but cannot be read as the type asked for."""
+
+
+class InvalidPlate(InvalidValue):
+    """Text that is not a Brazilian plate; the message says what was expected."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(
+            f"expected a Brazilian plate like ABC1234 or ABC1D23, got {_short_repr(value)}"
+        )
+        self.value = value
+
+
+class _Bad(Enum):
+    """Marks a value that is present but unreadable (as opposed to missing, `None`)."""
+
+    BAD = "bad"
+
+
+# ----------------------------------------------------------------- records
+
+
+class Position(NamedTuple):
+    """One tracker position (a POSITION or VEHICLE row), parsed and flagged.
+
+    The natural key is `(placa, data_transmissao)`. `quality` is `valid` or the
+    reason the point must stay out of routes and distances.
+    """
+
+    placa: str
+    data_transmissao: datetime
+    latitude: float | None
+    longitude: float | None
+    velocidade: float | None
+    ignicao: bool | None
+    odometro: float | None
+    odometro_can: float | None
+    horimetro: float | None
+    bateria: float | None
+    logradouro: str | None
+    descricao: str | None
+    frota: str | None
+    equipamento_serial: str | None
+    data_gravacao: datetime | None
+    placa_raw: str
+    quality: str
+    raw: dict[Any, Any]
+    bad_fields: tuple[str, ...] = ()
+    # Set on a `duplicate` whose measurement differs from the row kept for its
+    # natural key: the ingest keeps those as rejects instead of dropping them.
+    duplicate_differs: bool = False
+
+    @property
+    def key(self) -> tuple[str, datetime]:
+        return (self.placa, self.data_transmissao)
+
+    @property
+    def is_valid(self) -> bool:
+        return self.quality == VALID
+
+    @property
+    def measurement(self) -> tuple[object, ...]:
+        """What the tracker measured: two rows with one key and equal measurements are
+        the same packet. Vehicle metadata, the address (geocoded later by the
+        platform) and `data_gravacao` (the platform may store a packet twice) are
+        left out on purpose."""
+        return (
+            self.latitude,
+            self.longitude,
+            self.velocidade,
+            self.ignicao,
+            self.odometro,
+            self.odometro_can,
+            self.horimetro,
+            self.bateria,
+        )
+
+
+class Trip(NamedTuple):
+    """One of the provider's own trip summaries (`resumoviagens`)."""
+
+    placa: str
+    data_inicio_conducao: datetime
+    data_fim_conducao: datetime | None
+    duracao_conducao: int | None  # seconds
+    distancia_conducao: float | None  # km
+    odometro_inicio_conducao: float | None
+    odometro_fim_conducao: float | None
+    latitude_inicio_conducao: float | None
+    longitude_inicio_conducao: float | None
+    latitude_fim_conducao: float | None
+    longitude_fim_conducao: float | None
+    localizacao_inicio_conducao: str | None
+    localizacao_fim_conducao: str | None
+    cliente: str | None
+    cliente_fantasia: str | None
+    descricao: str | None
+    frota: str | None
+    condutor_nome: str | None
+    condutor_identificacao: str | None
+    placa_raw: str
+    raw: dict[Any, Any]
+    bad_fields: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, datetime]:
+        return (self.placa, self.data_inicio_conducao)
+
+
+class Terminal(NamedTuple):
+    """The `terminal` block of `/ultimasposicoesterminal`: the vehicle asked about."""
+
+    placa: str
+    descricao: str | None
+    frota: str | None
+    placa_raw: str
+    raw: dict[Any, Any]
+    bad_fields: tuple[str, ...] = ()
+
+
+class Reject(NamedTuple):
+    """A row that cannot become a record. `reason` is a stable code, `message` is for people."""
+
+    reason: str
+    message: str
+    raw: object
+    placa: str | None = None
+
+
+class ParsedPositions(NamedTuple):
+    positions: list[Position]
+    rejects: list[Reject]
+
+
+# ------------------------------------------------------------------- plates
+
+_PLATE: Final = re.compile(r"[A-Z]{3}[0-9][A-Z0-9][0-9]{2}")
+# Hyphens (and the dashes copy-paste turns them into) and whitespace anywhere.
+_PLATE_NOISE: Final = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
+_plate_cache: dict[str, str] = {}
+_PLATE_CACHE_MAX: Final = 50_000
+
+
+def canonical_plate(text: object) -> str:
+    """`abc-1234`, ` ABC 1234 `, `abc1d23` -> `ABC1234` / `ABC1D23`; raises `InvalidPlate`.
+
+    Accepts the old (ABC1234) and Mercosul (ABC1D23) patterns, in any case,
+    with hyphens and whitespace anywhere.
+    """
+    if type(text) is str:
+        cached = _plate_cache.get(text)
+        if cached is not None:
+            return cached
+        plate = _PLATE_NOISE.sub("", text).upper()
+        if len(plate) == 7 and _PLATE.fullmatch(plate):
+            if len(_plate_cache) >= _PLATE_CACHE_MAX:
+                _plate_cache.clear()
+            _plate_cache[text] = plate
+            return plate
+    raise InvalidPlate(text)
+
+
+# ------------------------------------------------------------ field coercers
+
+_NULL_WORDS: Final = frozenset({"null", "none", "nil", "n/a", "-", "--"})
+_NULL_WORD_MAX_LEN: Final = 4
+
+_UNITS: Final = frozenset(
+    {"km/h", "kmh", "kph", "km", "v", "vdc", "volt", "volts", "h", "hr", "hrs", "hs"}
+    | {"hora", "horas", "%", "°", "º"}
+)
+_NUMBER_WITH_UNIT: Final = re.compile(r"([+-]?)([.,]?[0-9][0-9.,]*)\s*([^\W\d_][^\d]*|[%°º])?")
+
+_TRUE_WORDS: Final = ("1", "true", "on", "sim", "yes", "ligado", "ligada", "s", "t", "y")
+_FALSE_WORDS: Final = ("0", "false", "off", "não", "nao", "no", "desligado", "desligada", "n", "f")
+_BOOL_WORDS: Final[dict[str, bool]] = dict.fromkeys(_TRUE_WORDS, True) | dict.fromkeys(
+    _FALSE_WORDS, False
+)
+
+_BR_TIMESTAMP: Final = re.compile(
+    r"(\d{1,2})([/-])(\d{1,2})\2(\d{4})(?:\s+|T)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?",
+    re.ASCII,
+)
+_ISO_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", re.ASCII)
+_DURATION: Final = re.compile(r"(\d{1,6}):([0-5]?\d)(?::([0-5]?\d))?", re.ASCII)
+
+# "MM:SS" -> offset into the hour. With the UTC start of each local hour cached,
+# the common "DD/MM/YYYY HH:MM:SS" costs two dict look-ups and one addition;
+# building a timedelta per row would cost more than everything else in a row.
+_MINUTE_SECOND: Final[dict[str, timedelta]] = {
+    f"{second // 60:02d}:{second % 60:02d}": timedelta(seconds=second) for second in range(3600)
+}
+# Per time zone: "DD/MM/YYYY HH" (or (y, m, d, h)) -> the UTC instant of that local hour start.
+_hour_caches: dict[tzinfo, dict[object, datetime]] = {}
+_HOUR_CACHE_MAX: Final = 200_000
+
+_short_repr_maker = reprlib.Repr()
+_short_repr_maker.maxstring = 60
+_short_repr_maker.maxother = 60
+_short_repr_maker.maxlevel = 2
+
+
+def _short_repr(value: object) -> str:
+    """A repr safe to put in a message: bounded, whatever the input."""
+    try:
+        return _short_repr_maker.repr(value)
+    except Exception:  # a hostile __repr__ must not break a parser that never raises
+        return f"<{type(value).__name__}>"
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
+
+
+def _is_null_text(text: str) -> bool:
+    """`text` is already stripped."""
+    return not text or (len(text) <= _NULL_WORD_MAX_LEN and text.lower() in _NULL_WORDS)
+
+
+def _number(value: object) -> float | _Bad | None:
+    if type(value) is str:
+        try:
+            number = float(value)
+        except ValueError:
+            return _number_text(value)
+        # nan - nan and inf - inf are nan, which is not == 0: one test rejects both.
+        return number if number - number == 0.0 else _Bad.BAD
+    if type(value) is float:
+        return value if value - value == 0.0 else _Bad.BAD
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return _Bad.BAD
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return _Bad.BAD
+    # Subclasses of the JSON types (never from json.loads): retry as the base type.
+    if isinstance(value, str):
+        return _number(str(value))
+    if isinstance(value, int):
+        return _number(int(value))
+    if isinstance(value, float):
+        return _number(float(value))
+    return _Bad.BAD
+
+
+def _number_text(value: str) -> float | _Bad | None:
+    text = value.strip()
+    if _is_null_text(text):
+        return None
+    match = _NUMBER_WITH_UNIT.fullmatch(text)
+    if match is None:
+        return _Bad.BAD
+    sign, digits, unit = match.groups()
+    if unit is not None and unit.replace(" ", "").lower() not in _UNITS:
+        return _Bad.BAD
+    normalized = _normalize_separators(digits)
+    if normalized is None:
+        return _Bad.BAD
+    try:
+        number = float(sign + normalized)
+    except ValueError:
+        return _Bad.BAD
+    return number if number - number == 0.0 else _Bad.BAD
+
+
+def _normalize_separators(digits: str) -> str | None:
+    """Digits with "." and "," -> Python float syntax, by the rules in the module docstring."""
+    dots = digits.count(".")
+    commas = digits.count(",")
+    if dots and commas:
+        decimal = "." if digits.rfind(".") > digits.rfind(",") else ","
+        group = "," if decimal == "." else "."
+        whole, _, fraction = digits.rpartition(decimal)
+        if decimal in whole or not _grouped(whole, group):
+            return None
+        return whole.replace(group, "") + "." + fraction
+    if dots + commas == 0:
+        return digits
+    if dots + commas == 1:
+        return digits.replace(",", ".")
+    separator = "." if dots else ","
+    return digits.replace(separator, "") if _grouped(digits, separator) else None
+
+
+def _grouped(whole: str, separator: str) -> bool:
+    first, *groups = whole.split(separator)
+    return 1 <= len(first) <= 3 and all(len(group) == 3 for group in groups)
+
+
+def _bool(value: object) -> bool | _Bad | None:
+    if value is True or value is False:
+        return value
+    if type(value) is str:
+        hit = _BOOL_WORDS.get(value)
+        if hit is not None:
+            return hit
+        text = value.strip()
+        if _is_null_text(text):
+            return None
+        hit = _BOOL_WORDS.get(text.lower())
+        return _Bad.BAD if hit is None else hit
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        if value == 1:
+            return True
+        if value == 0:
+            return False
+    return _Bad.BAD
+
+
+def _text(value: object) -> str | _Bad | None:
+    if type(value) is str:
+        text = value.strip()
+        if _is_null_text(text):
+            return None
+        if "\x00" in text:
+            text = text.replace("\x00", "").strip()
+            return text or None
+        return text
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return _Bad.BAD
+    if isinstance(value, int):
+        try:
+            return str(value)
+        except ValueError:  # more digits than int->str allows
+            return _Bad.BAD
+    if isinstance(value, float):
+        if value - value != 0.0:
+            return _Bad.BAD
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str):
+        return _text(str(value))
+    return _Bad.BAD
+
+
+def _hour_cache(tz: tzinfo) -> dict[object, datetime]:
+    cache = _hour_caches.get(tz)
+    if cache is None:
+        cache = _hour_caches.setdefault(tz, {})
+    return cache
+
+
+def _timestamp(value: object, tz: tzinfo) -> datetime | _Bad | None:
+    if type(value) is str:
+        if len(value) == 19:
+            # Only strictly formed "DD/MM/YYYY HH" prefixes are ever cached, so a
+            # hit plus a valid "MM:SS" suffix is a fully validated timestamp.
+            base = _hour_cache(tz).get(value[:13])
+            if base is not None and value[13] == ":":
+                offset = _MINUTE_SECOND.get(value[14:])
+                if offset is not None:
+                    return base + offset
+        return _timestamp_text(value, tz)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _timestamp_text(str(value), tz)
+    return _Bad.BAD
+
+
+def _timestamp_text(value: str, tz: tzinfo) -> datetime | _Bad | None:
+    text = value.strip()
+    if _is_null_text(text):
+        return None
+    match = _BR_TIMESTAMP.fullmatch(text)
+    try:
+        if match is not None:
+            day, _, month, year, hour, minute, second, fraction = match.groups()
+            strict = len(text) == 19 and fraction is None and second is not None
+            return _local_to_utc(
+                int(year),
+                int(month),
+                int(day),
+                int(hour),
+                int(minute),
+                int(second) if second else 0,
+                int(fraction.ljust(6, "0")) if fraction else 0,
+                tz,
+                text[:13] if strict else None,
+            )
+        if _ISO_TIMESTAMP.match(text):
+            parsed = datetime.fromisoformat(text)
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+            return _local_to_utc(
+                parsed.year,
+                parsed.month,
+                parsed.day,
+                parsed.hour,
+                parsed.minute,
+                parsed.second,
+                parsed.microsecond,
+                tz,
+                None,
+            )
+    except (ValueError, OverflowError):
+        return _Bad.BAD
+    return _Bad.BAD
+
+
+def _local_to_utc(
+    year: int,
+    month: int,
+    day: int,
+    hour: int,
+    minute: int,
+    second: int,
+    microsecond: int,
+    tz: tzinfo,
+    text_key: str | None,
+) -> datetime:
+    """Local wall time of `tz` -> aware UTC; raises ValueError/OverflowError if impossible."""
+    if not (0 <= minute < 60 and 0 <= second < 60):
+        raise ValueError("minute or second out of range")
+    cache = _hour_cache(tz)
+    key: object = (year, month, day, hour)
+    base = cache.get(key)
+    if base is None:
+        start = datetime(year, month, day, hour, tzinfo=tz)
+        offset = start.utcoffset()
+        end_offset = datetime(year, month, day, hour, 59, 59, 999999, tzinfo=tz).utcoffset()
+        if offset is None or offset != end_offset:
+            # The offset changes inside this hour (a transition at hh:30, say):
+            # nothing to cache, convert this one value exactly.
+            exact = datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
+            return exact.astimezone(UTC)
+        base = datetime(year, month, day, hour, tzinfo=UTC) - offset
+        if len(cache) >= _HOUR_CACHE_MAX:
+            cache.clear()
+        cache[key] = base
+    if text_key is not None:
+        cache[text_key] = base
+    return base + timedelta(minutes=minute, seconds=second, microseconds=microsecond)
+
+
+def _duration_s(value: object) -> int | _Bad | None:
+    if isinstance(value, str):
+        text = value.strip()
+        if _is_null_text(text):
+            return None
+        match = _DURATION.fullmatch(text)
+        if match is None:
+            return _Bad.BAD
+        hours, minutes, seconds = match.groups()
+        return int(hours) * 3600 + int(minutes) * 60 + (int(seconds) if seconds else 0)
+    if value is None:
+        return None
+    return _Bad.BAD
+
+
+# Public coercers: the same rules, for callers outside the row parsers (the
+# CLI validating user input, the simulator's tests). Missing -> None, garbage ->
+# InvalidValue.
+
+
+def coerce_number(value: object) -> float | None:
+    """A finite float from a JSON number or a string like "54 km/h", "12,6 V", "1.234,5"."""
+    result = _number(value)
+    if result is _Bad.BAD:
+        raise InvalidValue(f"expected a number, got {_short_repr(value)}")
+    return result
+
+
+def coerce_bool(value: object) -> bool | None:
+    """1/0, true/false, on/off, sim/não (as JSON values or strings)."""
+    result = _bool(value)
+    if result is _Bad.BAD:
+        raise InvalidValue(f"expected 1/0, true/false, on/off or sim/não, got {_short_repr(value)}")
+    return result
+
+
+def coerce_text(value: object) -> str | None:
+    """Stripped text; numbers become their decimal text."""
+    result = _text(value)
+    if result is _Bad.BAD:
+        raise InvalidValue(f"expected text, got {_short_repr(value)}")
+    return result
+
+
+def coerce_timestamp(value: object, tz: tzinfo) -> datetime | None:
+    """An aware UTC datetime; times without an offset are local times of `tz`."""
+    result = _timestamp(value, tz)
+    if result is _Bad.BAD:
+        raise InvalidValue(
+            f"expected a time like DD/MM/YYYY HH:MM:SS or ISO 8601, got {_short_repr(value)}"
+        )
+    return result
+
+
+def coerce_duration_s(value: object) -> int | None:
+    """Seconds from "HH:MM:SS" (hours may exceed 24) or "HH:MM"."""
+    result = _duration_s(value)
+    if result is _Bad.BAD:
+        raise InvalidValue(f"expected a duration like HH:MM:SS, got {_short_repr(value)}")
+    return result
+
+
+# ------------------------------------------------------------------ parsers
+
+
+def _number_field(value: object, name: str, bad: list[str]) -> float | None:
+    result = _number(value)
+    if result is _Bad.BAD:
+        bad.append(name)
+        return None
+    return result
+
+
+def _text_field(value: object, name: str, bad: list[str]) -> str | None:
+    result = _text(value)
+    if result is _Bad.BAD:
+        bad.append(name)
+        return None
+    return result
+
+
+def _not_an_object(raw: object) -> Reject:
+    return Reject(NOT_AN_OBJECT, f"expected a JSON object, got {_json_kind(raw)}", raw)
+
+
+def _plate_reject(value: object, raw: object) -> Reject:
+    if value is None or (isinstance(value, str) and _is_null_text(value.strip())):
+        return Reject(MISSING_PLATE, "placa is missing", raw)
+    return Reject(BAD_PLATE, f"placa: {InvalidPlate(value)}", raw)
+
+
+def _timestamp_reject(
+    name: str, value: object, result: _Bad | None, raw: object, placa: str
+) -> Reject:
+    if result is None:
+        return Reject(MISSING_TIMESTAMP, f"{name} is missing", raw, placa)
+    return Reject(
+        BAD_TIMESTAMP,
+        f"{name}: expected DD/MM/YYYY HH:MM:SS or ISO 8601, got {_short_repr(value)}",
+        raw,
+        placa,
+    )
+
+
+def _coordinate_quality(lat: float | None, lon: float | None, unreadable: bool) -> str:
+    if (
+        unreadable
+        or (lat is not None and not -90.0 <= lat <= 90.0)
+        or (lon is not None and not -180.0 <= lon <= 180.0)
+    ):
+        return OUT_OF_RANGE
+    if lat is None or lon is None or (lat == 0.0 and lon == 0.0):
+        return NO_FIX
+    return VALID
+
+
+def _future_limit(now: datetime, future_tolerance_s: float) -> datetime:
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    try:
+        return now + timedelta(seconds=future_tolerance_s)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def parse_position(
+    raw: object, tz: tzinfo, *, now: datetime, future_tolerance_s: float
+) -> Position | Reject:
+    """One POSITION / VEHICLE row -> `Position` (with its per-row quality) or `Reject`.
+
+    Per-row quality, first match wins: `future` (data_transmissao later than
+    `now` + `future_tolerance_s`: the key itself is wrong, wherever the point
+    is), `out_of_range` (|lat| > 90, |lon| > 180, or a coordinate present but
+    unreadable), `no_fix` (both 0, or either missing), else `valid`. `now`
+    should be aware; a naive `now` is taken as UTC. Never raises.
+    """
+    return _parse_position(raw, tz, _future_limit(now, future_tolerance_s))
+
+
+# `/ultimas-posicoes` rows are the same shape; history rows just lack two fields.
+parse_vehicle = parse_position
+
+
+def parse_positions(
+    rows: Iterable[object], tz: tzinfo, *, now: datetime, future_tolerance_s: float
+) -> ParsedPositions:
+    """Parse an answer's rows, splitting records from rejects (input order kept)."""
+    limit = _future_limit(now, future_tolerance_s)
+    positions: list[Position] = []
+    rejects: list[Reject] = []
+    keep_position = positions.append
+    keep_reject = rejects.append
+    for raw in rows:
+        record = _parse_position(raw, tz, limit)
+        if isinstance(record, Position):
+            keep_position(record)
+        else:
+            keep_reject(record)
+    return ParsedPositions(positions, rejects)
+
+
+def _parse_position(raw: object, tz: tzinfo, limit: datetime) -> Position | Reject:
+    try:
+        if not isinstance(raw, dict):
+            return _not_an_object(raw)
+        get = raw.get
+        placa_raw = get("placa")
+        try:
+            placa = canonical_plate(placa_raw)
+        except InvalidPlate:
+            return _plate_reject(placa_raw, raw)
+        assert isinstance(placa_raw, str)  # canonical_plate accepted it
+
+        sent = get("data_transmissao")
+        data_transmissao = _timestamp(sent, tz)
+        if data_transmissao is None or data_transmissao is _Bad.BAD:
+            return _timestamp_reject("data_transmissao", sent, data_transmissao, raw, placa)
+
+        # Fields are coerced inline rather than through a helper per field: on
+        # this path a Python call per field is a tenth of the whole row's cost.
+        bad: list[str] = []
+        unreadable = False
+        latitude = _number(get("latitude"))
+        if latitude is _Bad.BAD:
+            bad.append("latitude")
+            latitude = None
+            unreadable = True
+        longitude = _number(get("longitude"))
+        if longitude is _Bad.BAD:
+            bad.append("longitude")
+            longitude = None
+            unreadable = True
+        velocidade = _number(get("velocidade"))
+        if velocidade is _Bad.BAD:
+            bad.append("velocidade")
+            velocidade = None
+        ignicao = _bool(get("ignicao"))
+        if ignicao is _Bad.BAD:
+            bad.append("ignicao")
+            ignicao = None
+        odometro = _number(get("odometro"))
+        if odometro is _Bad.BAD:
+            bad.append("odometro")
+            odometro = None
+        odometro_can = _number(get("odometro_can"))
+        if odometro_can is _Bad.BAD:
+            bad.append("odometro_can")
+            odometro_can = None
+        horimetro = _number(get("horimetro"))
+        if horimetro is _Bad.BAD:
+            bad.append("horimetro")
+            horimetro = None
+        bateria = _number(get("bateria"))
+        if bateria is _Bad.BAD:
+            bad.append("bateria")
+            bateria = None
+        logradouro = _text(get("logradouro"))
+        if logradouro is _Bad.BAD:
+            bad.append("logradouro")
+            logradouro = None
+        descricao = _text(get("descricao"))
+        if descricao is _Bad.BAD:
+            bad.append("descricao")
+            descricao = None
+        frota = _text(get("frota"))
+        if frota is _Bad.BAD:
+            bad.append("frota")
+            frota = None
+        equipamento_serial = _text(get("equipamento_serial"))
+        if equipamento_serial is _Bad.BAD:
+            bad.append("equipamento_serial")
+            equipamento_serial = None
+        data_gravacao = _timestamp(get("data_gravacao"), tz)
+        if data_gravacao is _Bad.BAD:
+            bad.append("data_gravacao")
+            data_gravacao = None
+
+        if data_transmissao > limit:
+            quality = FUTURE
+        elif (
+            latitude is not None
+            and longitude is not None
+            and -90.0 <= latitude <= 90.0
+            and -180.0 <= longitude <= 180.0
+            and (latitude != 0.0 or longitude != 0.0)
+        ):
+            quality = VALID
+        else:
+            quality = _coordinate_quality(latitude, longitude, unreadable)
+
+        return Position(
+            placa,
+            data_transmissao,
+            latitude,
+            longitude,
+            velocidade,
+            ignicao,
+            odometro,
+            odometro_can,
+            horimetro,
+            bateria,
+            logradouro,
+            descricao,
+            frota,
+            equipamento_serial,
+            data_gravacao,
+            placa_raw,
+            quality,
+            raw,
+            tuple(bad) if bad else (),
+        )
+    except Exception as exc:  # the contract is "never raises"; a bug must not stop an ingest
+        return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
+
+
+def parse_trip(raw: object, tz: tzinfo) -> Trip | Reject:
+    """One `resumoviagens` row -> `Trip` or `Reject`. Never raises.
+
+    Required: `placa` and `data_inicio_conducao` (the natural key). Everything
+    else is optional; unreadable values become `None` and are listed in
+    `bad_fields`, as are coordinates outside the WGS84 ranges.
+    """
+    try:
+        if not isinstance(raw, dict):
+            return _not_an_object(raw)
+        get = raw.get
+        placa_raw = get("placa")
+        try:
+            placa = canonical_plate(placa_raw)
+        except InvalidPlate:
+            return _plate_reject(placa_raw, raw)
+        assert isinstance(placa_raw, str)
+
+        sent = get("data_inicio_conducao")
+        start = _timestamp(sent, tz)
+        if start is None or start is _Bad.BAD:
+            return _timestamp_reject("data_inicio_conducao", sent, start, raw, placa)
+
+        bad: list[str] = []
+        end = _timestamp(get("data_fim_conducao"), tz)
+        if end is _Bad.BAD:
+            bad.append("data_fim_conducao")
+            end = None
+        duration = _duration_s(get("duracao_conducao"))
+        if duration is _Bad.BAD:
+            bad.append("duracao_conducao")
+            duration = None
+
+        def coordinate(name: str, limit: float) -> float | None:
+            value = _number_field(get(name), name, bad)
+            if value is not None and not -limit <= value <= limit:
+                bad.append(name)
+                return None
+            return value
+
+        def number(name: str) -> float | None:
+            return _number_field(get(name), name, bad)
+
+        def text(name: str) -> str | None:
+            return _text_field(get(name), name, bad)
+
+        return Trip(
+            placa=placa,
+            data_inicio_conducao=start,
+            data_fim_conducao=end,
+            duracao_conducao=duration,
+            distancia_conducao=number("distancia_conducao"),
+            odometro_inicio_conducao=number("odometro_inicio_conducao"),
+            odometro_fim_conducao=number("odometro_fim_conducao"),
+            latitude_inicio_conducao=coordinate("latitude_inicio_conducao", 90.0),
+            longitude_inicio_conducao=coordinate("longitude_inicio_conducao", 180.0),
+            latitude_fim_conducao=coordinate("latitude_fim_conducao", 90.0),
+            longitude_fim_conducao=coordinate("longitude_fim_conducao", 180.0),
+            localizacao_inicio_conducao=text("localizacao_inicio_conducao"),
+            localizacao_fim_conducao=text("localizacao_fim_conducao"),
+            cliente=text("cliente"),
+            cliente_fantasia=text("cliente_fantasia"),
+            descricao=text("descricao"),
+            frota=text("frota"),
+            condutor_nome=text("condutor_nome"),
+            condutor_identificacao=text("condutor_identificacao"),
+            placa_raw=placa_raw,
+            raw=raw,
+            bad_fields=tuple(bad),
+        )
+    except Exception as exc:  # see _parse_position
+        return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
+
+
+def parse_terminal(raw: object) -> Terminal | Reject:
+    """The `terminal` block of `/ultimasposicoesterminal` -> `Terminal` or `Reject`."""
+    try:
+        if not isinstance(raw, dict):
+            return _not_an_object(raw)
+        placa_raw = raw.get("placa")
+        try:
+            placa = canonical_plate(placa_raw)
+        except InvalidPlate:
+            return _plate_reject(placa_raw, raw)
+        assert isinstance(placa_raw, str)
+        bad: list[str] = []
+        return Terminal(
+            placa=placa,
+            descricao=_text_field(raw.get("descricao"), "descricao", bad),
+            frota=_text_field(raw.get("frota"), "frota", bad),
+            placa_raw=placa_raw,
+            raw=raw,
+            bad_fields=tuple(bad),
+        )
+    except Exception as exc:  # see _parse_position
+        return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
+
+
+# --------------------------------------------------------- sequence flags
+
+# How many candidates back a point may link over: the longest run of
+# consecutive outliers that is still recognised as outliers (beyond it the
+# best-chain look-up below still reconnects, see flag_sequence).
+_JUMP_WINDOW: Final = 8
+
+
+def flag_sequence(
+    positions: Sequence[Position],
+    *,
+    jump_speed_kmh: float,
+    previous: Mapping[str, Position] | None = None,
+    min_jump_m: float = 0.0,
+) -> list[Position]:
+    """Flag `duplicate` and `jump` points of one answer; one output per input, same order.
+
+    Anchor: Traccar's FilterHandler (`filterDuplicate`, `filterMaxSpeed`), which
+    compares each fix with the last accepted one. That alone fails on a bad
+    *first* point (every later point looks like a jump from it), so jumps are
+    judged against both neighbours, as a best-chain search:
+
+    1. Rows are grouped by plate and stably sorted by `data_transmissao`
+       (answers arrive out of order).
+    2. Duplicates: the first occurrence of a `(placa, data_transmissao)` in
+       input order keeps its quality; every later one becomes `duplicate`, with
+       `duplicate_differs=True` when its `measurement` differs from the kept
+       row's (the ingest stores one row per key and keeps differing copies as
+       rejects). So a `duplicate` may hide a per-row flag; no information is
+       lost since the kept row carries the key.
+    3. Jump candidates are the remaining `valid` points (never `no_fix`,
+       `out_of_range`, `future` or `duplicate`); their timestamps are strictly
+       increasing, so no implied speed divides by zero. Two candidates are
+       *consistent* when the implied speed between them (haversine distance,
+       R = 6378137 m, over their time difference) is at most `jump_speed_kmh`,
+       or they are at most `min_jump_m` apart.
+    4. The longest chain of candidates in which each point is consistent with
+       the next one kept is found by dynamic programming: each point links to
+       the best-scoring consistent point among the `_JUMP_WINDOW` candidates
+       before it and the last `_JUMP_WINDOW` points of the best chain so far
+       (so a long burst of bad points does not cut the good track in two).
+       When the previous point is consistent and ends the best chain so far,
+       it is taken at once: clean data costs one distance per point.
+       Candidates off the chain are `jump`.
+
+    Consequences: a single outlier in the middle is dropped and both its
+    neighbours kept (they are consistent with each other); an outlier first or
+    last is dropped, not its neighbour (the chain without it is longer); a
+    10 h gap over 50 km is 5 km/h, consistent. Ties (only two candidates, or
+    two equally long tracks) keep the earlier one, like Traccar.
+
+    `previous` maps a plate to its last known valid point from the database.
+    It takes part in the chain (counted as a point, never output or flagged):
+    a lone fetch-latest row inconsistent with it is a jump. It is ignored
+    when not `valid`, or when a row has the same timestamp (that row is the
+    stored point itself). A wrong stored point heals itself: the implied
+    speed from it falls as time passes, and a track of two or more
+    consistent new points outweighs it.
+
+    Idempotent: incoming `duplicate` and `jump` flags are recomputed
+    (a `future` flag would need `now` and is kept).
+    """
+    output = list(positions)
+    by_plate: dict[str, list[int]] = {}
+    for index, position in enumerate(output):
+        by_plate.setdefault(position.placa, []).append(index)
+    for plate, indexes in by_plate.items():
+        indexes.sort(key=lambda index: output[index].data_transmissao)
+        candidates: list[int] = []
+        kept: Position | None = None
+        for index in indexes:
+            position = output[index]
+            if kept is not None and position.data_transmissao == kept.data_transmissao:
+                differs = position.measurement != kept.measurement
+                if position.quality != DUPLICATE or position.duplicate_differs != differs:
+                    output[index] = position._replace(quality=DUPLICATE, duplicate_differs=differs)
+                continue
+            base_quality = _base_quality(position)
+            if base_quality != position.quality or position.duplicate_differs:
+                position = position._replace(quality=base_quality, duplicate_differs=False)
+                output[index] = position
+            kept = position
+            if base_quality == VALID:
+                candidates.append(index)
+        anchor = previous.get(plate) if previous else None
+        for index in _jumps(output, candidates, anchor, jump_speed_kmh, min_jump_m):
+            output[index] = output[index]._replace(quality=JUMP)
+    return output
+
+
+def _base_quality(position: Position) -> str:
+    """The per-row quality, undoing an earlier flag_sequence run."""
+    if position.quality != DUPLICATE and position.quality != JUMP:
+        return position.quality
+    unreadable = "latitude" in position.bad_fields or "longitude" in position.bad_fields
+    return _coordinate_quality(position.latitude, position.longitude, unreadable)
+
+
+def _jumps(
+    output: list[Position],
+    candidates: list[int],
+    anchor: Position | None,
+    jump_speed_kmh: float,
+    min_jump_m: float,
+) -> list[int]:
+    """Indexes (into `output`) of the candidates off the best consistent chain."""
+    if not candidates or (len(candidates) == 1 and anchor is None):
+        return []
+    lats: list[float] = []
+    lons: list[float] = []
+    times: list[float] = []
+    ids: list[int] = []  # index into output; -1 for the anchor
+    for index in candidates:
+        position = output[index]
+        assert position.latitude is not None
+        assert position.longitude is not None
+        lats.append(position.latitude)
+        lons.append(position.longitude)
+        times.append(position.data_transmissao.timestamp())
+        ids.append(index)
+    if (
+        anchor is not None
+        and anchor.quality == VALID
+        and anchor.latitude is not None
+        and anchor.longitude is not None
+    ):
+        anchor_time = anchor.data_transmissao.timestamp()
+        at = bisect.bisect_left(times, anchor_time)
+        if at == len(times) or times[at] != anchor_time:
+            lats.insert(at, anchor.latitude)
+            lons.insert(at, anchor.longitude)
+            times.insert(at, anchor_time)
+            ids.insert(at, -1)
+
+    def consistent(i: int, j: int) -> bool:
+        distance = haversine_m(lats[i], lons[i], lats[j], lons[j])
+        if distance <= min_jump_m:
+            return True
+        return implied_speed_kmh(distance, times[j] - times[i]) <= jump_speed_kmh
+
+    count = len(ids)
+    score = [0] * count
+    link = [-1] * count
+    best_score = 0
+    best_end = -1
+    for j in range(count):
+        j_score = 1
+        j_link = -1
+        if j and score[j - 1] == best_score and consistent(j - 1, j):
+            j_score = best_score + 1
+            j_link = j - 1
+        else:
+            tried: set[int] = set()
+            options = list(range(j - 1, max(-1, j - 1 - _JUMP_WINDOW), -1))
+            node = best_end
+            for _ in range(_JUMP_WINDOW):
+                if node < 0:
+                    break
+                options.append(node)
+                node = link[node]
+            for i in options:
+                if i in tried:
+                    continue
+                tried.add(i)
+                if score[i] + 1 > j_score and consistent(i, j):
+                    j_score = score[i] + 1
+                    j_link = i
+        score[j] = j_score
+        link[j] = j_link
+        if j_score > best_score:
+            best_score = j_score
+            best_end = j
+
+    on_chain = [False] * count
+    node = best_end
+    while node >= 0:
+        on_chain[node] = True
+        node = link[node]
+    return [ids[k] for k in range(count) if not on_chain[k] and ids[k] >= 0]

@@ -185,18 +185,16 @@ def _run_batch(
     if not plates:
         return
     gap = timedelta(seconds=params.max_gap_s)
-    lo, _ = day_bounds(days[0], params.tz)
-    _, hi = day_bounds(days[-1], params.tz)
-    window = {"lo": _utc(lo) - gap, "hi": _utc(hi) + gap}
+    bounds = [day_bounds(day, params.tz) for day in days]
     rows = conn.execute(
         query("routes_fingerprints"),
         {
             "plates": plates,
             "days": days,
-            "tz": _zone_name(params.tz),
+            "starts": [_utc(start) for start, _ in bounds],
+            "ends": [_utc(end) for _, end in bounds],
             "gap": gap,
             "params_key": params.key(),
-            **window,
         },
     ).fetchall()
     stale: list[_Stale] = []
@@ -210,6 +208,7 @@ def _run_batch(
     if not stale:
         return
     stale_plates = sorted({s.placa for s in stale})
+    window = {"lo": _utc(bounds[0][0]) - gap, "hi": _utc(bounds[-1][1]) + gap}
     positions = conn.execute(
         query("routes_load_positions"), {"plates": stale_plates, **window}
     ).fetchall()

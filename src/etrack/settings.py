@@ -123,6 +123,24 @@ class Settings(BaseSettings):
     etrac_log_level: str = Field(
         default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR."
     )
+    etrack_fetch_cron: str = Field(
+        default="*/2 * * * *",
+        description="Schedule of the periodic fetch of latest positions (cron, local time of "
+        "ETRAC_TIMEZONE; a 6th field adds seconds).",
+    )
+    etrack_daily_at: str = Field(
+        default="01:00",
+        description="Local time (HH:MM, ETRAC_TIMEZONE) of the daily run: yesterday's history, "
+        "trips and routes.",
+    )
+    etrack_worker_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=4, description="Jobs one `etrack worker` runs at once."
+    )
+    etrack_log_dir: Path = Field(
+        default=Path("e-track/logs"),
+        description="Where scheduled runs write their rotated log files (fetch_latest.log, "
+        "compute_routes.log), relative to the working directory.",
+    )
 
     # ------------------------------------------------------------------ checks
     @field_validator("etrac_schema")
@@ -170,6 +188,22 @@ class Settings(BaseSettings):
         if value.upper() not in _LOG_LEVELS:
             raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
         return value.upper()
+
+    @field_validator("etrack_daily_at")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        match = re.match(r"^([01]?\d|2[0-3]):([0-5]\d)$", value.strip())
+        if not match:
+            raise ValueError(f"expected a local time HH:MM like 01:00, got {value!r}")
+        return f"{int(match[1]):02d}:{match[2]}"
+
+    @field_validator("etrack_fetch_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) not in (5, 6):
+            raise ValueError(f"expected a cron expression like '*/2 * * * *', got {value!r}")
+        return " ".join(fields)
 
     @field_validator("etrac_timeout")
     @classmethod

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 import random
 import threading
@@ -101,6 +102,7 @@ _MOVING_JITTER_S = 3
 _FIRST_DEPARTURE_S = 5 * 3600
 _LAST_ARRIVAL_S = 23 * 3600
 _M64 = (1 << 64) - 1
+_STORAGE_JITTER_S = 3  # data_gravacao = data_transmissao + vehicle's delay + 0..3 s
 
 _KIND_TRUE = 0
 _KIND_NO_FIX = 1
@@ -641,6 +643,8 @@ class Fleet:
         self._lock = threading.Lock()
         self._quirk_salt = _digest_int(self.config.seed, "quirks")
         self._hour_prefixes: dict[int, str] = {}
+        # plate -> (valid from cutoff, valid until cutoff, row, row as JSON)
+        self._latest_cache: dict[str, tuple[int, int, dict[str, Any], bytes]] = {}
 
     # ---------------------------------------------------------------- vehicles
     def _build_vehicles(self) -> None:
@@ -1200,8 +1204,7 @@ class Fleet:
 
     def _cutoff(self, vehicle: Vehicle, now: datetime | None) -> int:
         """Latest data_transmissao the platform has stored by `now`."""
-        moment = now if now is not None else self.now()
-        return int(moment.timestamp()) - vehicle.storage_delay_s - 3
+        return self._epoch(now) - vehicle.storage_delay_s - _STORAGE_JITTER_S
 
     def _entries(self, vehicle: Vehicle, plan: _DayPlan, cutoff: int) -> list[tuple[int, int]]:
         """(timestamp, kind) of the day's distinct rows visible at `cutoff`, in time order."""
@@ -1295,7 +1298,7 @@ class Fleet:
             row["equipamento_serial"] = vehicle.equipamento_serial
         row["data_transmissao"] = self._local_text(moment)
         if with_serial:
-            delay = vehicle.storage_delay_s + ((true_hash >> 33) & 3)
+            delay = vehicle.storage_delay_s + ((true_hash >> 33) & _STORAGE_JITTER_S)
             row["data_gravacao"] = self._local_text(moment + delay)
         if kind == _KIND_NO_FIX:
             row["latitude"] = "0"
@@ -1502,36 +1505,76 @@ class Fleet:
 
     def latest_row(self, plate: str, now: datetime | None = None) -> dict[str, Any] | None:
         """The VEHICLE record `/ultimaposicao` serves; None before the vehicle's first row."""
-        return self._latest(self.vehicle(plate), now)
+        found = self._latest(self.vehicle(plate), self._epoch(now))
+        return None if found is None else dict(found[0])
 
     def latest_rows(
         self, now: datetime | None = None, account: str | Account | None = None
     ) -> list[dict[str, Any]]:
         """What `/ultimas-posicoes` serves: the latest row of every vehicle (of one account)."""
-        moment = now if now is not None else self.now()
+        epoch = self._epoch(now)
         rows = []
         for vehicle in self.vehicles(account):
-            row = self._latest(vehicle, moment)
-            if row is not None:
-                rows.append(row)
+            found = self._latest(vehicle, epoch)
+            if found is not None:
+                rows.append(dict(found[0]))  # a copy: the cached row must stay as served
         return rows
 
-    def _latest(self, vehicle: Vehicle, now: datetime | None) -> dict[str, Any] | None:
-        cutoff = self._cutoff(vehicle, now)
+    def latest_rows_json(
+        self, now: datetime | None = None, account: str | Account | None = None
+    ) -> bytes:
+        """`latest_rows()` as a compact UTF-8 JSON array, joined from cached encodings."""
+        epoch = self._epoch(now)
+        parts = []
+        for vehicle in self.vehicles(account):
+            found = self._latest(vehicle, epoch)
+            if found is not None:
+                parts.append(found[1])
+        return b"[" + b",".join(parts) + b"]"
+
+    def _epoch(self, now: datetime | None) -> int:
+        return int((now if now is not None else self.now()).timestamp())
+
+    def _latest(self, vehicle: Vehicle, epoch: int) -> tuple[dict[str, Any], bytes] | None:
+        """The latest row and its JSON, cached until the vehicle's next row shows up."""
+        cutoff = epoch - vehicle.storage_delay_s - _STORAGE_JITTER_S
+        cached = self._latest_cache.get(vehicle.placa)
+        if cached is not None and cached[0] <= cutoff < cached[1]:
+            return cached[2], cached[3]
+        found = self._find_latest(vehicle, cutoff)
+        if found is None:
+            return None
+        row, valid_from, valid_until = found
+        encoded = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
+        self._latest_cache[vehicle.placa] = (valid_from, valid_until, row, encoded)
+        return row, encoded
+
+    def _find_latest(self, vehicle: Vehicle, cutoff: int) -> tuple[dict[str, Any], int, int] | None:
+        """(row, first cutoff it is the latest at, first cutoff it no longer is)."""
         day = datetime.fromtimestamp(cutoff, self.tz).date()
+        following: int | None = None
         for _ in range(2):
             if day < vehicle.installed_on:
                 return None
             plan = self._plan(vehicle, day)
-            index = bisect_right(plan.samples, cutoff) - 1
+            samples = plan.samples
+            index = bisect_right(samples, cutoff) - 1
             if index >= 0:
-                moment = plan.samples[index]
-                kind = _KIND_TRUE
+                moment, kind = samples[index], _KIND_TRUE
+                if index + 1 < len(samples):
+                    next_row = samples[index + 1]
+                else:
+                    # Tomorrow's first row is unknown without planning tomorrow: recheck at midnight.
+                    next_row = following if following is not None else plan.day_end
                 extra = self._extras(vehicle, plan).get(index)
                 # A jump after the last true row is not shown yet (see _entries).
-                if extra is not None and extra[1] == _KIND_NO_FIX and extra[0] <= cutoff:
-                    moment, kind = extra
-                return self._format_row(vehicle, plan, moment, kind, full=True)
+                if extra is not None and extra[1] == _KIND_NO_FIX:
+                    if extra[0] <= cutoff:
+                        moment, kind = extra
+                    else:
+                        next_row = extra[0]
+                return self._format_row(vehicle, plan, moment, kind, full=True), moment, next_row
+            following = samples[0] if samples else plan.day_end
             day -= timedelta(days=1)
         return None
 

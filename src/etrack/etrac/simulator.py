@@ -454,20 +454,22 @@ class SimulatorApp:
             if outcome == "stopping":
                 return Response("Service Unavailable", status_code=503, media_type="text/plain")
         try:
-            payload = self._answer(name, account, body)
+            if name == "ultimas-posicoes":
+                # Joined from per-vehicle cached JSON: 5,000 vehicles stay well under 200 ms.
+                rows = self.fleet.latest_rows_json(account=account)
+                content = b'{"code_header":200,"retorno":' + rows + b"}"
+            else:
+                content = _to_json(self._answer(name, account, body))
         except _BusinessError as error:
             with self._lock:
                 self._stats.business_errors[(name, error.code)] += 1
-            payload = {"erro": error.message, "code_header": error.code}
-        content = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            content = _to_json({"erro": error.message, "code_header": error.code})
         if fault == "truncated":
             content = content[: self._truncate_at(len(content))]
         return Response(content, media_type="application/json")
 
     def _answer(self, name: str, account: Account, body: bytes) -> dict[str, Any]:
         fleet = self.fleet
-        if name == "ultimas-posicoes":
-            return {"code_header": 200, "retorno": fleet.latest_rows(account=account)}
         request = _parse_body(body)
         vehicle = self._vehicle(request, account)
         if name == "ultimaposicao":
@@ -557,6 +559,10 @@ class SimulatorApp:
             except (ValueError, TypeError) as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse(asdict(self._faults))
+
+
+def _to_json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:

@@ -178,51 +178,43 @@ SELECT t.placa
  ORDER BY t.placa
 
 -- name: routes_fingerprints
--- Per plate and local day: rows in the day (all, and not valid), and a
--- fingerprint of everything its route depends on: the positions of the day
--- widened by the data gap on both sides (the midnight cut uses the neighbours),
--- the provider's trips of that day (for the comparison), and the parameters.
--- `unchanged` compares it with the stored route's.
-WITH wanted AS (
-    SELECT pl.placa, d.day,
-           (d.day::timestamp AT TIME ZONE %(tz)s) AS day_start,
-           ((d.day + 1)::timestamp AT TIME ZONE %(tz)s) AS day_end
+-- Per plate and local day (bounds given, computed by the caller in its time
+-- zone): rows in the day (all, and not valid), and a fingerprint of everything
+-- its route depends on: the positions of the day widened by the data gap on
+-- both sides (the midnight cut uses the neighbours), the provider's trips of
+-- that day (for the comparison), and the parameters. `unchanged` compares it
+-- with the stored route's. One index range scan per plate-day: a join of the
+-- whole batch plans a hash join that re-evaluates the bounds per row pair.
+WITH wanted AS MATERIALIZED (
+    SELECT pl.placa, d.day, d.day_start, d.day_end
       FROM unnest(%(plates)s::text[]) AS pl(placa)
-     CROSS JOIN unnest(%(days)s::date[]) AS d(day)
-), seen AS (
-    SELECT w.placa, w.day,
-           count(p.data_transmissao) FILTER (
-               WHERE p.data_transmissao >= w.day_start AND p.data_transmissao < w.day_end) AS day_rows,
-           count(p.data_transmissao) FILTER (
-               WHERE p.data_transmissao >= w.day_start AND p.data_transmissao < w.day_end
-                 AND p.quality <> 'valid') AS invalid_rows,
-           count(p.data_transmissao) AS window_rows,
-           extract(epoch FROM max(coalesce(p.updated_at, p.ingested_at))) AS changed,
-           extract(epoch FROM max(p.data_transmissao)) AS newest
-      FROM wanted w
-      LEFT JOIN (
-            -- The batch's whole window first: an index range scan on the
-            -- partitions it touches, where the join alone plans a full scan.
-            SELECT placa, data_transmissao, quality, updated_at, ingested_at
-              FROM positions
-             WHERE placa = ANY(%(plates)s::text[])
-               AND data_transmissao >= %(lo)s AND data_transmissao < %(hi)s) p
-        ON p.placa = w.placa
-       AND p.data_transmissao >= w.day_start - %(gap)s
-       AND p.data_transmissao < w.day_end + %(gap)s
-     GROUP BY w.placa, w.day
+     CROSS JOIN unnest(%(days)s::date[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+           AS d(day, day_start, day_end)
 )
-SELECT s.placa, s.day, s.day_rows, s.invalid_rows, f.fingerprint,
+SELECT w.placa, w.day, s.day_rows, s.invalid_rows, f.fingerprint,
        r.source_fingerprint IS NOT DISTINCT FROM f.fingerprint AS unchanged
-  FROM seen s
+  FROM wanted w
+ CROSS JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE p.data_transmissao >= w.day_start
+                                 AND p.data_transmissao < w.day_end) AS day_rows,
+              count(*) FILTER (WHERE p.data_transmissao >= w.day_start
+                                 AND p.data_transmissao < w.day_end
+                                 AND p.quality <> 'valid') AS invalid_rows,
+              count(*) AS window_rows,
+              extract(epoch FROM max(coalesce(p.updated_at, p.ingested_at))) AS changed,
+              extract(epoch FROM max(p.data_transmissao)) AS newest
+         FROM positions p
+        WHERE p.placa = w.placa
+          AND p.data_transmissao >= w.day_start - %(gap)s
+          AND p.data_transmissao < w.day_end + %(gap)s) s
  CROSS JOIN LATERAL (
        SELECT concat_ws('|', s.window_rows, s.changed, s.newest, count(*),
                         sum(t.distancia_conducao), extract(epoch FROM max(t.data_fim_conducao)),
                         extract(epoch FROM max(t.ingested_at)), %(params_key)s::text) AS fingerprint
          FROM trips t
-        WHERE t.placa = s.placa AND t.rota_date = s.day) f
-  LEFT JOIN routes r ON r.placa = s.placa AND r.rota_date = s.day
- ORDER BY s.placa, s.day
+        WHERE t.placa = w.placa AND t.rota_date = w.day) f
+  LEFT JOIN routes r ON r.placa = w.placa AND r.rota_date = w.day
+ ORDER BY w.placa, w.day
 
 -- name: routes_load_positions
 -- Valid positions of some plates over a window, in plate and time order; the

@@ -26,16 +26,16 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _db import bench_database  # noqa: E402
+from _db import bench_database
 
-from etrack import db, ingest  # noqa: E402
-from etrack.etrac.fleet import Fleet, FleetConfig  # noqa: E402
-from etrack.etrac.records import Position  # noqa: E402
-from etrack.queries import query  # noqa: E402
-from etrack.routes import RouteParams, day_bounds  # noqa: E402
-from etrack.routes_store import compute_routes  # noqa: E402
+from etrack import db, ingest
+from etrack.etrac.fleet import Fleet, FleetConfig
+from etrack.etrac.records import Position
+from etrack.routes import RouteParams, day_bounds
+from etrack.routes_store import compute_routes, load_positions
 
 FIRST_DAY = date(2025, 3, 3)  # a Monday: most vehicles work
+BATCH_PLATE_DAYS = 100
 
 
 def load(target: db.Target, fleet: Fleet, days: list[date]) -> int:
@@ -60,19 +60,16 @@ def load(target: db.Target, fleet: Fleet, days: list[date]) -> int:
 
 
 def read_only(target: db.Target, params: RouteParams, plates: list[str], days: list[date]) -> int:
-    """The positions compute_routes loads, with its query and batch shape, and nothing else."""
+    """The positions compute_routes loads, with its function and batch shape, and nothing else."""
     rows = 0
     gap = timedelta(seconds=params.max_gap_s)
-    per_batch = max(1, 100 // len(days))
+    per_batch = max(1, BATCH_PLATE_DAYS // len(days))
+    lo = datetime.fromtimestamp(day_bounds(days[0], params.tz)[0], UTC) - gap
+    hi = datetime.fromtimestamp(day_bounds(days[-1], params.tz)[1], UTC) + gap
     with db.connection(target, autocommit=True) as conn:
-        lo = datetime.fromtimestamp(day_bounds(days[0], params.tz)[0], UTC) - gap
-        hi = datetime.fromtimestamp(day_bounds(days[-1], params.tz)[1], UTC) + gap
         for p in range(0, len(plates), per_batch):
-            fetched = conn.execute(
-                query("routes_load_positions"),
-                {"plates": plates[p : p + per_batch], "lo": lo, "hi": hi},
-            ).fetchall()
-            rows += len(fetched)
+            columns = load_positions(conn, plates[p : p + per_batch], lo, hi)
+            rows += sum(len(c[0]) for c in columns.values())
     return rows
 
 
@@ -100,7 +97,14 @@ def main() -> None:
             rows = read_only(target, params, plates, days)
             read_times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            summary = compute_routes(target, params, plates=plates, days=days, force=True)
+            summary = compute_routes(
+                target,
+                params,
+                plates=plates,
+                days=days,
+                force=True,
+                batch_plate_days=BATCH_PLATE_DAYS,
+            )
             compute_times.append(time.perf_counter() - t0)
         assert summary is not None
         t0 = time.perf_counter()

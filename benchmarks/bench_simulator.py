@@ -122,6 +122,17 @@ def bench_latest_http(vehicles: int, repeat: int) -> None:
     print(f"   Fleet.warm() of {vehicles} vehicles (what the CLI does at start): "
           f"{time.perf_counter() - started:.2f} s")  # fmt: skip
     report(f"Fleet.latest_rows() of {vehicles} vehicles, no HTTP", timed(fleet.latest_rows, repeat))
+    # Worst case for the per-vehicle cache: a weekday morning, the clock 61 s further
+    # at every call, so every moving vehicle has a new latest row each time.
+    moments = iter(
+        [NOW - timedelta(hours=2) + timedelta(seconds=61 * k) for k in range(repeat + 1)]
+    )
+    fleet.latest_rows_json(now=next(moments))
+    report(
+        f"{vehicles} latest_rows_json(), 10:00, clock +61 s a call",
+        timed(lambda: fleet.latest_rows_json(now=next(moments)), repeat),
+        200,
+    )
 
 
 def main() -> None:

@@ -181,6 +181,14 @@ CREATE TABLE routes (
     PRIMARY KEY (placa, rota_date)
 );
 
+-- Store a day's points and line uncompressed (out of line): recomputing a
+-- fleet's days is bound by PostgreSQL compressing these with pglz (the only
+-- method every build has), about a third of the storing time, and the UI
+-- reads them back without decompressing. They stay small beside the day's
+-- positions.
+ALTER TABLE routes ALTER COLUMN points SET STORAGE EXTERNAL,
+                   ALTER COLUMN geojson SET STORAGE EXTERNAL;
+
 -- The fleet views read one day (or a few) for every plate; the primary key
 -- leads with placa.
 CREATE INDEX routes_day_idx ON routes (rota_date);
@@ -247,9 +255,89 @@ SELECT r.placa,
   FROM routes r
   LEFT JOIN terminals t ON t.placa = r.placa;
 
+-- ===== jobs (0003) =====
+-- Every run of every job (worker jobs and command-line runs alike), for
+-- `etrack jobs`. A run whose process died stays 'running' here; readers tell
+-- it apart through its Procrastinate job or its pid (etrack.jobs.runs).
+CREATE TABLE job_runs (
+    id           bigserial PRIMARY KEY,
+    kind         text NOT NULL,
+    args         jsonb NOT NULL DEFAULT '{}'::jsonb,
+    job_id       bigint,
+    host         text,
+    pid          integer,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    status       text NOT NULL DEFAULT 'running'
+                 CHECK (status IN ('running', 'succeeded', 'failed', 'skipped', 'interrupted')),
+    counts       jsonb,
+    summary      text,
+    error        text
+);
+CREATE INDEX job_runs_started_idx ON job_runs (started_at DESC);
+CREATE INDEX job_runs_failed_idx ON job_runs (started_at DESC) WHERE status = 'failed';
+CREATE INDEX job_runs_job_idx ON job_runs (job_id) WHERE job_id IS NOT NULL;
+
+-- Local days whose daily run completed for the whole fleet: a worker starting
+-- after a missed 01:00 defers the days missing here, so none is skipped.
+CREATE TABLE daily_runs (
+    day           date PRIMARY KEY,
+    completed_at  timestamptz NOT NULL DEFAULT now(),
+    plates        integer NOT NULL,
+    summary       text
+);
+
+-- One row per `etrack backfill` request. `plates` is the resolved list, so a
+-- backfill's partitions are the plates x days of its range.
+CREATE TABLE backfills (
+    id             bigserial PRIMARY KEY,
+    date_start     date NOT NULL,
+    date_end       date NOT NULL,
+    plates         text[] NOT NULL,
+    with_trips     boolean NOT NULL DEFAULT false,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    enqueued_at    timestamptz,
+    routes_job_id  bigint,
+    finished_at    timestamptz,
+    routes_summary text,
+    CHECK (date_end >= date_start)
+);
+
+-- The unit of backfill work, keyed by plate and local day only, so a later
+-- backfill over an overlapping range skips the days already fetched.
+-- history_at / trips_at say what is stored; `state` is what people read.
+CREATE TABLE backfill_partitions (
+    placa          text NOT NULL,
+    day            date NOT NULL,
+    state          text NOT NULL DEFAULT 'pending'
+                   CHECK (state IN ('pending', 'running', 'done', 'failed')),
+    attempts       integer NOT NULL DEFAULT 0,
+    rows_fetched   integer NOT NULL DEFAULT 0,
+    rows_inserted  integer NOT NULL DEFAULT 0,
+    trips_fetched  integer,
+    history_at     timestamptz,
+    trips_at       timestamptz,
+    error          text,
+    will_retry     boolean NOT NULL DEFAULT false,
+    job_id         bigint,
+    backfill_id    bigint REFERENCES backfills (id) ON DELETE SET NULL,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (placa, day)
+);
+CREATE INDEX backfill_partitions_open_idx ON backfill_partitions (state) WHERE state <> 'done';
+
+-- Request pacing per eTrac account, shared by every process on this
+-- database: each request reserves the next free slot with one UPDATE.
+CREATE TABLE rate_limits (
+    account     text PRIMARY KEY,
+    next_slot   timestamptz NOT NULL,
+    interval_s  double precision NOT NULL
+);
+
 INSERT INTO schema_migrations (version, name) VALUES
     (1, 'initial'),
-    (2, 'routes')
+    (2, 'routes'),
+    (3, 'jobs')
 ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

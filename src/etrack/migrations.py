@@ -96,10 +96,34 @@ def upgrade(target: db.Target) -> UpgradeResult:
                     )
                 applied.append(migration)
             ensure_partitions_ahead(conn)
+            install_job_queue(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(target.schema),))
         version = current_version(conn) or 0
     return UpgradeResult(applied=applied, version=version)
+
+
+def job_queue_installed(conn: db.Conn) -> bool:
+    """Whether Procrastinate's tables exist in the etrack schema itself (one
+    installed for another application in `public` must not be shared)."""
+    row = conn.execute(query("job_queue_installed")).fetchone()
+    return bool(row and row[0])
+
+
+def install_job_queue(conn: db.Conn) -> bool:
+    """Install Procrastinate's schema (the job queue) when missing; True if it did.
+
+    It goes into the first schema of the search_path, the etrack schema. Its
+    own versioning is Procrastinate's business: etrack pins a major version.
+    """
+    if job_queue_installed(conn):
+        return False
+    from procrastinate.schema import SchemaManager
+
+    logger.info("installing the job queue (procrastinate) schema")
+    with conn.transaction():
+        conn.execute(SchemaManager.get_schema().encode())
+    return True
 
 
 def ensure_partitions_ahead(conn: db.Conn, *, months_ahead: int = 2) -> None:

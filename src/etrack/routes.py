@@ -59,6 +59,7 @@ from simplification.cutil import simplify_coords_idx
 from etrack.geo import EARTH_RADIUS_M
 
 __all__ = [
+    "Columns",
     "DayRoute",
     "Point",
     "ProviderTrip",
@@ -74,6 +75,17 @@ __all__ = [
 
 Point = tuple[float, float, float, float | None, bool | None, float | None, str | None]
 """(POSIX seconds, latitude, longitude, speed km/h, ignition, odometer km, address)."""
+
+Columns = tuple[
+    Sequence[float],
+    Sequence[float],
+    Sequence[float],
+    Sequence[float | None],
+    Sequence[bool | None],
+    Sequence[float | None],
+    Sequence[str | None],
+]
+"""A plate's points as columns in time order: the fields of `Point`, one sequence each."""
 
 Mode = Literal["location", "ignition"]
 

@@ -18,19 +18,24 @@ again (ingest only ever fills fields a row lacked, so little is lost).
 
 from __future__ import annotations
 
+import gc
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from psycopg.types.json import Jsonb
 
 from etrack import db
 from etrack.queries import query
 from etrack.routes import (
+    Columns,
     DayRoute,
     ProviderTrip,
     RouteParams,
@@ -40,14 +45,14 @@ from etrack.routes import (
     empty_route,
 )
 
-__all__ = ["RoutesSummary", "compute_routes", "fleet_day_summary"]
+__all__ = ["RoutesSummary", "compute_routes", "fleet_day_summary", "load_positions"]
 
 logger = logging.getLogger("etrack.routes")
 
 _ROUTE_TYPES = [
-    "text", "date", "text", "text", "text", "timestamptz", "timestamptz", "int4", "int4",
+    "text", "date", "jsonb", "jsonb", "jsonb", "timestamptz", "timestamptz", "int4", "int4",
     "float8", "float8", "int4", "int4", "int4", "float8", "float8", "int4", "int4", "int4",
-    "text", "text", "text",
+    "jsonb", "text", "jsonb",
 ]  # fmt: skip
 _TRIP_TYPES = [
     "text", "date", "int4", "timestamptz", "timestamptz", "float8", "float8", "float8",
@@ -87,6 +92,9 @@ class _Stale:
     fingerprint: str
 
 
+_Computed = list[tuple[_Stale, DayRoute, "dict[str, Any] | None"]]
+
+
 def compute_routes(
     target_or_conn: db.Target | db.Conn,
     params: RouteParams | None = None,
@@ -99,22 +107,172 @@ def compute_routes(
 ) -> RoutesSummary:
     """Compute and store the routes of `plates` (None: every plate with positions
     on a day) for `days`; days whose inputs did not change are skipped unless
-    `force`. `progress` is called after each batch with the running summary."""
+    `force`. `progress` is called after each batch with the running summary.
+
+    Given a Target, three connections work at once: one thread reads the next
+    batch, this one computes the current one, another stores the previous one
+    (PostgreSQL parsing and compressing its JSON meanwhile). Given a
+    connection, everything runs on it, one step after the other.
+    """
     params = params or RouteParams()
     summary = RoutesSummary()
     started = time.perf_counter()
     wanted_days = sorted(set(days))
-    with _open(target_or_conn) as conn:
+    auto = plates is None
+
+    def read_all(conn: db.Conn) -> Generator[_Loaded, None, None]:
         for batch_plates, batch_days in _batches(
             conn, params, plates, wanted_days, batch_plate_days
         ):
-            _run_batch(conn, params, batch_plates, batch_days, force, summary, auto=plates is None)
-            summary.seconds = time.perf_counter() - started
-            if progress is not None:
-                progress(summary)
+            yield _load_batch(conn, params, batch_plates, batch_days, force=force, auto=auto)
+
+    with _open(target_or_conn) as conn:
+        writer = _Writer(target_or_conn, params) if isinstance(target_or_conn, db.Target) else None
+        loaded_batches = (
+            _in_background(target_or_conn, read_all)
+            if isinstance(target_or_conn, db.Target)
+            else read_all(conn)
+        )
+        try:
+            for loaded in loaded_batches:
+                summary.skipped += loaded.skipped
+                computed = _compute_without_gc(loaded, params)
+                if computed:
+                    if writer is not None:
+                        writer.submit(computed)
+                    else:
+                        _store(conn, params, computed)
+                    _count(summary, computed)
+                if progress is not None:
+                    summary.seconds = time.perf_counter() - started
+                    progress(summary)
+            if writer is not None:
+                writer.close()
+        finally:
+            loaded_batches.close()
+            if writer is not None:
+                writer.abandon()
     summary.seconds = time.perf_counter() - started
     logger.info("%s", summary.line())
     return summary
+
+
+_T = TypeVar("_T")
+
+
+def _in_background(
+    target: db.Target, produce: Callable[[db.Conn], Iterator[_T]], depth: int = 2
+) -> Generator[_T, None, None]:
+    """The items of `produce(conn)`, made ahead on a thread with a connection of its own.
+
+    At most `depth` items wait. Closing the generator stops the thread.
+    """
+    items: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: int, value: object) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((kind, value), timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def run() -> None:
+        try:
+            with db.connection(target, autocommit=True) as conn:
+                for item in produce(conn):
+                    if not put(_ITEM, item):
+                        return
+            put(_END, None)
+        except BaseException as exc:  # raised again in the consumer's thread
+            put(_ERROR, exc)
+
+    thread = threading.Thread(target=run, name="etrack-routes-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == _ITEM:
+                yield value
+            elif kind == _ERROR:
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()
+
+
+_ITEM, _END, _ERROR = 0, 1, 2
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """One batch as read: the stale plate-days and everything needed to compute them."""
+
+    stale: list[_Stale]
+    skipped: int
+    columns: dict[str, Columns]
+    provider: dict[tuple[str, date], list[ProviderTrip]]
+
+
+def _count(summary: RoutesSummary, computed: _Computed) -> None:
+    for _item, route, _comparison in computed:
+        summary.computed += 1
+        summary.empty += route.empty
+        summary.trips += len(route.trips)
+        summary.stops += len(route.stops)
+        summary.points += route.point_count
+
+
+class _Writer:
+    """Stores computed batches on its own connection and thread, one transaction each.
+
+    At most `depth` batches wait, so memory stays bounded whatever the run's
+    size. An error in the writer is raised again at the next submit or at close.
+    """
+
+    def __init__(self, target: db.Target, params: RouteParams, depth: int = 2) -> None:
+        self._target = target
+        self._params = params
+        self._queue: queue.Queue[_Computed | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="etrack-routes-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with db.connection(self._target, autocommit=True) as conn:
+                while (item := self._queue.get()) is not None:
+                    if self._error is None:
+                        _store(conn, self._params, item)
+        except BaseException as exc:  # raised again in the caller's thread
+            self._error = exc
+            # Keep draining so a producer blocked on a full queue wakes up.
+            while self._queue.get() is not None:
+                pass
+
+    def submit(self, computed: _Computed) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(computed)
+
+    def close(self) -> None:
+        self._finish()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
 
 
 @contextmanager
@@ -172,18 +330,19 @@ def _zone_name(tz: tzinfo) -> str:
     return str(getattr(tz, "key", None) or tz)
 
 
-def _run_batch(
+def _load_batch(
     conn: db.Conn,
     params: RouteParams,
     plates: list[str],
     days: list[date],
-    force: bool,
-    summary: RoutesSummary,
     *,
+    force: bool,
     auto: bool,
-) -> None:
+) -> _Loaded:
+    """Fingerprint the batch's plate-days, then read what the stale ones need."""
+    loaded = _Loaded([], 0, {}, {})
     if not plates:
-        return
+        return loaded
     gap = timedelta(seconds=params.max_gap_s)
     bounds = [day_bounds(day, params.tz) for day in days]
     rows = conn.execute(
@@ -197,95 +356,76 @@ def _run_batch(
             "params_key": params.key(),
         },
     ).fetchall()
-    stale: list[_Stale] = []
     for placa, day, day_rows, invalid_rows, fingerprint, unchanged in rows:
         if auto and not day_rows:
             continue
         if unchanged and not force:
-            summary.skipped += 1
+            loaded.skipped += 1
             continue
-        stale.append(_Stale(placa, day, int(invalid_rows), fingerprint))
-    if not stale:
-        return
-    stale_plates = sorted({s.placa for s in stale})
-    window = {"lo": _utc(bounds[0][0]) - gap, "hi": _utc(bounds[-1][1]) + gap}
-    positions = conn.execute(
-        query("routes_load_positions"), {"plates": stale_plates, **window}
-    ).fetchall()
-    provider: dict[tuple[str, date], list[ProviderTrip]] = {}
+        loaded.stale.append(_Stale(placa, day, int(invalid_rows), fingerprint))
+    if not loaded.stale:
+        return loaded
+    stale_plates = sorted({s.placa for s in loaded.stale})
+    loaded.columns = load_positions(
+        conn, stale_plates, _utc(bounds[0][0]) - gap, _utc(bounds[-1][1]) + gap
+    )
     for placa, day, start, end, km in conn.execute(
         query("routes_provider_trips"), {"plates": stale_plates, "days": days}
     ):
-        provider.setdefault((placa, day), []).append((start, end, km))
+        loaded.provider.setdefault((placa, day), []).append((start, end, km))
+    return loaded
 
-    columns = _plate_columns(positions)
-    del positions
-    computed: list[tuple[_Stale, DayRoute, dict[str, Any] | None]] = []
-    for item in stale:
-        cols = columns.get(item.placa)
+
+def _compute_without_gc(loaded: _Loaded, params: RouteParams) -> _Computed:
+    # A batch allocates a tuple per point and keeps them all: the cyclic
+    # garbage collector would rescan them over and over (a quarter of the
+    # computing time) for cycles this code never makes.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compute(loaded, params)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compute(loaded: _Loaded, params: RouteParams) -> _Computed:
+    computed: _Computed = []
+    for item in loaded.stale:
+        cols = loaded.columns.get(item.placa)
         route = empty_route(item.day) if cols is None else compute_sorted(*cols, item.day, params)
         comparison = compare_with_provider(
-            route.trips, provider.get((item.placa, item.day), []), params
+            route.trips, loaded.provider.get((item.placa, item.day), []), params
         )
         computed.append((item, route, comparison))
-    _store(conn, params, computed)
-    for _item, route, _comparison in computed:
-        summary.computed += 1
-        summary.empty += route.empty
-        summary.trips += len(route.trips)
-        summary.stops += len(route.stops)
-        summary.points += route.point_count
+    return computed
 
 
-_Columns = tuple[
-    Sequence[float],
-    Sequence[float],
-    Sequence[float],
-    Sequence[float | None],
-    Sequence[bool | None],
-    Sequence[float | None],
-    Sequence[str | None],
-]
+def load_positions(
+    conn: db.Conn, plates: Sequence[str], lo: datetime, hi: datetime
+) -> dict[str, Columns]:
+    """Valid positions of `plates` in [lo, hi) as columns in time order, per plate:
+    (POSIX seconds, lat, lon, speed km/h, ignition, odometer km, address)."""
+    # Binary results: floats and booleans arrive without text parsing.
+    with conn.cursor(binary=True) as cur:
+        cur.execute(query("routes_load_positions"), {"plates": list(plates), "lo": lo, "hi": hi})
+        return {row[0]: row[1:] for row in cur}
 
 
-def _plate_columns(rows: list[tuple[Any, ...]]) -> dict[str, _Columns]:
-    """Rows in plate and time order -> per plate, the columns compute_sorted takes."""
-    if not rows:
-        return {}
-    placas, ts, lats, lons, speeds, ignitions, odometers, addresses = zip(*rows, strict=True)
-    out: dict[str, _Columns] = {}
-    start = 0
-    n = len(placas)
-    while start < n:
-        placa = placas[start]
-        # Rows come grouped by plate: find this plate's last row by galloping.
-        end = start + 1
-        step = 1
-        while end < n and placas[end] == placa:
-            end = min(n, end + step)
-            step *= 2
-        while end > start and placas[end - 1] != placa:
-            end -= 1
-        out[placa] = (
-            ts[start:end],
-            lats[start:end],
-            lons[start:end],
-            speeds[start:end],
-            ignitions[start:end],
-            odometers[start:end],
-            addresses[start:end],
-        )
-        start = end
-    return out
+def _jsonb(value: object) -> Jsonb | None:
+    return None if value is None else Jsonb(value, dumps=orjson.dumps)
 
 
-def _store(
-    conn: db.Conn,
-    params: RouteParams,
-    computed: list[tuple[_Stale, DayRoute, dict[str, Any] | None]],
-) -> None:
-    """Upsert the routes rows and replace their trips and stops, in one transaction."""
-    params_json = orjson.dumps(
+def _store(conn: db.Conn, params: RouteParams, computed: _Computed) -> None:
+    """Replace the batch's routes rows and, through the cascade, their trips and
+    stops, in one transaction.
+
+    COPY straight into the tables: an upsert would need a staging table, which
+    costs a second write (and compression) of every day's JSON. Advisory locks
+    on the batch's keys, taken in key order, make two runs over one day wait
+    for each other instead of colliding on the primary key.
+    """
+    params_json = _jsonb(
         {
             "mode": params.mode,
             "trip_distance_m": params.trip_distance_m,
@@ -296,52 +436,46 @@ def _store(
             "simplify_tolerance_m": params.simplify_tolerance_m,
             "timezone": _zone_name(params.tz),
         }
-    ).decode()
-    dumps = orjson.dumps
-    with conn.transaction():
-        conn.execute(query("routes_create_staging"))
-        with conn.cursor() as cur:
-            with cur.copy(query("routes_copy_staging")) as copy:
-                copy.set_types(_ROUTE_TYPES)
-                for item, r, comparison in computed:
+    )
+    keys = sorted((item.placa, item.day) for item, _, _ in computed)
+    key_params = {"plates": [k[0] for k in keys], "days": [k[1] for k in keys]}
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query("routes_lock_days"), key_params)
+        cur.execute(query("routes_delete_days"), key_params)
+        with cur.copy(query("routes_copy_routes")) as copy:
+            copy.set_types(_ROUTE_TYPES)
+            for item, r, comparison in computed:
+                copy.write_row(
+                    (
+                        item.placa, item.day, _jsonb(r.points), _jsonb(r.geojson),
+                        _jsonb(r.simplified), r.start_ts, r.end_ts, r.point_count,
+                        item.invalid_rows, r.distance_m, r.odometer_m, r.driving_s, r.idle_s,
+                        r.parked_s, r.max_speed_kmh, r.avg_speed_kmh, r.over_limit_s,
+                        len(r.trips), len(r.stops), _jsonb(comparison), item.fingerprint,
+                        params_json,
+                    )
+                )  # fmt: skip
+        with cur.copy(query("routes_copy_trips")) as copy:
+            copy.set_types(_TRIP_TYPES)
+            for item, r, _ in computed:
+                for t in r.trips:
                     copy.write_row(
                         (
-                            item.placa, item.day, dumps(r.points).decode(),
-                            dumps(r.geojson).decode() if r.geojson else None,
-                            dumps(r.simplified).decode() if r.simplified else None,
-                            r.start_ts, r.end_ts, r.point_count, item.invalid_rows,
-                            r.distance_m, r.odometer_m, r.driving_s, r.idle_s, r.parked_s,
-                            r.max_speed_kmh, r.avg_speed_kmh, r.over_limit_s, len(r.trips),
-                            len(r.stops),
-                            dumps(comparison).decode() if comparison is not None else None,
-                            item.fingerprint, params_json,
+                            item.placa, item.day, t.seq, t.start_ts, t.end_ts, t.start_lat,
+                            t.start_lon, t.end_lat, t.end_lon, t.start_address, t.end_address,
+                            t.distance_m, t.duration_s, t.max_speed_kmh, t.avg_speed_kmh,
                         )
                     )  # fmt: skip
-            cur.execute(query("routes_upsert_from_staging"))
-            cur.execute(query("routes_delete_trips"))
-            cur.execute(query("routes_delete_stops"))
-            with cur.copy(query("routes_copy_trips")) as copy:
-                copy.set_types(_TRIP_TYPES)
-                for item, r, _ in computed:
-                    for t in r.trips:
-                        copy.write_row(
-                            (
-                                item.placa, item.day, t.seq, t.start_ts, t.end_ts, t.start_lat,
-                                t.start_lon, t.end_lat, t.end_lon, t.start_address,
-                                t.end_address, t.distance_m, t.duration_s, t.max_speed_kmh,
-                                t.avg_speed_kmh,
-                            )
-                        )  # fmt: skip
-            with cur.copy(query("routes_copy_stops")) as copy:
-                copy.set_types(_STOP_TYPES)
-                for item, r, _ in computed:
-                    for s in r.stops:
-                        copy.write_row(
-                            (
-                                item.placa, item.day, s.seq, s.start_ts, s.end_ts, s.latitude,
-                                s.longitude, s.address, s.duration_s, s.ignition_on_s,
-                            )
-                        )  # fmt: skip
+        with cur.copy(query("routes_copy_stops")) as copy:
+            copy.set_types(_STOP_TYPES)
+            for item, r, _ in computed:
+                for s in r.stops:
+                    copy.write_row(
+                        (
+                            item.placa, item.day, s.seq, s.start_ts, s.end_ts, s.latitude,
+                            s.longitude, s.address, s.duration_s, s.ignition_on_s,
+                        )
+                    )  # fmt: skip
 
 
 def fleet_day_summary(

@@ -362,10 +362,13 @@ def test_jumps_and_no_fix_rows_are_isolated_extra_rows() -> None:
         for index, p in enumerate(positions):
             if p.quality == "valid":
                 continue
-            assert 0 < index < len(positions) - 1, (plate, day, p)
+            assert index > 0, (plate, day, p)
             assert positions[index - 1].quality == "valid"
-            assert positions[index + 1].quality == "valid"
+            if index + 1 < len(positions):
+                assert positions[index + 1].quality == "valid"
             if p.quality == "jump":
+                # Never the last row, even of today's rows truncated at now.
+                assert index < len(positions) - 1, (plate, day, p)
                 jumps += 1
                 before = positions[index - 1]
                 assert (
@@ -473,3 +476,27 @@ def test_window_rows_are_the_day_rows_inside_the_window() -> None:
     ]
     assert rows == expected
     assert rows
+
+
+def test_latest_row_follows_the_clock() -> None:
+    """The cached latest row is always the newest visible row, around midnight too."""
+    f = Fleet(
+        FleetConfig(
+            seed=42, vehicles=3, now=NOW, quirks=QuirkConfig(no_fix_rate=0.05, jump_rate=0.05)
+        )
+    )
+    for start in (datetime(2025, 1, 7, 9, 0, tzinfo=TZ), datetime(2025, 1, 6, 23, 40, tzinfo=TZ)):
+        moments = [start + timedelta(seconds=17 * k) for k in range(150)]
+        for vehicle in f.vehicles():
+            days = {m.date() for m in moments} | {start.date() - timedelta(days=1)}
+            everything = [
+                p for day in sorted(days) for p in f.expected_positions(vehicle.placa, day)
+            ]
+            for moment in moments:
+                cutoff = moment - timedelta(seconds=vehicle.storage_delay_s + 3)
+                shown = [
+                    p for p in everything if p.data_transmissao <= cutoff and p.quality != "jump"
+                ]
+                row = f.latest_row(vehicle.placa, now=moment)
+                assert row is not None
+                assert parse_local(row["data_transmissao"], TZ) == shown[-1].data_transmissao

@@ -217,15 +217,22 @@ SELECT w.placa, w.day, s.day_rows, s.invalid_rows, f.fingerprint,
  ORDER BY w.placa, w.day
 
 -- name: routes_load_positions
--- Valid positions of some plates over a window, in plate and time order; the
--- time as POSIX seconds (a float is far cheaper to fetch than a datetime).
-SELECT placa, date_part('epoch', data_transmissao), latitude, longitude, velocidade, ignicao,
-       coalesce(odometro, odometro_can), logradouro
+-- Valid positions of some plates over a window: one row per plate, each
+-- field an array in time order (time as POSIX seconds). Arrays arrive as
+-- Python lists in one go: cheaper than a tuple per point turned into columns.
+SELECT placa,
+       array_agg(date_part('epoch', data_transmissao) ORDER BY data_transmissao),
+       array_agg(latitude ORDER BY data_transmissao),
+       array_agg(longitude ORDER BY data_transmissao),
+       array_agg(velocidade ORDER BY data_transmissao),
+       array_agg(ignicao ORDER BY data_transmissao),
+       array_agg(coalesce(odometro, odometro_can) ORDER BY data_transmissao),
+       array_agg(logradouro ORDER BY data_transmissao)
   FROM positions
  WHERE placa = ANY(%(plates)s::text[])
    AND data_transmissao >= %(lo)s AND data_transmissao < %(hi)s
    AND quality = 'valid' AND latitude IS NOT NULL AND longitude IS NOT NULL
- ORDER BY placa, data_transmissao
+ GROUP BY placa
 
 -- name: routes_provider_trips
 -- The provider's trips (resumoviagens) of some plates and days, to compare with ours.
@@ -234,57 +241,25 @@ SELECT placa, rota_date, data_inicio_conducao, data_fim_conducao, distancia_cond
  WHERE placa = ANY(%(plates)s::text[]) AND rota_date = ANY(%(days)s::date[])
  ORDER BY placa, rota_date, data_inicio_conducao
 
--- name: routes_create_staging
--- Per-session staging for one batch of computed days; emptied at each commit.
-CREATE TEMP TABLE IF NOT EXISTS routes_staging (
-    placa text, rota_date date, points text, geojson text, simplified text,
-    start_ts timestamptz, end_ts timestamptz, point_count integer, invalid_count integer,
-    distance_m double precision, odometer_m double precision, driving_s integer,
-    idle_s integer, parked_s integer, max_speed_kmh double precision,
-    avg_speed_kmh double precision, over_limit_s integer, trip_count integer,
-    stop_count integer, provider_comparison text, source_fingerprint text, params text
-) ON COMMIT DELETE ROWS
+-- name: routes_lock_days
+-- Serializes two runs storing the same plate-days (taken in key order, held
+-- to the end of the transaction): the second then deletes what the first stored.
+SELECT count(pg_advisory_xact_lock(hashtextextended('etrack.routes|' || k.placa || '|' || k.day, 0)))
+  FROM (SELECT * FROM unnest(%(plates)s::text[], %(days)s::date[]) AS u(placa, day)
+         ORDER BY 1, 2) k
 
--- name: routes_copy_staging
-COPY routes_staging (placa, rota_date, points, geojson, simplified, start_ts, end_ts,
+-- name: routes_delete_days
+-- The days about to be stored again; their trips and stops go with them (cascade).
+DELETE FROM routes r
+ USING unnest(%(plates)s::text[], %(days)s::date[]) AS k(placa, day)
+ WHERE r.placa = k.placa AND r.rota_date = k.day
+
+-- name: routes_copy_routes
+COPY routes (placa, rota_date, points, geojson, simplified, start_ts, end_ts,
     point_count, invalid_count, distance_m, odometer_m, driving_s, idle_s, parked_s,
     max_speed_kmh, avg_speed_kmh, over_limit_s, trip_count, stop_count, provider_comparison,
     source_fingerprint, params)
 FROM STDIN (FORMAT BINARY)
-
--- name: routes_upsert_from_staging
--- In key order, so two runs over the same days lock rows in the same order.
-INSERT INTO routes AS r (placa, rota_date, points, geojson, simplified, start_ts, end_ts,
-    point_count, invalid_count, distance_m, odometer_m, driving_s, idle_s, parked_s,
-    max_speed_kmh, avg_speed_kmh, over_limit_s, trip_count, stop_count, provider_comparison,
-    source_fingerprint, params, computed_at)
-SELECT placa, rota_date, points::jsonb, geojson::jsonb, simplified::jsonb, start_ts, end_ts,
-       point_count, invalid_count, distance_m, odometer_m, driving_s, idle_s, parked_s,
-       max_speed_kmh, avg_speed_kmh, over_limit_s, trip_count, stop_count,
-       provider_comparison::jsonb, source_fingerprint, params::jsonb, now()
-  FROM routes_staging
- ORDER BY placa, rota_date
-ON CONFLICT (placa, rota_date) DO UPDATE SET
-    points = EXCLUDED.points, geojson = EXCLUDED.geojson, simplified = EXCLUDED.simplified,
-    start_ts = EXCLUDED.start_ts, end_ts = EXCLUDED.end_ts,
-    point_count = EXCLUDED.point_count, invalid_count = EXCLUDED.invalid_count,
-    distance_m = EXCLUDED.distance_m, odometer_m = EXCLUDED.odometer_m,
-    driving_s = EXCLUDED.driving_s, idle_s = EXCLUDED.idle_s, parked_s = EXCLUDED.parked_s,
-    max_speed_kmh = EXCLUDED.max_speed_kmh, avg_speed_kmh = EXCLUDED.avg_speed_kmh,
-    over_limit_s = EXCLUDED.over_limit_s, trip_count = EXCLUDED.trip_count,
-    stop_count = EXCLUDED.stop_count, provider_comparison = EXCLUDED.provider_comparison,
-    source_fingerprint = EXCLUDED.source_fingerprint, params = EXCLUDED.params,
-    computed_at = EXCLUDED.computed_at
-
--- name: routes_delete_trips
--- The recomputed days' old trips; run after the routes upsert, whose row
--- locks keep two runs over one day from interleaving their replacements.
-DELETE FROM route_trips t USING routes_staging s
- WHERE t.placa = s.placa AND t.rota_date = s.rota_date
-
--- name: routes_delete_stops
-DELETE FROM route_stops t USING routes_staging s
- WHERE t.placa = s.placa AND t.rota_date = s.rota_date
 
 -- name: routes_copy_trips
 COPY route_trips (placa, rota_date, seq, start_ts, end_ts, start_latitude, start_longitude,

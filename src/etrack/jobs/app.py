@@ -1,0 +1,229 @@
+"""The Procrastinate App of etrack, bound to one database and the settings.
+
+`make_app(env, schedule=...)` builds an App whose tasks are etrack's
+(etrack.jobs.tasks), whose connector talks to the etrack schema (Procrastinate's
+tables live there too: `etrack db upgrade` installs them), and which carries
+the `JobEnv`: settings, target, tuning, and the resources the tasks of one
+process share (the API client under the shared rate limiter, a connection pool).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, LiteralString, cast
+
+from procrastinate import App, PsycopgConnector
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from etrack import db, migrations
+from etrack.collector import Collector
+from etrack.etrac.client import EtracClient
+from etrack.jobs.ratelimit import PgRateLimiter, account_key, async_conninfo
+from etrack.queries import query
+from etrack.settings import Settings, SettingsError, describe_validation_error
+
+__all__ = [
+    "EtrackApp",
+    "JobEnv",
+    "JobTuning",
+    "fetch_all",
+    "fetch_one",
+    "make_app",
+    "open_app",
+    "require_job_queue",
+    "run_sql",
+]
+
+logger = logging.getLogger("etrack.jobs")
+
+
+class JobTuning(BaseSettings):
+    """Worker timings. The defaults suit production; tests shorten them.
+
+    Read from ETRACK_JOB_* variables (not part of etrack.settings yet: they
+    are knobs for operators and tests, not for everyday use).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ETRACK_JOB_", env_file=".env", extra="ignore", case_sensitive=False
+    )
+
+    poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between two polls for jobs when no notification came "
+        "(a job held back by a Procrastinate lock waits for the next poll).",
+    )
+    heartbeat_s: float = Field(
+        default=10.0, gt=0, description="Seconds between two heartbeats of a worker."
+    )
+    stalled_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker silent for this long is dead: its running jobs are retried.",
+    )
+    recover_cron: str = Field(
+        default="* * * * *",
+        description="Schedule of the stalled-job recovery (cron; a 6th field adds seconds).",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> JobTuning:
+        if self.stalled_after_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                "ETRACK_JOB_STALLED_AFTER_S must be at least twice ETRACK_JOB_HEARTBEAT_S, "
+                "or live workers would be taken for dead"
+            )
+        return self
+
+
+def load_tuning() -> JobTuning:
+    try:
+        return JobTuning()
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+class JobEnv:
+    """What etrack's tasks need, shared by the jobs of one worker process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        target: db.Target,
+        tuning: JobTuning | None = None,
+        *,
+        pool_size: int = 4,
+    ) -> None:
+        self.settings = settings
+        self.target = target
+        self.tuning = tuning or load_tuning()
+        self.pool_size = pool_size
+        self._collector: Collector | None = None
+        self._collector_lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"JobEnv({self.target!r})"
+
+    def limiter(self, *, min_interval: float | None = None) -> PgRateLimiter:
+        """A new limiter on the account's shared row (one per client)."""
+        pause = self.settings.etrac_rate_sleep if min_interval is None else min_interval
+        return PgRateLimiter(
+            self.target,
+            account_key(self.settings.etrac_user),
+            self.settings.etrac_rate_limit,
+            min_interval=pause,
+        )
+
+    @asynccontextmanager
+    async def new_collector(
+        self, *, min_interval: float | None = None, pool_size: int | None = None
+    ) -> AsyncIterator[Collector]:
+        """A Collector of its own (own summary), paced by the shared limiter."""
+        limiter = self.limiter(min_interval=min_interval)
+        client = EtracClient.from_settings(self.settings, limiter=limiter)
+        pool = await asyncio.to_thread(
+            db.make_pool, self.target, min_size=1, max_size=pool_size or self.pool_size
+        )
+        try:
+            yield Collector(self.settings, client, pool)
+        finally:
+            await client.aclose()
+            await limiter.aclose()
+            await asyncio.to_thread(pool.close)
+
+    async def shared_collector(self) -> Collector:
+        """The process-wide Collector of the worker's short jobs (partitions,
+        fetch latest). Its summary mixes jobs: read the returned stats instead."""
+        if self._collector_lock is None:
+            self._collector_lock = asyncio.Lock()
+        async with self._collector_lock:
+            if self._collector is None:
+                limiter = self.limiter()
+                client = EtracClient.from_settings(self.settings, limiter=limiter)
+                pool = await asyncio.to_thread(
+                    db.make_pool, self.target, min_size=1, max_size=self.pool_size
+                )
+                self._collector = Collector(self.settings, client, pool)
+                self._shared_limiter = limiter
+            return self._collector
+
+    async def aclose(self) -> None:
+        collector, self._collector = self._collector, None
+        if collector is not None:
+            await collector.client.aclose()
+            await self._shared_limiter.aclose()
+            await asyncio.to_thread(collector.pool.close)
+
+
+class EtrackApp(App):
+    """A Procrastinate App that carries etrack's JobEnv for its tasks."""
+
+    def __init__(self, *, env: JobEnv, connector: PsycopgConnector) -> None:
+        super().__init__(connector=connector)
+        self.env = env
+
+
+def make_app(env: JobEnv, *, schedule: bool = False, max_pool: int = 10) -> EtrackApp:
+    """The App with etrack's tasks; `schedule` adds the periodic ones (only
+    `etrack worker` needs them: a backfill's in-process worker must not
+    schedule anything)."""
+    from etrack.jobs import tasks
+
+    connector = PsycopgConnector(
+        conninfo=async_conninfo(env.target),
+        min_size=1,
+        max_size=max_pool,
+        kwargs={"connect_timeout": 10},
+    )
+    app = EtrackApp(env=env, connector=connector)
+    tasks.register(app, schedule=schedule)
+    return app
+
+
+@asynccontextmanager
+async def open_app(env: JobEnv, *, schedule: bool = False, max_pool: int = 10) -> AsyncIterator[EtrackApp]:
+    """An opened App; the shared resources of `env` are closed with it."""
+    require_job_queue(env.target)
+    app = make_app(env, schedule=schedule, max_pool=max_pool)
+    try:
+        async with app.open_async():
+            yield app
+    finally:
+        await env.aclose()
+
+
+def require_job_queue(target: db.Target) -> None:
+    """Refuse to run jobs on a database without Procrastinate's tables."""
+    with db.connection(target, autocommit=True) as conn:
+        installed = migrations.job_queue_installed(conn)
+    if not installed:
+        raise db.SchemaNotCurrent(
+            f"the job queue is not installed in schema {target.schema!r} of "
+            f"{target.describe()}: run `etrack db upgrade`"
+        )
+
+
+# ------------------------------------------------------- queries.sql helpers
+def _sql(name: str) -> LiteralString:
+    # Procrastinate's connector only takes literal SQL; ours comes from the
+    # package's queries.sql, never from input.
+    return cast(LiteralString, query(name))
+
+
+async def fetch_all(app: App, name: str, **params: Any) -> list[dict[str, Any]]:
+    """Rows (as dicts) of the queries.sql block `name`, through the App's pool."""
+    return await app.connector.execute_query_all_async(_sql(name), **params)
+
+
+async def fetch_one(app: App, name: str, **params: Any) -> dict[str, Any] | None:
+    rows = await fetch_all(app, name, **params)
+    return rows[0] if rows else None
+
+
+async def run_sql(app: App, name: str, **params: Any) -> None:
+    await app.connector.execute_query_async(_sql(name), **params)

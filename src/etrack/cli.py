@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -325,6 +326,129 @@ def _register_simulator() -> None:
 
 
 _register_simulator()
+
+
+# ------------------------------------------------------------------- routes
+routes_app = typer.Typer(
+    help="Routes, trips and stops per plate and local day.", no_args_is_help=True
+)
+app.add_typer(routes_app, name="routes")
+
+PlatesOpt = Annotated[
+    str | None, typer.Option("--plates", help="Comma-separated plates (default: every plate).")
+]
+PlatesFileOpt = Annotated[
+    Path | None, typer.Option("--plates-file", help="File with one plate per line (# comments).")
+]
+
+
+def _days(
+    date: str | None, date_start: str | None, date_end: str | None, *, default: Any
+) -> list[Any]:
+    from etrack.userinput import day_range, parse_day
+
+    if date is not None and (date_start or date_end):
+        raise UsageProblem("give either --date or --date-start/--date-end, not both")
+    if date is not None:
+        return [_user_input(lambda: parse_day(date))]
+    if date_start or date_end:
+        if not (date_start and date_end):
+            raise UsageProblem("--date-start and --date-end go together")
+        start = _user_input(lambda: parse_day(date_start, option="date-start"))
+        end = _user_input(lambda: parse_day(date_end, option="date-end"))
+        return _user_input(lambda: day_range(start, end))
+    return [default]
+
+
+@routes_app.command("compute")
+def routes_compute(
+    date: DateOpt = None,
+    date_start: Annotated[
+        str | None, typer.Option("--date-start", help="First day of a range.")
+    ] = None,
+    date_end: Annotated[
+        str | None, typer.Option("--date-end", help="Last day of a range (included).")
+    ] = None,
+    plates: PlatesOpt = None,
+    plates_file: PlatesFileOpt = None,
+    refresh_latest: Annotated[
+        bool,
+        typer.Option(
+            "--refresh-latest/--no-refresh-latest",
+            help="Fetch the fleet's latest positions first (as the seed's "
+            "--compute-routes-current-day-all did); skipped with a warning when the API cannot be used.",
+        ),
+    ] = False,
+    with_history: Annotated[
+        bool,
+        typer.Option("--with-history", help="Fetch each plate's history for the days first."),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute days whose positions did not change.")
+    ] = False,
+) -> None:
+    """Compute and store routes, trips and stops (default: today, every plate with positions)."""
+    from datetime import datetime as _datetime
+
+    from etrack.routes import RouteParams
+    from etrack.routes_store import compute_routes
+    from etrack.userinput import parse_plates
+
+    current = settings()
+    days = _days(date, date_start, date_end, default=_datetime.now(current.tz).date())
+    chosen = _user_input(lambda: parse_plates(plates, plates_file))
+    target = database()
+    if refresh_latest or with_history:
+        _fetch_before_routes(
+            current, target, chosen, days, latest=refresh_latest, history=with_history
+        )
+    summary = compute_routes(
+        target, RouteParams.from_settings(current), plates=chosen, days=days, force=force
+    )
+    echo(summary.line())
+
+
+def _fetch_before_routes(
+    current: Settings,
+    target: db.Target,
+    plates: list[str] | None,
+    days: list[Any],
+    *,
+    latest: bool,
+    history: bool,
+) -> None:
+    from etrack.collector import open_collector
+    from etrack.etrac.client import ApiUnavailable, MissingCredentials
+    from etrack.loop import TRANSIENT
+
+    async def go() -> str:
+        async with open_collector(current, target) as collector:
+            if latest:
+                await collector.fetch_latest()
+            if history:
+                chosen: list[str] = (
+                    plates if plates is not None else await asyncio.to_thread(_known_plates, target)
+                )
+                for plate in chosen:
+                    for day in days:
+                        await collector.fetch_history_day(plate, day)
+            return collector.summary.line()
+
+    try:
+        echo(f"fetched: {asyncio.run(go())}")
+    except MissingCredentials:
+        logger.warning(
+            "ETRAC_USER/ETRAC_KEY not set: computing routes from the positions already stored"
+        )
+    except (ApiUnavailable, *TRANSIENT) as exc:
+        logger.warning("could not refresh from the API (%s); computing from stored positions", exc)
+
+
+def _known_plates(target: db.Target) -> list[str]:
+    from etrack.ingest import known_plates
+
+    with db.connection(target) as conn:
+        return known_plates(conn)
 
 
 # ------------------------------------------------------------------- entry

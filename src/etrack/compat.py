@@ -114,3 +114,84 @@ def _plate_flags(ns: argparse.Namespace) -> list[str]:
     if ns.plates_file:
         flags += ["--plates-file", ns.plates_file]
     return flags
+
+
+# ------------------------------------------------------------- jobs scripts
+def _ensure_jobs_commands() -> None:
+    from etrack.jobs.cli import register
+
+    register(cli.app)
+
+
+def _add_plate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plates", help="comma-separated plates (default: every plate)")
+    parser.add_argument("--plates-file", help="file with one plate per line")
+
+
+def _forward(ns: argparse.Namespace, names: Sequence[str]) -> list[str]:
+    """--option value for every given option, --flag for every true flag."""
+    argv: list[str] = []
+    for name in names:
+        value = getattr(ns, name)
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value not in (None, False):
+            argv += [flag, str(value)]
+    return argv
+
+
+def backfill_controller(args: Sequence[str] | None = None) -> NoReturn:
+    """e-track/backfill_controller.py"""
+    parser = _Parser(
+        prog="backfill_controller.py",
+        description="Backfill history per plate and day, then routes (seed-compatible "
+        "front end of `etrack backfill`).",
+    )
+    parser.add_argument("--date-start", required=True, help="first day: YYYY-MM-DD")
+    parser.add_argument("--date-end", required=True, help="last day (included)")
+    _add_plate_options(parser)
+    parser.add_argument("--sleep", type=float, help="seconds between requests (ETRAC_RATE_SLEEP)")
+    parser.add_argument("--batch-size", type=int, help="plates per batch (ETRAC_BATCH_SIZE)")
+    parser.add_argument("--concurrency", type=int, help="partitions worked at once")
+    parser.add_argument("--with-trips", action="store_true", help="also fetch the trips")
+    parser.add_argument("--enqueue-only", action="store_true", help="leave the work to workers")
+    parser.add_argument("--force", action="store_true", help="fetch done days again")
+    ns = parser.parse_args(args)
+    names = ("date_start", "date_end", "plates", "plates_file", "sleep", "batch_size",
+             "concurrency", "with_trips", "enqueue_only", "force")  # fmt: skip
+    _ensure_jobs_commands()
+    _run("backfill_controller.py", ["backfill", *_forward(ns, names)])
+
+
+def daily_routes_runner(args: Sequence[str] | None = None) -> NoReturn:
+    """e-track/daily_routes_runner.py"""
+    parser = _Parser(
+        prog="daily_routes_runner.py",
+        description="Yesterday's history, trips and routes of every plate (seed-compatible "
+        "front end of `etrack daily`).",
+    )
+    parser.add_argument("--date", help="day: YYYY-MM-DD or DD/MM/YYYY (default: yesterday)")
+    _add_plate_options(parser)
+    parser.add_argument("--sleep", type=float, help="seconds between requests (ETRAC_RATE_SLEEP)")
+    parser.add_argument("--batch-size", type=int, help="plates per batch (ETRAC_BATCH_SIZE)")
+    ns = parser.parse_args(args)
+    _ensure_jobs_commands()
+    names = ("date", "plates", "plates_file", "sleep", "batch_size")
+    _run("daily_routes_runner.py", ["daily", *_forward(ns, names)])
+
+
+def summarize_backfill(args: Sequence[str] | None = None) -> NoReturn:
+    """e-track/summarize_backfill.py"""
+    parser = _Parser(
+        prog="summarize_backfill.py",
+        description="Per plate: days with routes and points over a range (seed-compatible "
+        "front end of `etrack backfill summary`).",
+    )
+    parser.add_argument("--date-start", required=True, help="first day: YYYY-MM-DD")
+    parser.add_argument("--date-end", required=True, help="last day (included)")
+    _add_plate_options(parser)
+    ns = parser.parse_args(args)
+    _ensure_jobs_commands()
+    names = ("date_start", "date_end", "plates", "plates_file")
+    _run("summarize_backfill.py", ["backfill", "summary", *_forward(ns, names)])

@@ -299,6 +299,11 @@ def _plate_hint(raw: object) -> str | None:
     return None
 
 
+def known_plates(conn: Conn) -> list[str]:
+    """Every plate in terminals, sorted."""
+    return [str(r[0]) for r in conn.execute(query("known_plates"))]
+
+
 def last_valid_positions(
     conn: Conn, plates: Sequence[str], *, before: datetime
 ) -> dict[str, tuple[datetime, float, float]]:

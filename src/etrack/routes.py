@@ -298,13 +298,13 @@ def compute_sorted(
     )
     first_real = 0
     entered_moving = False
-    if lo > 0 and ts[lo] > day_start and ts[lo] - ts[lo - 1] <= gap:
-        b = lo - 1
-        cut = _interpolate(ts, lats, lons, speeds, ignitions, odometers, b, lo, day_start)
-        entered_moving = _moving_between(ts, lats, lons, b, lo, params)
-        for column, value in zip(columns, cut, strict=True):
-            column.insert(0, value)
-        first_real = 1
+    if lo > 0 and ts[lo] - ts[lo - 1] <= gap:
+        entered_moving = _moving_between(ts, lats, lons, lo - 1, lo, params)
+        if ts[lo] > day_start:
+            cut = _interpolate(ts, lats, lons, speeds, ignitions, odometers, lo - 1, lo, day_start)
+            for column, value in zip(columns, cut, strict=True):
+                column.insert(0, value)
+            first_real = 1
     if hi < len(ts) and ts[hi - 1] < day_end and ts[hi] - ts[hi - 1] <= gap:
         cut = _interpolate(ts, lats, lons, speeds, ignitions, odometers, hi - 1, hi, day_end)
         for column, value in zip(columns, cut, strict=True):

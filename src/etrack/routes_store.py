@@ -4,8 +4,9 @@ A run works in batches of plate-days (some plates x a run of consecutive
 days). Per batch: one query fingerprints every plate-day (positions of the day
 widened by the data gap, the provider's trips, the parameters) and compares it
 with the stored route's; one query loads the valid positions of the stale
-plate-days; one loads the provider's trips; then one transaction upserts the
-`routes` rows and replaces their `route_trips` and `route_stops`.
+plate-days; one loads the provider's trips; then one transaction replaces
+the `routes` rows with their `route_trips` and `route_stops` (delete, then
+COPY: the cascade takes the old trips and stops).
 
 The fingerprint is read before the positions, so a backfill landing in
 between leaves a stored fingerprint older than the data used: the next run
@@ -24,7 +25,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ import orjson
 from psycopg.types.json import Jsonb
 
 from etrack import db
+from etrack.etrac import records
 from etrack.queries import query
 from etrack.routes import (
     Columns,
@@ -109,49 +110,51 @@ def compute_routes(
     on a day) for `days`; days whose inputs did not change are skipped unless
     `force`. `progress` is called after each batch with the running summary.
 
-    Given a Target, three connections work at once: one thread reads the next
-    batch, this one computes the current one, another stores the previous one
-    (PostgreSQL parsing and compressing its JSON meanwhile). Given a
-    connection, everything runs on it, one step after the other.
+    Given a Target, two connections work at once: one thread reads the next
+    batch while this one computes the current one, and another thread stores
+    the previous one (PostgreSQL parsing its JSON meanwhile). Given a
+    connection, everything runs on it, one step after the other. Plates are
+    canonicalized (records.canonical_plate raises InvalidPlate on a bad one).
     """
     params = params or RouteParams()
     summary = RoutesSummary()
     started = time.perf_counter()
     wanted_days = sorted(set(days))
-    auto = plates is None
+    wanted_plates = None if plates is None else [records.canonical_plate(p) for p in plates]
 
     def read_all(conn: db.Conn) -> Generator[_Loaded, None, None]:
         for batch_plates, batch_days in _batches(
-            conn, params, plates, wanted_days, batch_plate_days
+            conn, params, wanted_plates, wanted_days, batch_plate_days
         ):
-            yield _load_batch(conn, params, batch_plates, batch_days, force=force, auto=auto)
+            yield _load_batch(
+                conn, params, batch_plates, batch_days, force=force, auto=wanted_plates is None
+            )
 
-    with _open(target_or_conn) as conn:
-        writer = _Writer(target_or_conn, params) if isinstance(target_or_conn, db.Target) else None
-        loaded_batches = (
-            _in_background(target_or_conn, read_all)
-            if isinstance(target_or_conn, db.Target)
-            else read_all(conn)
-        )
+    def computed_batches(loaded_batches: Iterator[_Loaded]) -> Iterator[_Computed]:
+        for loaded in loaded_batches:
+            summary.skipped += loaded.skipped
+            computed = _compute_without_gc(loaded, params)
+            if computed:
+                yield computed
+                _count(summary, computed)
+            if progress is not None:
+                summary.seconds = time.perf_counter() - started
+                progress(summary)
+
+    if isinstance(target_or_conn, db.Target):
+        writer = _Writer(target_or_conn, params)
+        loaded_batches = _in_background(target_or_conn, read_all)
         try:
-            for loaded in loaded_batches:
-                summary.skipped += loaded.skipped
-                computed = _compute_without_gc(loaded, params)
-                if computed:
-                    if writer is not None:
-                        writer.submit(computed)
-                    else:
-                        _store(conn, params, computed)
-                    _count(summary, computed)
-                if progress is not None:
-                    summary.seconds = time.perf_counter() - started
-                    progress(summary)
-            if writer is not None:
-                writer.close()
+            for computed in computed_batches(loaded_batches):
+                writer.submit(computed)
+            writer.close()
         finally:
             loaded_batches.close()
-            if writer is not None:
-                writer.abandon()
+            writer.abandon()
+    else:
+        conn = target_or_conn
+        for computed in computed_batches(read_all(conn)):
+            _store(conn, params, computed)
     summary.seconds = time.perf_counter() - started
     logger.info("%s", summary.line())
     return summary
@@ -273,15 +276,6 @@ class _Writer:
             self._closed = True
             self._queue.put(None)
             self._thread.join()
-
-
-@contextmanager
-def _open(target_or_conn: db.Target | db.Conn) -> Iterator[db.Conn]:
-    if isinstance(target_or_conn, db.Target):
-        with db.connection(target_or_conn, autocommit=True) as conn:
-            yield conn
-    else:
-        yield target_or_conn
 
 
 def _day_runs(days: list[date]) -> list[list[date]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -106,6 +106,33 @@ class Settings(BaseSettings):
     etrac_jump_speed_kmh: Annotated[float, Field(gt=0)] = Field(
         default=300.0,
         description="Implied speed between valid neighbours above which a point is a GPS 'jump'.",
+    )
+
+    # --- routes, trips and stops ---------------------------------------------
+    etrac_route_mode: Literal["location", "ignition"] = Field(
+        default="location",
+        description="Trip detection: 'location' (movement away from where the vehicle stood, "
+        "as Traccar) or 'ignition' (ignicao on/off).",
+    )
+    etrac_trip_min_distance_m: Annotated[float, Field(gt=0)] = Field(
+        default=200.0,
+        description="A trip starts once the vehicle is this many metres from where it stood; a "
+        "stop stays within it.",
+    )
+    etrac_stop_min_duration_s: Annotated[float, Field(gt=0)] = Field(
+        default=180.0, description="Shortest stop in seconds; anything shorter (a red light) stays inside its trip."
+    )
+    etrac_trip_max_gap_s: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0, description="A silence longer than this many seconds ends the trip in progress."
+    )
+    etrac_moving_speed_kmh: Annotated[float, Field(ge=0)] = Field(
+        default=5.0, description="Speeds at or above this count as moving (driving time; no stop holds such a point)."
+    )
+    etrac_speed_limit_kmh: Annotated[float, Field(ge=0)] = Field(
+        default=80.0, description="Time above this speed is reported as time over the limit."
+    )
+    etrac_route_simplify_m: Annotated[float, Field(ge=0)] = Field(
+        default=20.0, description="Douglas-Peucker tolerance in metres of the simplified line drawn at fleet zoom."
     )
 
     # --- jobs and UI --------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from etrack.settings import documented_settings, render_env_example
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +40,29 @@ def test_every_setting_is_in_env_example() -> None:
     text = (ROOT / ".env.example").read_text()
     for variable, *_ in documented_settings():
         assert re.search(rf"^#? ?{variable}=", text, re.MULTILINE), variable
+
+
+def test_generated_reference_docs_are_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    from etrack import docgen
+
+    monkeypatch.chdir(ROOT)
+    for name, render in docgen.RENDERERS.items():
+        committed = (ROOT / "docs" / name).read_text(encoding="utf-8")
+        assert committed == render(), f"docs/{name} is stale: run python -m etrack.docgen --write"
+
+
+def test_every_cli_command_is_documented() -> None:
+    import typer
+
+    from etrack.cli import app
+
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+
+    def names(command: object, path: list[str]) -> list[str]:
+        found = [" ".join(path)] if path else []
+        for name, sub in getattr(command, "commands", {}).items():
+            found += names(sub, [*path, name])
+        return found
+
+    for name in names(typer.main.get_command(app), []):
+        assert f"## `{name}`" in text, name

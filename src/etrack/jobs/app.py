@@ -13,8 +13,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, LiteralString, cast
+from typing import Any, LiteralString
 
+import psycopg
 from procrastinate import App, PsycopgConnector
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,7 @@ __all__ = [
     "open_app",
     "require_job_queue",
     "run_sql",
+    "session_lock",
 ]
 
 logger = logging.getLogger("etrack.jobs")
@@ -104,6 +106,7 @@ class JobEnv:
         self.tuning = tuning or load_tuning()
         self.pool_size = pool_size
         self._collector: Collector | None = None
+        self._shared_limiter: PgRateLimiter | None = None
         self._collector_lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
@@ -154,10 +157,12 @@ class JobEnv:
 
     async def aclose(self) -> None:
         collector, self._collector = self._collector, None
+        limiter, self._shared_limiter = self._shared_limiter, None
         if collector is not None:
             await collector.client.aclose()
-            await self._shared_limiter.aclose()
             await asyncio.to_thread(collector.pool.close)
+        if limiter is not None:
+            await limiter.aclose()
 
 
 class EtrackApp(App):
@@ -186,7 +191,9 @@ def make_app(env: JobEnv, *, schedule: bool = False, max_pool: int = 10) -> Etra
 
 
 @asynccontextmanager
-async def open_app(env: JobEnv, *, schedule: bool = False, max_pool: int = 10) -> AsyncIterator[EtrackApp]:
+async def open_app(
+    env: JobEnv, *, schedule: bool = False, max_pool: int = 10
+) -> AsyncIterator[EtrackApp]:
     """An opened App; the shared resources of `env` are closed with it."""
     require_job_queue(env.target)
     app = make_app(env, schedule=schedule, max_pool=max_pool)
@@ -208,11 +215,37 @@ def require_job_queue(target: db.Target) -> None:
         )
 
 
+@asynccontextmanager
+async def session_lock(
+    target: db.Target, lock_id: int, *, wait: bool = False
+) -> AsyncIterator[bool]:
+    """Hold the advisory lock `lock_id` for the block; yields whether we got it.
+
+    A session lock on a dedicated connection, not a pooled one: a pooler
+    could hand the session (and the lock) to someone else, and a pooled
+    connection outlives the block. Closing the connection releases it, and
+    so does the server when the process dies.
+    """
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            async_conninfo(target), autocommit=True, connect_timeout=10
+        )
+    except psycopg.OperationalError:
+        raise db.DatabaseUnavailable(f"cannot reach PostgreSQL at {target.describe()}") from None
+    try:
+        name = "jobs_advisory_lock" if wait else "jobs_try_advisory_lock"
+        cursor = await conn.execute(query(name).encode(), {"lock_id": lock_id})
+        row = await cursor.fetchone()
+        yield bool(row[0]) if row and row[0] is not None else wait
+    finally:
+        await conn.close()
+
+
 # ------------------------------------------------------- queries.sql helpers
 def _sql(name: str) -> LiteralString:
     # Procrastinate's connector only takes literal SQL; ours comes from the
     # package's queries.sql, never from input.
-    return cast(LiteralString, query(name))
+    return query(name)
 
 
 async def fetch_all(app: App, name: str, **params: Any) -> list[dict[str, Any]]:

@@ -90,7 +90,8 @@ class PgRateLimiter:
         # each process keeps at most one slot reserved ahead, which keeps the
         # account's slots shared fairly between processes.
         async with self._lock:
-            while (local := max(self._next_local, self._paused_until) - time.monotonic()) > 0:
+            # A loop, not one sleep: a 429 seen meanwhile may extend the pause.
+            while (local := max(self._next_local, self._paused_until) - time.monotonic()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(local)
             wait = await self.reserve()
             if wait > 0:
@@ -159,7 +160,11 @@ class PgRateLimiter:
                 await self._conn.close()
         self._conn = None
 
-    async def aclose(self) -> None:
+    async def flush(self) -> None:
+        """Wait until penalties told so far have reached the shared row."""
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.flush()
         await self._drop()

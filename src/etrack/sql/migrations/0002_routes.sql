@@ -14,6 +14,14 @@ ALTER TABLE routes ADD COLUMN params jsonb;
 ALTER TABLE routes ALTER COLUMN points SET STORAGE EXTERNAL,
                    ALTER COLUMN geojson SET STORAGE EXTERNAL;
 
+-- What the JSON columns hold, for whoever reads them with psql.
+COMMENT ON COLUMN routes.points IS
+    'Valid points of the local day in time order: [epoch_seconds, latitude, longitude, speed_kmh, ignition]';
+COMMENT ON COLUMN routes.geojson IS
+    'GeoJSON LineString (lon, lat) through the points, cut at local midnight when a trip crosses it; a Point for a single point';
+COMMENT ON COLUMN routes.simplified IS
+    'The LineString simplified with Douglas-Peucker (params.simplify_tolerance_m) for fleet-zoom maps';
+
 -- The fleet views read one day (or a few) for every plate; the primary key
 -- leads with placa.
 CREATE INDEX routes_day_idx ON routes (rota_date);

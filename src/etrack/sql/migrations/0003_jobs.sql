@@ -64,6 +64,8 @@ CREATE TABLE backfill_partitions (
     trips_fetched  integer,
     history_at     timestamptz,
     trips_at       timestamptz,
+    -- Some backfill asked for this day's trips too (--with-trips).
+    want_trips     boolean NOT NULL DEFAULT false,
     error          text,
     will_retry     boolean NOT NULL DEFAULT false,
     job_id         bigint,

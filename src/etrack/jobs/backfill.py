@@ -1,0 +1,589 @@
+"""Resumable, distributed backfill: one (plate, local day) partition per job.
+
+A partition's state lives in `backfill_partitions`, keyed by (placa, day)
+only: whatever backfill asked for it, a day already fetched is skipped (unless
+--force), so re-running a command, or a new range overlapping an old one,
+only does what is missing. `history_at` / `trips_at` say what is stored; a
+job claims its partition before fetching, so two jobs never fetch one day at
+once, and a job whose worker died hands it over to the next job for that day.
+
+Flow: `plan` (resolve plates, register the partitions, enqueue a job for
+each one with work left and no live job) under ETRAC_BACKFILL_LOCK_ID, then
+workers (this process's, or `etrack worker` anywhere) run `work_partition`;
+when the last partition of a backfill settles (done, or failed for good),
+a `backfill_routes` job computes the routes of its range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+from procrastinate import exceptions as pexc
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy
+from procrastinate.types import JSONValue
+
+from etrack.jobs.app import EtrackApp, fetch_all, fetch_one, run_sql, session_lock
+from etrack.jobs.runs import Outcome, describe_error, record_job
+from etrack.logs import secrets_of
+from etrack.routes import RouteParams
+from etrack.routes_store import RoutesSummary, compute_routes
+from etrack.userinput import day_range
+
+__all__ = [
+    "BackfillRequest",
+    "BackfillStatus",
+    "Counts",
+    "EnqueueResult",
+    "PlateSummary",
+    "compute_backfill_routes",
+    "counts",
+    "enqueue",
+    "finish_ready",
+    "plan",
+    "retry_failed",
+    "status",
+    "summarize",
+    "work_off",
+    "work_partition",
+]
+
+logger = logging.getLogger("etrack.jobs.backfill")
+
+FAILURES_SHOWN = 20
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRequest:
+    date_start: date
+    date_end: date
+    plates: list[str] | None  # None: every plate in terminals, after a fetch_latest
+    with_trips: bool = False
+    force: bool = False
+    batch_size: int = 50
+
+    @property
+    def days(self) -> list[date]:
+        return day_range(self.date_start, self.date_end)
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    id: int
+    date_start: date
+    date_end: date
+    plates: list[str]
+    with_trips: bool
+    created_at: datetime
+    finished_at: datetime | None
+    routes_summary: str | None
+    routes_job_id: int | None
+
+    @property
+    def partitions(self) -> int:
+        return len(self.plates) * ((self.date_end - self.date_start).days + 1)
+
+    def describe(self) -> str:
+        return (
+            f"backfill #{self.id}: {self.date_start.isoformat()}..{self.date_end.isoformat()}, "
+            f"{len(self.plates)} plates ({self.partitions} partitions)"
+            + (", with trips" if self.with_trips else "")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    backfill: Backfill
+    total: int
+    done: int
+    queued: int  # new jobs
+    waiting: int  # partitions whose job was already queued or running
+    recovered: int  # jobs of dead workers put back in the queue
+
+    def line(self) -> str:
+        return (
+            f"{self.backfill.describe()}: {self.done} already done, {self.queued} enqueued"
+            + (f", {self.waiting} already queued or running" if self.waiting else "")
+            + (f", {self.recovered} recovered from dead workers" if self.recovered else "")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    total: int = 0
+    done: int = 0
+    running: int = 0
+    pending: int = 0
+    failed: int = 0
+    retrying: int = 0
+    rows: int = 0
+
+    @property
+    def settled(self) -> int:
+        return self.done + self.failed - self.retrying
+
+    def line(self) -> str:
+        failed = f"failed {self.failed}" + (
+            f" ({self.retrying} to be retried)" if self.retrying else ""
+        )
+        return (
+            f"{self.done}/{self.total} partitions done, running {self.running}, "
+            f"pending {self.pending}, {failed}; {self.rows} rows fetched"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    placa: str
+    day: date
+    attempts: int
+    will_retry: bool
+    error: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillStatus:
+    backfill: Backfill
+    counts: Counts
+    failures: list[Failure]
+    routes_job_status: str | None
+
+    def lines(self, tz: tzinfo = UTC) -> list[str]:
+        b = self.backfill
+        state = f"finished {_at(b.finished_at, tz)}" if b.finished_at else "in progress"
+        out = [f"{b.describe()}, created {_at(b.created_at, tz)}, {state}"]
+        out.append("  " + self.counts.line())
+        if b.routes_summary:
+            out.append("  " + b.routes_summary)
+        elif self.routes_job_status:
+            out.append(f"  routes job: {self.routes_job_status}")
+        if self.failures:
+            out.append("  failures:")
+            for f in self.failures:
+                again = "retrying" if f.will_retry else "gave up"
+                first = f.error.splitlines()[0] if f.error else ""
+                out.append(
+                    f"    {f.placa} {f.day.isoformat()}  attempt {f.attempts}, {again}: {first}"
+                )
+            if self.counts.failed > len(self.failures):
+                out.append(f"    ... and {self.counts.failed - len(self.failures)} more")
+        return out
+
+
+def _at(moment: datetime, tz: tzinfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True, slots=True)
+class PlateSummary:
+    placa: str
+    days: int
+    days_with_routes: int
+    points: int
+    distance_km: float
+
+
+# ------------------------------------------------------------------ records
+def _backfill(row: dict[str, Any]) -> Backfill:
+    return Backfill(
+        id=int(row["id"]),
+        date_start=row["date_start"],
+        date_end=row["date_end"],
+        plates=list(row["plates"]),
+        with_trips=bool(row["with_trips"]),
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        routes_summary=row["routes_summary"],
+        routes_job_id=row["routes_job_id"],
+    )
+
+
+async def load_backfill(app: EtrackApp, backfill_id: int | None) -> Backfill | None:
+    """A backfill by id, or the newest one."""
+    if backfill_id is None:
+        row = await fetch_one(app, "jobs_backfill_last")
+    else:
+        row = await fetch_one(app, "jobs_backfill_get", id=backfill_id)
+    return _backfill(row) if row else None
+
+
+def _member_params(backfill: Backfill) -> dict[str, Any]:
+    return {"plates": backfill.plates, "start": backfill.date_start, "end": backfill.date_end}
+
+
+# ---------------------------------------------------------------- planning
+async def resolve_plates(app: EtrackApp, plates: list[str] | None) -> list[str]:
+    """The request's plates, or the whole fleet after a fetch_latest."""
+    if plates is not None:
+        return sorted(set(plates))
+    collector = await app.env.shared_collector()
+    await collector.fetch_latest()
+    rows = await fetch_all(app, "jobs_fleet_plates")
+    return [str(row["placa"]) for row in rows]
+
+
+async def open_backfill(app: EtrackApp, request: BackfillRequest, plates: list[str]) -> Backfill:
+    """The unfinished backfill of exactly this request (a re-run resumes it
+    under the same id), or a new one."""
+    params = {
+        "start": request.date_start,
+        "end": request.date_end,
+        "plates": plates,
+        "with_trips": request.with_trips,
+    }
+    row = await fetch_one(app, "jobs_backfill_find_open", **params)
+    if row is None:
+        row = await fetch_one(app, "jobs_backfill_create", **params)
+    assert row is not None
+    return _backfill(row)
+
+
+async def enqueue(
+    app: EtrackApp, backfill: Backfill, *, force: bool = False, batch_size: int = 500
+) -> EnqueueResult:
+    """Register the backfill's partitions and give each one with work left a
+    live job: jobs already queued or running are left alone, jobs of dead
+    workers are put back in the queue, and the rest get a new job."""
+    from etrack.jobs.tasks import BACKFILL_PARTITION
+
+    members = _member_params(backfill)
+    await run_sql(
+        app, "jobs_partitions_register", id=backfill.id, want_trips=backfill.with_trips, **members
+    )
+    if force:
+        await run_sql(app, "jobs_partitions_force", **members)
+    rows = await fetch_all(
+        app, "jobs_partitions_open", stalled_after=app.env.tuning.stalled_after_s, **members
+    )
+    fresh: list[tuple[str, date]] = []
+    waiting = recovered = 0
+    for row in rows:
+        if row["job_status"] == "todo" or (row["job_status"] == "doing" and not row["stalled"]):
+            waiting += 1
+        elif row["job_status"] == "doing":
+            if await _retry_job(app, int(row["job_id"])):
+                recovered += 1
+            else:
+                fresh.append((row["placa"], row["day"]))
+        else:
+            fresh.append((row["placa"], row["day"]))
+    for start in range(0, len(fresh), max(1, batch_size)):
+        chunk = fresh[start : start + batch_size]
+        arguments: list[dict[str, JSONValue]] = [
+            {"placa": placa, "day": day.isoformat()} for placa, day in chunk
+        ]
+        job_ids = await app.configure_task(BACKFILL_PARTITION).batch_defer_async(*arguments)
+        await run_sql(
+            app,
+            "jobs_partitions_queued",
+            plates=[placa for placa, _ in chunk],
+            days=[day for _, day in chunk],
+            job_ids=job_ids,
+        )
+    await run_sql(app, "jobs_backfill_enqueued", id=backfill.id)
+    return EnqueueResult(
+        backfill=backfill,
+        total=backfill.partitions,
+        done=backfill.partitions - len(rows),
+        queued=len(fresh),
+        waiting=waiting,
+        recovered=recovered,
+    )
+
+
+async def _retry_job(app: EtrackApp, job_id: int) -> bool:
+    try:
+        await app.job_manager.retry_job_by_id_async(job_id=job_id, retry_at=datetime.now(UTC))
+    except Exception:
+        # Another process may have recovered or finished it meanwhile.
+        logger.warning("could not put job %s back in the queue", job_id, exc_info=True)
+        return False
+    return True
+
+
+async def plan(
+    app: EtrackApp, request: BackfillRequest, *, on_wait: Callable[[], None] | None = None
+) -> EnqueueResult:
+    """Resolve plates and enqueue, holding ETRAC_BACKFILL_LOCK_ID so two
+    controllers never enqueue at once (workers run in parallel regardless)."""
+    settings = app.env.settings
+    plates = await resolve_plates(app, request.plates)
+    async with session_lock(app.env.target, settings.etrac_backfill_lock_id) as got:
+        if got:
+            return await _plan_locked(app, request, plates)
+    if on_wait is not None:
+        on_wait()
+    async with session_lock(app.env.target, settings.etrac_backfill_lock_id, wait=True):
+        return await _plan_locked(app, request, plates)
+
+
+async def _plan_locked(
+    app: EtrackApp, request: BackfillRequest, plates: list[str]
+) -> EnqueueResult:
+    backfill = await open_backfill(app, request, plates)
+    result = await enqueue(app, backfill, force=request.force, batch_size=request.batch_size * 10)
+    await finish_ready(app, backfill_id=backfill.id)
+    return result
+
+
+# --------------------------------------------------------- one partition
+async def work_partition(
+    app: EtrackApp, *, job: Job, placa: str, day: date, retry: BaseRetryStrategy
+) -> Outcome:
+    """Fetch what one partition lacks (history, and trips when asked for),
+    then settle it; a failure is recorded on it, visible while it lasts."""
+    assert job.id is not None
+    where = {"placa": placa, "day": day, "job_id": job.id}
+    claim = await fetch_one(app, "jobs_partition_claim", **where)
+    if claim is None:
+        await run_sql(app, "jobs_partition_settle", **where)
+        await finish_ready(app, placa=placa, day=day)
+        return Outcome(status="skipped", summary=f"{placa} {day}: done, or taken by another job")
+    counts: dict[str, Any] = {}
+    try:
+        collector = await app.env.shared_collector()
+        if claim["need_history"]:
+            stats = await collector.fetch_history_day(placa, day)
+            counts.update(received=stats.received, inserted=stats.inserted)
+            await run_sql(
+                app,
+                "jobs_partition_history_done",
+                received=stats.received,
+                inserted=stats.inserted,
+                **where,
+            )
+        if claim["need_trips"]:
+            trips = await collector.fetch_trips(placa, day)
+            counts.update(trips=trips.received)
+            await run_sql(app, "jobs_partition_trips_done", trips=trips.received, **where)
+    except Exception as exc:
+        final = retry.get_retry_decision(exception=exc, job=job) is None
+        await run_sql(
+            app,
+            "jobs_partition_failed",
+            error=describe_error(exc, secrets_of(app.env.settings)),
+            will_retry=not final,
+            **where,
+        )
+        if final:
+            await finish_ready(app, placa=placa, day=day)
+        raise
+    await run_sql(app, "jobs_partition_done", **where)
+    await finish_ready(app, placa=placa, day=day)
+    return Outcome(counts=counts, summary=f"{placa} {day.isoformat()}: {counts}")
+
+
+async def finish_ready(
+    app: EtrackApp,
+    *,
+    placa: str | None = None,
+    day: date | None = None,
+    backfill_id: int | None = None,
+) -> list[int]:
+    """Defer the routes job of every backfill (holding this partition, or
+    this one) whose partitions have all settled; returns their ids."""
+    from etrack.jobs.tasks import BACKFILL_ROUTES
+
+    rows = await fetch_all(app, "jobs_backfills_ready", placa=placa, day=day, id=backfill_id)
+    ready: list[int] = []
+    for row in rows:
+        backfill_id = int(row["id"])
+        try:
+            job_id = await app.configure_task(
+                BACKFILL_ROUTES, queueing_lock=f"etrack-backfill-routes:{backfill_id}"
+            ).defer_async(backfill_id=backfill_id)
+        except pexc.AlreadyEnqueued:
+            continue
+        await run_sql(app, "jobs_backfill_routes_job", id=backfill_id, job_id=job_id)
+        ready.append(backfill_id)
+    return ready
+
+
+async def compute_backfill_routes(app: EtrackApp, backfill_id: int) -> Outcome:
+    """The routes of a backfill's plates and days (unchanged days skipped),
+    and of the days just outside it whose midnight neighbours arrived."""
+    backfill = await load_backfill(app, backfill_id)
+    if backfill is None:
+        return Outcome(status="skipped", summary=f"backfill #{backfill_id} no longer exists")
+    target, params = app.env.target, RouteParams.from_settings(app.env.settings)
+    days = day_range(backfill.date_start, backfill.date_end)
+    inside = await asyncio.to_thread(
+        compute_routes,
+        target,
+        params,
+        plates=backfill.plates,
+        days=days,
+        batch_plate_days=max(100, app.env.settings.etrac_batch_size * 2),
+    )
+    edges = [backfill.date_start - timedelta(days=1), backfill.date_end + timedelta(days=1)]
+    outside = await asyncio.to_thread(compute_routes, target, params, plates=None, days=edges)
+    line = inside.line()
+    if outside.computed:
+        line += f" (+{outside.computed} neighbouring days recomputed)"
+    await run_sql(app, "jobs_backfill_finished", id=backfill_id, summary=line)
+    return Outcome(counts=_routes_counts(inside), summary=line)
+
+
+def _routes_counts(summary: RoutesSummary) -> dict[str, Any]:
+    return {
+        "computed": summary.computed,
+        "skipped": summary.skipped,
+        "empty": summary.empty,
+        "points": summary.points,
+    }
+
+
+# ---------------------------------------------------------------- reading
+async def counts(app: EtrackApp, backfill: Backfill) -> Counts:
+    row = await fetch_one(app, "jobs_backfill_counts", **_member_params(backfill))
+    if row is None:
+        return Counts()
+    return Counts(**{name: int(row[name] or 0) for name in Counts.__dataclass_fields__})
+
+
+async def status(app: EtrackApp, backfill_id: int | None = None) -> BackfillStatus | None:
+    backfill = await load_backfill(app, backfill_id)
+    if backfill is None:
+        return None
+    members = _member_params(backfill)
+    failures = [
+        Failure(
+            placa=row["placa"],
+            day=row["day"],
+            attempts=int(row["attempts"]),
+            will_retry=bool(row["will_retry"]),
+            error=row["error"] or "",
+            at=row["updated_at"],
+        )
+        for row in await fetch_all(app, "jobs_backfill_failures", limit=FAILURES_SHOWN, **members)
+    ]
+    job_status = None
+    if backfill.routes_job_id is not None:
+        row = await fetch_one(app, "jobs_job_status", id=backfill.routes_job_id)
+        job_status = str(row["status"]) if row else None
+    return BackfillStatus(
+        backfill=backfill,
+        counts=await counts(app, backfill),
+        failures=failures,
+        routes_job_status=job_status,
+    )
+
+
+async def summarize(
+    app: EtrackApp, *, plates: Sequence[str] | None, date_start: date, date_end: date
+) -> list[PlateSummary]:
+    """The seed's summarize_backfill: per plate, days with routes and points."""
+    if plates is None:
+        plates = [str(row["placa"]) for row in await fetch_all(app, "jobs_fleet_plates")]
+    rows = await fetch_all(
+        app, "jobs_backfill_summary", plates=list(plates), start=date_start, end=date_end
+    )
+    return [
+        PlateSummary(
+            placa=str(row["placa"]),
+            days=(date_end - date_start).days + 1,
+            days_with_routes=int(row["days_with_routes"]),
+            points=int(row["points"]),
+            distance_km=float(row["distance_m"]) / 1000.0,
+        )
+        for row in rows
+    ]
+
+
+def summary_lines(rows: Sequence[PlateSummary]) -> list[str]:
+    """The summary as plain text lines (a table, then a total)."""
+    lines = [f"{'placa':<9} {'days with routes':>16} {'points':>9} {'km':>10}"]
+    for row in rows:
+        lines.append(
+            f"{row.placa:<9} {f'{row.days_with_routes}/{row.days}':>16} {row.points:>9} "
+            f"{row.distance_km:>10.1f}"
+        )
+    with_routes = sum(r.days_with_routes for r in rows)
+    points = sum(r.points for r in rows)
+    lines.append(
+        f"total: {len(rows)} plates, {with_routes} plate-days with routes, {points} points"
+    )
+    return lines
+
+
+# ------------------------------------------------------------- re-running
+async def retry_failed(app: EtrackApp, backfill_id: int | None) -> tuple[Backfill, int] | None:
+    """Put a backfill's partitions that failed for good back in the queue."""
+    backfill = await load_backfill(app, backfill_id)
+    if backfill is None:
+        return None
+    rows = await fetch_all(app, "jobs_partitions_reset_failed", **_member_params(backfill))
+    if rows:
+        await run_sql(app, "jobs_backfill_reopen", id=backfill.id)
+        await enqueue(app, backfill)
+    return backfill, len(rows)
+
+
+# ----------------------------------------------------------- working off
+ProgressCallback = Callable[[Counts], None]
+
+
+async def work_off(
+    app: EtrackApp,
+    backfill: Backfill,
+    *,
+    concurrency: int,
+    on_progress: ProgressCallback | None = None,
+    poll_s: float = 0.5,
+) -> bool:
+    """Run a worker in this process on the backfill queue until this
+    backfill's partitions have settled and its routes are computed; False
+    if it was interrupted (a signal stopped the worker) first."""
+    from etrack.jobs.tasks import BACKFILL_QUEUE
+    from etrack.jobs.worker import recover_stalled_jobs
+
+    tuning = app.env.tuning
+    # Cancelling run_worker_async stops the worker gracefully: running jobs
+    # finish, nothing new is fetched.
+    running = asyncio.create_task(
+        app.run_worker_async(
+            queues=[BACKFILL_QUEUE],
+            name="backfill",
+            concurrency=concurrency,
+            fetch_job_polling_interval=tuning.poll_s,
+            update_heartbeat_interval=tuning.heartbeat_s,
+            stalled_worker_timeout=tuning.stalled_after_s,
+            worker_middleware=[record_job],
+        ),
+        name="backfill worker",
+    )
+    next_recovery = time.monotonic() + tuning.heartbeat_s
+    try:
+        while not running.done():
+            current = await load_backfill(app, backfill.id)
+            assert current is not None
+            progress = await counts(app, current)
+            if on_progress is not None:
+                on_progress(progress)
+            if current.finished_at is not None or await _routes_failed(app, current):
+                return True
+            if time.monotonic() >= next_recovery:
+                # Partitions held by dead workers (a killed earlier run) come back.
+                await recover_stalled_jobs(app, queue=BACKFILL_QUEUE)
+                if progress.settled == progress.total:
+                    await finish_ready(app, backfill_id=backfill.id)
+                next_recovery = time.monotonic() + tuning.heartbeat_s
+            await asyncio.wait({running}, timeout=poll_s)
+        return False
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def _routes_failed(app: EtrackApp, backfill: Backfill) -> bool:
+    if backfill.routes_job_id is None:
+        return False
+    row = await fetch_one(app, "jobs_job_status", id=backfill.routes_job_id)
+    return row is not None and row["status"] == "failed"

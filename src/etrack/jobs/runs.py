@@ -1,0 +1,243 @@
+"""Every run of every job: kind, arguments, start, end, status, counts, error.
+
+Worker jobs are recorded by `record_job`, a Procrastinate worker middleware
+wrapped around every task; command-line runs (`etrack daily`, `etrack
+backfill`) by `recorded_run`. A task reports what it did by returning an
+`Outcome`; an exception is a failure, with its text (secrets removed).
+
+A process killed with `kill -9` leaves its run 'running'. The stalled-job
+recovery marks the runs of the jobs it retries 'interrupted'; for the rest,
+`list_runs` shows 'interrupted' when the run's job is no longer running, or
+when its process is gone (same host only).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from procrastinate import App, JobContext
+
+from etrack.db import redact
+from etrack.jobs.app import fetch_all, fetch_one, run_sql
+from etrack.logs import secrets_of
+
+if TYPE_CHECKING:
+    from procrastinate.worker import Worker
+
+    from etrack.jobs.app import EtrackApp
+
+__all__ = [
+    "Outcome",
+    "RunRow",
+    "describe_error",
+    "list_runs",
+    "mark_interrupted",
+    "record_job",
+    "recorded_run",
+]
+
+logger = logging.getLogger("etrack.jobs.runs")
+
+ERROR_CHARS = 2000
+HOST = socket.gethostname()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a run did: returned by tasks, filled in by command-line runs."""
+
+    status: str = "succeeded"  # or 'skipped' (nothing to do), or 'failed' (see error)
+    counts: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    error: str | None = None
+
+    def as_result(self) -> dict[str, Any]:
+        # Procrastinate logs a job's result: keep it small and JSON-friendly.
+        return {"status": self.status, "counts": self.counts, "summary": self.summary}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: int
+    kind: str
+    args: dict[str, Any]
+    job_id: int | None
+    host: str | None
+    pid: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: dict[str, Any] | None
+    summary: str | None
+    error: str | None
+
+
+def describe_error(exc: BaseException, secrets: list[str]) -> str:
+    """One readable paragraph: the exception's class and message, secrets removed."""
+    message = str(exc).strip()
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return redact(text, secrets)[:ERROR_CHARS]
+
+
+async def start_run(app: App, *, kind: str, args: dict[str, Any], job_id: int | None = None) -> int:
+    row = await fetch_one(
+        app,
+        "jobs_run_start",
+        kind=kind,
+        args=args,
+        job_id=job_id,
+        host=HOST,
+        pid=os.getpid(),
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+async def finish_run(
+    app: App,
+    run_id: int,
+    *,
+    status: str,
+    counts: dict[str, Any] | None = None,
+    summary: str | None = None,
+    error: str | None = None,
+) -> None:
+    await run_sql(
+        app,
+        "jobs_run_finish",
+        id=run_id,
+        status=status,
+        counts=counts or {},
+        summary=summary,
+        error=error,
+    )
+
+
+@asynccontextmanager
+async def recorded_run(app: EtrackApp, kind: str, args: dict[str, Any]) -> AsyncIterator[Outcome]:
+    """Record a command-line run around the block; the block fills the Outcome."""
+    outcome = Outcome()
+    run_id = await start_run(app, kind=kind, args=args)
+    try:
+        yield outcome
+    except BaseException as exc:
+        await finish_run(
+            app,
+            run_id,
+            status="failed",
+            counts=outcome.counts,
+            summary=outcome.summary or None,
+            error=describe_error(exc, secrets_of(app.env.settings)),
+        )
+        raise
+    await finish_run(
+        app,
+        run_id,
+        status=outcome.status,
+        counts=outcome.counts,
+        summary=outcome.summary or None,
+        error=outcome.error,
+    )
+
+
+async def record_job(
+    call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: Worker
+) -> Any:
+    """Worker middleware: record the job's run around it."""
+    app: EtrackApp = context.app  # type: ignore[assignment]  # make_app builds an EtrackApp
+    job = context.job
+    kind = job.task_name.removeprefix("etrack.")
+    args = dict(job.task_kwargs)
+    try:
+        run_id = await start_run(app, kind=kind, args=args, job_id=job.id)
+    except Exception:
+        # The record is a convenience; a failing insert must not fail the job.
+        logger.exception("could not record the start of job %s", job.id)
+        return await call_next()
+    try:
+        result = await call_next()
+    except BaseException as exc:
+        await _finish_quietly(
+            app,
+            run_id,
+            status="failed",
+            error=describe_error(exc, secrets_of(app.env.settings)),
+        )
+        raise
+    outcome = result if isinstance(result, dict) else {}
+    await _finish_quietly(
+        app,
+        run_id,
+        status=str(outcome.get("status") or "succeeded"),
+        counts=outcome.get("counts") or {},
+        summary=outcome.get("summary") or None,
+    )
+    return result
+
+
+async def _finish_quietly(app: App, run_id: int, **fields: Any) -> None:
+    try:
+        await finish_run(app, run_id, **fields)
+    except Exception:
+        logger.exception("could not record the end of run %s", run_id)
+
+
+async def mark_interrupted(app: App, job_ids: list[int], reason: str) -> int:
+    """Close the open runs of jobs whose worker died."""
+    if not job_ids:
+        return 0
+    rows = await fetch_all(app, "jobs_runs_interrupt", job_ids=job_ids, error=reason)
+    return len(rows)
+
+
+async def list_runs(app: App, *, failed_only: bool = False, limit: int = 20) -> list[RunRow]:
+    """The newest runs first, with dead 'running' ones shown as 'interrupted'."""
+    rows = await fetch_all(app, "jobs_runs_list", failed_only=failed_only, limit=limit)
+    runs = [_run_row(row) for row in rows]
+    return [_with_dead_process(run) for run in runs]
+
+
+def _run_row(row: dict[str, Any]) -> RunRow:
+    return RunRow(
+        id=int(row["id"]),
+        kind=str(row["kind"]),
+        args=dict(row["args"] or {}),
+        job_id=row["job_id"],
+        host=row["host"],
+        pid=row["pid"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=str(row["status"]),
+        counts=row["counts"],
+        summary=row["summary"],
+        error=row["error"],
+    )
+
+
+def _with_dead_process(run: RunRow) -> RunRow:
+    if run.status != "running" or run.job_id is not None or run.host != HOST or not run.pid:
+        return run
+    if _process_alive(run.pid):
+        return run
+    return replace(
+        run,
+        status="interrupted",
+        error=run.error or "the process ended without recording an end (killed?)",
+    )
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

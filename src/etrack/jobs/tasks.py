@@ -1,0 +1,258 @@
+"""etrack's Procrastinate tasks and their schedule.
+
+Tasks only wire: the work is in etrack.jobs.daily / backfill / runs. Each
+returns an `Outcome` (as a dict) that the run record keeps.
+
+Queues: `etrack` for the scheduled jobs and the daily run, `backfill` for
+backfill partitions and their routes (a backfill's in-process worker only
+listens there). `etrack worker` listens to both.
+
+Schedule (Procrastinate defers each tick once, whatever the number of
+workers: the database refuses a second job for the same task and tick):
+
+- fetch latest positions: ETRACK_FETCH_CRON (default every 2 minutes);
+- the daily run: ETRACK_DAILY_AT local time of ETRAC_TIMEZONE, for yesterday;
+- stalled-job recovery: ETRACK_JOB_RECOVER_CRON (default every minute).
+
+Procrastinate evaluates crons on UTC timestamps, so local times are turned
+into UTC when the worker starts. Caveat: in a zone with daylight saving time
+the conversion uses the offset of the next occurrence; a worker that keeps
+running across a change of offset runs the daily job one hour early or late
+until it restarts (the day it processes is still right: it is taken from the
+tick's local date). America/Sao_Paulo has had no DST since 2019.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from procrastinate import JobContext, RetryDecision
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy
+
+from etrack import db
+from etrack.etrac.client import AuthenticationError, BusinessError, MissingCredentials
+
+if TYPE_CHECKING:
+    from etrack.jobs.app import EtrackApp
+
+__all__ = [
+    "BACKFILL_PARTITION",
+    "BACKFILL_QUEUE",
+    "BACKFILL_ROUTES",
+    "DAILY",
+    "DAILY_LOCK",
+    "DAILY_SCHEDULED",
+    "ETRACK_QUEUE",
+    "FETCH_LATEST",
+    "RECOVER_STALLED",
+    "Backoff",
+    "daily_cron",
+    "local_cron_to_utc",
+    "register",
+]
+
+logger = logging.getLogger("etrack.jobs")
+
+ETRACK_QUEUE = "etrack"
+BACKFILL_QUEUE = "backfill"
+
+FETCH_LATEST = "etrack.fetch_latest"
+DAILY_SCHEDULED = "etrack.daily_scheduled"
+DAILY = "etrack.daily"
+RECOVER_STALLED = "etrack.recover_stalled"
+BACKFILL_PARTITION = "etrack.backfill_partition"
+BACKFILL_ROUTES = "etrack.backfill_routes"
+
+# Daily jobs run one at a time (catch-up days queue behind each other); the
+# advisory lock ETRAC_DAILY_LOCK_ID also keeps out a concurrent `etrack daily`.
+DAILY_LOCK = "etrack-daily"
+
+
+# ------------------------------------------------------------------ retries
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    AuthenticationError,
+    MissingCredentials,
+    BusinessError,
+    db.SchemaNotCurrent,
+)
+
+
+class Backoff(BaseRetryStrategy):
+    """Retry up to `attempts` runs in all, waiting first_s, 2*first_s, ...
+    (at most max_s); errors that asking again cannot fix are final at once."""
+
+    def __init__(self, *, attempts: int, first_s: float, max_s: float) -> None:
+        self.attempts = attempts
+        self.first_s = first_s
+        self.max_s = max_s
+
+    def __repr__(self) -> str:
+        return f"Backoff(attempts={self.attempts}, first_s={self.first_s}, max_s={self.max_s})"
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        # job.attempts counts the runs before this one.
+        if job.attempts + 1 >= self.attempts or isinstance(exception, PERMANENT_ERRORS):
+            return None
+        wait = min(self.max_s, self.first_s * 2**job.attempts)
+        return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=wait))
+
+
+PARTITION_RETRY = Backoff(attempts=6, first_s=1.0, max_s=60.0)
+DAILY_RETRY = Backoff(attempts=5, first_s=60.0, max_s=900.0)
+ROUTES_RETRY = Backoff(attempts=4, first_s=5.0, max_s=120.0)
+
+
+# ----------------------------------------------------------------- schedule
+def daily_cron(daily_at: str, tz: tzinfo, *, now: datetime | None = None) -> str:
+    """The UTC cron of a local HH:MM, with the offset of its next occurrence."""
+    hour, minute = (int(part) for part in daily_at.split(":"))
+    local_now = (now or datetime.now(UTC)).astimezone(tz)
+    moment = datetime.combine(local_now.date(), time(hour, minute), tz)
+    if moment <= local_now:
+        moment = datetime.combine(local_now.date() + timedelta(days=1), time(hour, minute), tz)
+    utc = moment.astimezone(UTC)
+    return f"{utc.minute} {utc.hour} * * *"
+
+
+def local_cron_to_utc(cron: str, tz: tzinfo, *, now: datetime | None = None) -> str:
+    """A cron written in local time, for Procrastinate's UTC evaluation.
+
+    Only the hour field depends on the zone: `*`-hour crons (every N minutes
+    or seconds) are unchanged. A restricted hour field is shifted by the
+    current whole-hour offset; a zone with a fractional offset, or a day
+    field that the shift would move across midnight, is left as written, in
+    UTC, with a warning.
+    """
+    fields = cron.split()
+    if len(fields) not in (5, 6) or fields[1] == "*":
+        return cron
+    offset = (now or datetime.now(UTC)).astimezone(tz).utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    if minutes % 60:
+        logger.warning("cron %r is read in UTC: the zone's offset is not whole hours", cron)
+        return cron
+    hours = _expand_hours(fields[1])
+    if hours is None:
+        logger.warning("cron %r is read in UTC: its hour field is not understood", cron)
+        return cron
+    shifted = sorted({(hour - minutes // 60) % 24 for hour in hours})
+    crosses = any(not 0 <= hour - minutes // 60 < 24 for hour in hours)
+    if crosses and (fields[2] != "*" or fields[4] != "*"):
+        logger.warning("cron %r is read in UTC: shifting it would change its day", cron)
+        return cron
+    fields[1] = ",".join(str(hour) for hour in shifted)
+    return " ".join(fields)
+
+
+def _expand_hours(field: str) -> list[int] | None:
+    hours: set[int] = set()
+    for item in field.split(","):
+        spec, _, step_text = item.partition("/")
+        try:
+            step = int(step_text) if step_text else 1
+            if spec == "*":
+                first, last = 0, 23
+            elif "-" in spec:
+                first, last = (int(part) for part in spec.split("-", 1))
+            else:
+                first = int(spec)
+                last = 23 if step_text else first
+        except ValueError:
+            return None
+        if not (0 <= first <= last <= 23) or step < 1:
+            return None
+        hours.update(range(first, last + 1, step))
+    return sorted(hours)
+
+
+def local_day_before(timestamp: int, tz: tzinfo) -> date:
+    """The local day a daily tick processes: the one before the tick's."""
+    return datetime.fromtimestamp(timestamp, tz).date() - timedelta(days=1)
+
+
+# -------------------------------------------------------------------- tasks
+def _app(context: JobContext) -> EtrackApp:
+    return context.app  # type: ignore[return-value]  # make_app builds an EtrackApp
+
+
+async def fetch_latest(context: JobContext, timestamp: int) -> dict[str, Any]:
+    from etrack.jobs.daily import fetch_latest_once
+
+    return (await fetch_latest_once(_app(context))).as_result()
+
+
+async def daily_scheduled(context: JobContext, timestamp: int) -> dict[str, Any]:
+    from etrack.jobs.daily import run_daily_job
+
+    app = _app(context)
+    day = local_day_before(timestamp, app.env.settings.tz)
+    return (await run_daily_job(app, day)).as_result()
+
+
+async def daily(context: JobContext, day: str) -> dict[str, Any]:
+    from etrack.jobs.daily import run_daily_job
+
+    return (await run_daily_job(_app(context), date.fromisoformat(day))).as_result()
+
+
+async def recover_stalled(context: JobContext, timestamp: int) -> dict[str, Any]:
+    from etrack.jobs.worker import recover_stalled_jobs
+
+    return (await recover_stalled_jobs(_app(context))).as_result()
+
+
+async def backfill_partition(context: JobContext, placa: str, day: str) -> dict[str, Any]:
+    from etrack.jobs.backfill import work_partition
+
+    job = context.job
+    assert job.id is not None
+    outcome = await work_partition(
+        _app(context), job=job, placa=placa, day=date.fromisoformat(day), retry=PARTITION_RETRY
+    )
+    return outcome.as_result()
+
+
+async def backfill_routes(context: JobContext, backfill_id: int) -> dict[str, Any]:
+    from etrack.jobs.backfill import compute_backfill_routes
+
+    return (await compute_backfill_routes(_app(context), backfill_id)).as_result()
+
+
+def register(app: EtrackApp, *, schedule: bool) -> None:
+    """Add etrack's tasks to `app`; with `schedule`, their periodic ticks too."""
+    settings, tuning = app.env.settings, app.env.tuning
+    fetch = app.task(name=FETCH_LATEST, queue=ETRACK_QUEUE, pass_context=True)(fetch_latest)
+    daily_tick = app.task(
+        name=DAILY_SCHEDULED,
+        queue=ETRACK_QUEUE,
+        pass_context=True,
+        lock=DAILY_LOCK,
+        retry=DAILY_RETRY,
+    )(daily_scheduled)
+    app.task(name=DAILY, queue=ETRACK_QUEUE, pass_context=True, lock=DAILY_LOCK, retry=DAILY_RETRY)(
+        daily
+    )
+    recover = app.task(name=RECOVER_STALLED, queue=ETRACK_QUEUE, pass_context=True)(recover_stalled)
+    app.task(
+        name=BACKFILL_PARTITION, queue=BACKFILL_QUEUE, pass_context=True, retry=PARTITION_RETRY
+    )(backfill_partition)
+    app.task(name=BACKFILL_ROUTES, queue=BACKFILL_QUEUE, pass_context=True, retry=ROUTES_RETRY)(
+        backfill_routes
+    )
+    if not schedule:
+        return
+    tz = settings.tz
+    # A queueing lock: while a tick's job still waits (workers busy or
+    # down), later ticks are not piled up behind it.
+    app.periodic(
+        cron=local_cron_to_utc(settings.etrack_fetch_cron, tz),
+        periodic_id="fetch_latest",
+        queueing_lock="etrack-fetch-latest",
+    )(fetch)
+    app.periodic(cron=daily_cron(settings.etrack_daily_at, tz), periodic_id="daily")(daily_tick)
+    app.periodic(
+        cron=tuning.recover_cron, periodic_id="recover_stalled", queueing_lock="etrack-recover"
+    )(recover)

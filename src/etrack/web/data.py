@@ -1,0 +1,276 @@
+"""What the web reads from the database: small async functions over the
+named blocks of queries.sql, returning plain data the handlers hand on.
+
+The web uses its own psycopg async pool: handlers await the database instead
+of parking a thread per request, which is what keeps latency flat with many
+clients at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, LiteralString, cast
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from etrack import db
+from etrack.queries import query
+from etrack.routes import DayRoute, RouteParams, compute_sorted, day_bounds
+
+__all__ = [
+    "FleetCache",
+    "Reader",
+    "Vehicle",
+    "open_pool",
+    "vehicle_state",
+]
+
+STALE_AFTER = timedelta(hours=1)
+
+
+def _sql(name: str) -> LiteralString:
+    # psycopg's typing wants literal SQL; ours is the package's queries.sql,
+    # never request text.
+    return cast(LiteralString, query(name))
+
+
+def pool_conninfo(target: db.Target) -> str:
+    """The target's connection string with etrack's search_path and UTC
+    (the same session settings etrack.db gives its own connections)."""
+    return make_conninfo(
+        target.conninfo,
+        options=f"-c search_path={target.schema},public -c timezone=UTC",
+        application_name="etrack-web",
+    )
+
+
+async def open_pool(target: db.Target, *, max_size: int = 10) -> AsyncConnectionPool:
+    """An opened pool. It does not wait for the database: the UI starts (and
+    /healthz says why it is degraded) while PostgreSQL is down."""
+    pool = AsyncConnectionPool(
+        pool_conninfo(target),
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        timeout=10,
+        kwargs={"connect_timeout": 5, "autocommit": True},
+    )
+    await pool.open(wait=False)
+    return pool
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    placa: str
+    descricao: str | None
+    frota: str | None
+    last_report: datetime | None
+    ts: datetime | None
+    lat: float | None
+    lon: float | None
+    speed_kmh: float | None
+    ignition: bool | None
+    address: str | None
+    state: str
+
+
+def vehicle_state(
+    ts: datetime | None,
+    speed: float | None,
+    ignition: bool | None,
+    now: datetime,
+    moving_kmh: float,
+) -> str:
+    """moving / idle (ignition on, stopped) / off / stale (no report for an hour) / unknown."""
+    if ts is None:
+        return "unknown"
+    if now - ts > STALE_AFTER:
+        return "stale"
+    if speed is not None and speed >= moving_kmh:
+        return "moving"
+    if ignition:
+        return "idle"
+    return "off"
+
+
+class Reader:
+    """The web's reads, over one pool."""
+
+    def __init__(self, pool: AsyncConnectionPool, params: RouteParams) -> None:
+        self.pool = pool
+        self.params = params
+
+    async def rows(self, name: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_sql(name), args or {})
+            return await cur.fetchall()
+
+    async def row(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        found = await self.rows(name, args)
+        return found[0] if found else None
+
+    async def scalar(self, name: str, args: dict[str, Any] | None = None) -> Any:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_sql(name), args or {})
+            found = await cur.fetchone()
+            return found[0] if found else None
+
+    async def ping(self) -> float:
+        """Seconds one trivial query takes; raises when the database does not answer."""
+        started = time.perf_counter()
+        await self.scalar("web_ping")
+        return time.perf_counter() - started
+
+    # ------------------------------------------------------------- vehicles
+    async def vehicles(self) -> list[Vehicle]:
+        rows = await self.rows("web_vehicles_latest")
+        now = datetime.now(UTC)
+        moving = self.params.moving_speed_kmh
+        return [
+            Vehicle(
+                placa=r["placa"],
+                descricao=r["descricao"],
+                frota=r["frota"],
+                last_report=r["last_position_ts"],
+                ts=r["data_transmissao"],
+                lat=r["latitude"],
+                lon=r["longitude"],
+                speed_kmh=r["velocidade"],
+                ignition=r["ignicao"],
+                address=r["logradouro"],
+                state=vehicle_state(
+                    r["last_position_ts"], r["velocidade"], r["ignicao"], now, moving
+                ),
+            )
+            for r in rows
+        ]
+
+    async def vehicle(self, placa: str) -> dict[str, Any] | None:
+        return await self.row("web_vehicle", {"placa": placa})
+
+    async def positions(
+        self, placa: str, lo: datetime, hi: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        return await self.rows(
+            "web_positions_page", {"placa": placa, "lo": lo, "hi": hi, "limit": limit}
+        )
+
+    async def fleets(self) -> list[str]:
+        return [str(r["frota"]) for r in await self.rows("web_fleets")]
+
+    # --------------------------------------------------------------- routes
+    async def route_feature_text(self, placa: str, day: date, *, simplified: bool) -> str | None:
+        value = await self.scalar(
+            "web_route_feature_text", {"placa": placa, "day": day, "simplified": simplified}
+        )
+        return None if value is None else str(value)
+
+    async def route_row(self, placa: str, day: date) -> dict[str, Any] | None:
+        return await self.row("web_route_row", {"placa": placa, "day": day})
+
+    async def route_details(
+        self, placa: str, day: date
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        args = {"placa": placa, "day": day}
+        trips, stops, provider = await asyncio.gather(
+            self.rows("web_route_trips", args),
+            self.rows("web_route_stops", args),
+            self.rows("web_provider_trips", args),
+        )
+        return trips, stops, provider
+
+    async def provider_trips(self, placa: str, day: date) -> list[dict[str, Any]]:
+        return await self.rows("web_provider_trips", {"placa": placa, "day": day})
+
+    async def route_days(self, placa: str, before: date, limit: int) -> list[dict[str, Any]]:
+        return await self.rows(
+            "web_route_days", {"placa": placa, "before": before, "limit": limit}
+        )
+
+    async def live_route(self, placa: str, day: date) -> DayRoute | None:
+        """The day's route computed now from the stored positions (today's, or
+        a day no run has stored yet); None when the day has no valid position."""
+        params = self.params
+        gap = timedelta(seconds=params.max_gap_s)
+        start, end = day_bounds(day, params.tz)
+        lo = datetime.fromtimestamp(start, UTC) - gap
+        hi = datetime.fromtimestamp(end, UTC) + gap
+        async with self.pool.connection() as conn, conn.cursor(binary=True) as cur:
+            await cur.execute(
+                _sql("routes_load_positions"), {"plates": [placa], "lo": lo, "hi": hi}
+            )
+            found = await cur.fetchone()
+        if found is None:
+            return None
+        columns = found[1:]
+        route = await asyncio.to_thread(compute_sorted, *columns, day, params)
+        return None if route.empty else route
+
+    # ------------------------------------------------------------ summaries
+    async def day_summaries(
+        self, first: date, last: date, plates: Sequence[str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return await self.rows(
+            "web_day_summaries",
+            {
+                "first": first,
+                "last": last,
+                "plates": list(plates) if plates is not None else None,
+                "limit": limit,
+            },
+        )
+
+    async def fleet_report(self, first: date, last: date, frota: str | None) -> list[dict[str, Any]]:
+        return await self.rows("web_fleet_report", {"first": first, "last": last, "frota": frota})
+
+
+class FleetCache:
+    """The fleet snapshot, shared by every request for a few seconds.
+
+    The fleet map polls every 30 s from every open browser and the data only
+    changes when a fetch lands (every 2 min by default): one database read
+    serves them all, and one refresh runs at a time however many requests
+    arrive while it runs.
+    """
+
+    def __init__(self, reader: Reader, ttl_s: float = 5.0) -> None:
+        self.reader = reader
+        self.ttl_s = ttl_s
+        self._at = -1e18
+        self._vehicles: list[Vehicle] = []
+        self._encoded: bytes | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> list[Vehicle]:
+        if time.monotonic() - self._at < self.ttl_s:
+            return self._vehicles
+        async with self._lock:
+            if time.monotonic() - self._at >= self.ttl_s:
+                self._vehicles = await self.reader.vehicles()
+                self._encoded = None
+                self._at = time.monotonic()
+        return self._vehicles
+
+    async def encoded(self, encode: Any) -> bytes:
+        """The whole snapshot encoded once by `encode(vehicles)` per refresh."""
+        vehicles = await self.get()
+        if self._encoded is None or vehicles is not self._vehicles:
+            self._encoded = encode(vehicles)
+        return self._encoded
+
+    def clear(self) -> None:
+        self._at = -1e18
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database cannot be reached (vs. a bug)."""
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(exc, PoolTimeout | psycopg.OperationalError)

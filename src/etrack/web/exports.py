@@ -1,0 +1,171 @@
+"""Downloads: a vehicle day as GeoJSON, GPX or CSV; the fleet report as CSV or XLSX.
+
+CSV files use a comma and a decimal point (machine-readable, the same in both
+languages); people who want a spreadsheet take the XLSX, whose numbers are
+real numbers Excel formats in the reader's locale.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import orjson
+import xlsxwriter
+
+from etrack.web.days import DayData
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "day_csv",
+    "day_geojson",
+    "day_gpx",
+    "download_name",
+    "report_csv",
+    "report_xlsx",
+]
+
+REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("placa", "text"),
+    ("descricao", "text"),
+    ("frota", "text"),
+    ("days", "int"),
+    ("distance_km", "number"),
+    ("driving_h", "number"),
+    ("idle_h", "number"),
+    ("parked_h", "number"),
+    ("max_speed_kmh", "number"),
+    ("over_limit_h", "number"),
+    ("trip_count", "int"),
+)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def download_name(placa: str, day: date, extension: str) -> str:
+    return f"{placa}_{day.isoformat()}.{extension}"
+
+
+def day_geojson(data: DayData) -> bytes:
+    """A FeatureCollection: the route line (with the day's figures) and one point per stop."""
+    features: list[dict[str, Any]] = []
+    if data.line is not None:
+        features.append({"type": "Feature", "geometry": data.line, "properties": data.properties()})
+    for stop in data.stops:
+        if stop.get("latitude") is None or stop.get("longitude") is None:
+            continue
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [stop["longitude"], stop["latitude"]]},
+                "properties": {"kind": "stop", **{k: v for k, v in stop.items() if k not in ("latitude", "longitude")}},
+            }
+        )
+    return dumps({"type": "FeatureCollection", "features": features})
+
+
+def _iso_utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def day_gpx(data: DayData) -> bytes:
+    """GPX 1.1: the day's points as one track (times in UTC, as GPX wants), stops as waypoints."""
+    name = escape(f"{data.placa} {data.day.isoformat()}")
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<gpx version="1.1" creator="etrack" xmlns="http://www.topografix.com/GPX/1/1">',
+        f"<metadata><name>{name}</name></metadata>",
+    ]
+    for stop in data.stops:
+        if stop.get("latitude") is None or stop.get("longitude") is None:
+            continue
+        lat = quoteattr(repr(float(stop["latitude"])))
+        lon = quoteattr(repr(float(stop["longitude"])))
+        when = stop["start_ts"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        label = escape("stop " + str(stop["seq"]))
+        desc = f"<desc>{escape(str(stop['address']))}</desc>" if stop.get("address") else ""
+        out.append(f"<wpt lat={lat} lon={lon}><time>{when}</time><name>{label}</name>{desc}</wpt>")
+    out.append(f"<trk><name>{name}</name><trkseg>")
+    for t, lat, lon, *_ in data.points:
+        out.append(
+            f'<trkpt lat="{float(lat)!r}" lon="{float(lon)!r}"><time>{_iso_utc(float(t))}</time></trkpt>'
+        )
+    out.append("</trkseg></trk></gpx>")
+    return "\n".join(out).encode()
+
+
+def day_csv(data: DayData, tz: tzinfo) -> bytes:
+    """One row per valid point: local time (ISO 8601 with offset), position, speed, ignition."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["placa", "data_transmissao", "latitude", "longitude", "velocidade_kmh", "ignicao"])
+    for t, lat, lon, speed, ignition in data.points:
+        moment = datetime.fromtimestamp(float(t), tz).isoformat()
+        writer.writerow(
+            [
+                data.placa,
+                moment,
+                lat,
+                lon,
+                "" if speed is None else speed,
+                "" if ignition is None else int(bool(ignition)),
+            ]
+        )
+    return buffer.getvalue().encode()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def report_csv(rows: Sequence[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = [name for name, _ in REPORT_COLUMNS]
+    writer.writerow(names)
+    for row in rows:
+        writer.writerow(["" if row.get(n) is None else _cell(row.get(n)) for n in names])
+    return buffer.getvalue().encode()
+
+
+def report_xlsx(
+    rows: Sequence[dict[str, Any]], headers: dict[str, str], first: date, last: date
+) -> bytes:
+    """The fleet report as a workbook: real numbers, bold header, filters, frozen header row."""
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet = workbook.add_worksheet(f"{first.isoformat()}_{last.isoformat()}"[:31])
+    bold = workbook.add_format({"bold": True, "bg_color": "#DDE7F0", "border": 1})
+    number = workbook.add_format({"num_format": "#,##0.00"})
+    integer = workbook.add_format({"num_format": "0"})
+    for col, (name, kind) in enumerate(REPORT_COLUMNS):
+        sheet.write(0, col, headers.get(name, name), bold)
+        sheet.set_column(col, col, 12 if kind != "text" else 18)
+    for r, row in enumerate(rows, start=1):
+        for col, (name, kind) in enumerate(REPORT_COLUMNS):
+            value = _cell(row.get(name))
+            if value is None:
+                continue
+            if kind == "text":
+                sheet.write_string(r, col, str(value))
+            else:
+                sheet.write_number(r, col, float(value), integer if kind == "int" else number)
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, max(1, len(rows)), len(REPORT_COLUMNS) - 1)
+    workbook.close()
+    return buffer.getvalue()

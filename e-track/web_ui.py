@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bootstrap import ensure_etrack  # noqa: E402
+from _bootstrap import ensure_etrack
 
 ensure_etrack()
 

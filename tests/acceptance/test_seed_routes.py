@@ -34,7 +34,9 @@ def test_compute_route_plate_for_a_day(
     )  # fmt: skip
     vehicle = sim.fleet.vehicles()[0]
     day = date(2025, 1, 6)
-    fetched = run("--fetch-history", vehicle.display_plate, "--date", "06/01/2025", env=env, cwd=tmp_path)
+    fetched = run(
+        "--fetch-history", vehicle.display_plate, "--date", "06/01/2025", env=env, cwd=tmp_path
+    )
     assert fetched.returncode == 0, fetched.stderr
     first = run(
         "--compute-route-plate", vehicle.display_plate, "--compute-route-date", "06/01/2025",
@@ -94,7 +96,10 @@ def test_plates_file_limits_the_routes(
     )  # fmt: skip
     plates = sim.fleet.plates()
     for plate in plates:
-        assert run("--fetch-history", plate, "--date", "2025-01-06", env=env, cwd=tmp_path).returncode == 0
+        assert (
+            run("--fetch-history", plate, "--date", "2025-01-06", env=env, cwd=tmp_path).returncode
+            == 0
+        )
     (tmp_path / "plates.txt").write_text(f"# two of three\n{plates[0]}\n{plates[1]}\n")
     result = run(
         "--compute-routes-current-day-all", "--plates-file", "plates.txt", "--date", "2025-01-06",

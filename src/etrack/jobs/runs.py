@@ -200,8 +200,10 @@ async def mark_interrupted(app: App, job_ids: list[int], reason: str) -> int:
 async def list_runs(app: App, *, failed_only: bool = False, limit: int = 20) -> list[RunRow]:
     """The newest runs first, with dead 'running' ones shown as 'interrupted'."""
     rows = await fetch_all(app, "jobs_runs_list", failed_only=failed_only, limit=limit)
-    runs = [_run_row(row) for row in rows]
-    return [_with_dead_process(run) for run in runs]
+    runs = [_with_dead_process(_run_row(row)) for row in rows]
+    if failed_only:
+        runs = [run for run in runs if run.status in ("failed", "interrupted")]
+    return runs
 
 
 def _run_row(row: dict[str, Any]) -> RunRow:

@@ -585,6 +585,8 @@ RETURNING id
 
 -- name: jobs_runs_list
 -- Newest first; a 'running' worker run whose job is no longer running died.
+-- With failed_only, command runs still 'running' come too: the caller tells
+-- the dead ones by their pid.
 SELECT id, kind, args, job_id, host, pid, started_at, finished_at, status, counts, summary, error
   FROM (SELECT r.id, r.kind, r.args, r.job_id, r.host, r.pid, r.started_at, r.finished_at,
                CASE WHEN r.status = 'running' AND r.job_id IS NOT NULL
@@ -594,6 +596,7 @@ SELECT id, kind, args, job_id, host, pid, started_at, finished_at, status, count
                r.counts, r.summary, r.error
           FROM job_runs r) AS runs
  WHERE NOT %(failed_only)s OR status IN ('failed', 'interrupted')
+    OR (status = 'running' AND job_id IS NULL)
  ORDER BY started_at DESC, id DESC
  LIMIT %(limit)s
 

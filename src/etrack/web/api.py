@@ -4,7 +4,7 @@ parse the input (etrack.web.inputs), read (etrack.web.data / days), encode."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -46,7 +46,9 @@ class VehicleOut(BaseModel):
     speed_kmh: float | None
     ignition: bool | None
     address: str | None
-    state: str = Field(description="moving, idle (ignition on, stopped), off, stale (no report for over 1 h), unknown")
+    state: str = Field(
+        description="moving, idle (ignition on, stopped), off, stale (no report for over 1 h), unknown"
+    )
 
 
 class VehicleList(BaseModel):
@@ -74,7 +76,9 @@ class PositionsPage(BaseModel):
     start: datetime
     end: datetime
     count: int
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
     positions: list[PositionOut]
 
 
@@ -137,13 +141,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class DayExport(str, Enum):
+class DayExport(StrEnum):
     geojson = "geojson"
     gpx = "gpx"
     csv = "csv"
 
 
-class ReportExport(str, Enum):
+class ReportExport(StrEnum):
     csv = "csv"
     xlsx = "xlsx"
 
@@ -192,7 +196,9 @@ async def day_or_404(web: WebContext, plate: str, day: str) -> DayData:
     which = day_or_error(day, name="day")
     data = await load_day(await web.reader(), placa, which)
     if data is None:
-        raise HTTPException(404, f"no route and no valid position for {placa} on {which.isoformat()}")
+        raise HTTPException(
+            404, f"no route and no valid position for {placa} on {which.isoformat()}"
+        )
     return data
 
 
@@ -257,7 +263,9 @@ async def positions_page(
         try:
             after = datetime.fromisoformat(cursor)
         except ValueError:
-            raise HTTPException(422, "cursor: expected the next_cursor of the previous page") from None
+            raise HTTPException(
+                422, "cursor: expected the next_cursor of the previous page"
+            ) from None
         if after.tzinfo is None:
             raise HTTPException(422, "cursor: expected a time with its UTC offset")
         page_lo = max(lo, after + timedelta(microseconds=1))
@@ -278,11 +286,11 @@ async def positions_page(
 
 
 PositionsQuery = {
-    "day": Query(None, alias="date", max_length=40, description="Local day: YYYY-MM-DD or DD/MM/YYYY"),
-    "start": Query(None, max_length=40, description="Local day or 'YYYY-MM-DD HH:MM[:SS]'"),
-    "end": Query(None, max_length=40, description="Local day (included) or date-time (excluded)"),
-    "cursor": Query(None, max_length=64, description="next_cursor of the previous page"),
-    "limit": Query(1000, ge=1, le=MAX_POSITIONS_PAGE),
+    "day": Query(alias="date", max_length=40, description="Local day: YYYY-MM-DD or DD/MM/YYYY"),
+    "start": Query(max_length=40, description="Local day or 'YYYY-MM-DD HH:MM[:SS]'"),
+    "end": Query(max_length=40, description="Local day (included) or date-time (excluded)"),
+    "cursor": Query(max_length=64, description="next_cursor of the previous page"),
+    "limit": Query(ge=1, le=MAX_POSITIONS_PAGE, description="Page size"),
 }
 
 
@@ -336,7 +344,9 @@ async def day_route(
     web: Web,
     plate: PlatePath,
     day: DayPath,
-    simplified: Annotated[bool, Query(description="The simplified line drawn at fleet zoom")] = False,
+    simplified: Annotated[
+        bool, Query(description="The simplified line drawn at fleet zoom")
+    ] = False,
 ) -> Response:
     placa = plate_or_error(plate)
     which = day_or_error(day, name="day")
@@ -426,7 +436,9 @@ async def day_export(web: Web, plate: PlatePath, day: DayPath, fmt: DayExport) -
 async def seed_routes(
     web: Web,
     plate: PlatePath,
-    day: Annotated[str | None, Query(alias="date", max_length=40, description="YYYY-MM-DD or DD/MM/YYYY")] = None,
+    day: Annotated[
+        str | None, Query(alias="date", max_length=40, description="YYYY-MM-DD or DD/MM/YYYY")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=92, description="Newest days without ?date=")] = 31,
 ) -> Response:
     placa = plate_or_error(plate)
@@ -463,9 +475,15 @@ async def newest_days(reader: Reader, placa: str, limit: int) -> list[DayData]:
 )
 async def summaries(
     web: Web,
-    start: Annotated[str | None, Query(max_length=40, description="First day (default yesterday)")] = None,
-    end: Annotated[str | None, Query(max_length=40, description="Last day, included (default start)")] = None,
-    plate: Annotated[list[str] | None, Query(description="Plates (repeat or comma-separate)")] = None,
+    start: Annotated[
+        str | None, Query(max_length=40, description="First day (default yesterday)")
+    ] = None,
+    end: Annotated[
+        str | None, Query(max_length=40, description="Last day, included (default start)")
+    ] = None,
+    plate: Annotated[
+        list[str] | None, Query(description="Plates (repeat or comma-separate)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_SUMMARY_ROWS)] = 5000,
 ) -> Response:
     reader = await web.reader()
@@ -489,7 +507,20 @@ REPORT_SORTS = (
     "over_limit_h",
     "trip_count",
 )
-SortKey = Enum("SortKey", {name: name for name in REPORT_SORTS}, type=str)  # type: ignore[misc]
+
+
+class SortKey(StrEnum):
+    placa = "placa"
+    descricao = "descricao"
+    frota = "frota"
+    days = "days"
+    distance_km = "distance_km"
+    driving_h = "driving_h"
+    idle_h = "idle_h"
+    parked_h = "parked_h"
+    max_speed_kmh = "max_speed_kmh"
+    over_limit_h = "over_limit_h"
+    trip_count = "trip_count"
 
 
 async def report_rows(
@@ -525,7 +556,7 @@ async def report(
     start: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
     frota: Annotated[str | None, Query(max_length=200)] = None,
-    sort: Annotated[SortKey, Query()] = SortKey.placa,  # type: ignore[valid-type]
+    sort: Annotated[SortKey, Query()] = SortKey.placa,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
 ) -> Response:
     first, last, rows = await report_rows(web, start, end, frota, sort.value, order)
@@ -554,7 +585,7 @@ async def report_export(
     start: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
     frota: Annotated[str | None, Query(max_length=200)] = None,
-    sort: Annotated[SortKey, Query()] = SortKey.placa,  # type: ignore[valid-type]
+    sort: Annotated[SortKey, Query()] = SortKey.placa,
     order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
 ) -> Response:
     from etrack.web.pages import language, report_headers

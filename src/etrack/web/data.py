@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, LiteralString, cast
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -38,7 +38,7 @@ STALE_AFTER = timedelta(hours=1)
 def _sql(name: str) -> LiteralString:
     # psycopg's typing wants literal SQL; ours is the package's queries.sql,
     # never request text.
-    return cast(LiteralString, query(name))
+    return query(name)
 
 
 def pool_conninfo(target: db.Target) -> str:
@@ -190,9 +190,7 @@ class Reader:
         return await self.rows("web_provider_trips", {"placa": placa, "day": day})
 
     async def route_days(self, placa: str, before: date, limit: int) -> list[dict[str, Any]]:
-        return await self.rows(
-            "web_route_days", {"placa": placa, "before": before, "limit": limit}
-        )
+        return await self.rows("web_route_days", {"placa": placa, "before": before, "limit": limit})
 
     async def live_route(self, placa: str, day: date) -> DayRoute | None:
         """The day's route computed now from the stored positions (today's, or
@@ -209,8 +207,10 @@ class Reader:
             found = await cur.fetchone()
         if found is None:
             return None
-        columns = found[1:]
-        route = await asyncio.to_thread(compute_sorted, *columns, day, params)
+        _, ts, lats, lons, speeds, ignitions, odometers, addresses = found
+        route = await asyncio.to_thread(
+            compute_sorted, ts, lats, lons, speeds, ignitions, odometers, addresses, day, params
+        )
         return None if route.empty else route
 
     # ------------------------------------------------------------ summaries
@@ -227,7 +227,9 @@ class Reader:
             },
         )
 
-    async def fleet_report(self, first: date, last: date, frota: str | None) -> list[dict[str, Any]]:
+    async def fleet_report(
+        self, first: date, last: date, frota: str | None
+    ) -> list[dict[str, Any]]:
         return await self.rows("web_fleet_report", {"first": first, "last": last, "frota": frota})
 
 

@@ -57,8 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     from etrack.web.app import DEFAULT_PORT, serve
 
     parser = argparse.ArgumentParser(prog="web_ui.py", description="e-Track web UI")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
     args = parser.parse_args(argv)
     try:
         from etrack.logs import setup_logging

@@ -16,7 +16,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
-import xlsxwriter
+import xlsxwriter  # type: ignore[import-untyped]
 
 from etrack.web.days import DayData
 
@@ -71,7 +71,10 @@ def day_geojson(data: DayData) -> bytes:
             {
                 "type": "Feature",
                 "geometry": {"type": "Point", "coordinates": [stop["longitude"], stop["latitude"]]},
-                "properties": {"kind": "stop", **{k: v for k, v in stop.items() if k not in ("latitude", "longitude")}},
+                "properties": {
+                    "kind": "stop",
+                    **{k: v for k, v in stop.items() if k not in ("latitude", "longitude")},
+                },
             }
         )
     return dumps({"type": "FeatureCollection", "features": features})
@@ -111,7 +114,9 @@ def day_csv(data: DayData, tz: tzinfo) -> bytes:
     """One row per valid point: local time (ISO 8601 with offset), position, speed, ignition."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["placa", "data_transmissao", "latitude", "longitude", "velocidade_kmh", "ignicao"])
+    writer.writerow(
+        ["placa", "data_transmissao", "latitude", "longitude", "velocidade_kmh", "ignicao"]
+    )
     for t, lat, lon, speed, ignition in data.points:
         moment = datetime.fromtimestamp(float(t), tz).isoformat()
         writer.writerow(

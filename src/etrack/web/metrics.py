@@ -79,7 +79,9 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             endpoint = str(getattr(route, "path", None) or "unmatched")
-            self.metrics.requests.labels(endpoint, scope.get("method", ""), outcome_of(status)).inc()
+            self.metrics.requests.labels(
+                endpoint, scope.get("method", ""), outcome_of(status)
+            ).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
@@ -149,7 +151,9 @@ def _run_families(
     runs: list[dict[str, Any]], last: list[dict[str, Any]], counts: list[dict[str, Any]]
 ) -> list[Metric]:
     total = GaugeMetricFamily(
-        "etrack_job_runs", "Job runs recorded (job_runs), by kind and status.", labels=("kind", "status")
+        "etrack_job_runs",
+        "Job runs recorded (job_runs), by kind and status.",
+        labels=("kind", "status"),
     )
     seconds = GaugeMetricFamily(
         "etrack_job_run_seconds",

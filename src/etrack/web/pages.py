@@ -92,7 +92,9 @@ def script_json(value: Any) -> str:
 
 def error_page(request: Request, status: int, message: str) -> Response:
     try:
-        return render(request, "error.html", {"status": status, "message": message}, status_code=status)
+        return render(
+            request, "error.html", {"status": status, "message": message}, status_code=status
+        )
     except Exception:
         # The error page itself must never fail (no session, no templates...).
         return HTMLResponse(f"<h1>{status}</h1>", status_code=status)
@@ -143,6 +145,15 @@ async def vehicle_today(web: Web, plate: str) -> Response:
     return RedirectResponse(day_url(placa, today(await web.reader())), status_code=303)
 
 
+@router.get("/vehicles/{plate}/go")
+async def vehicle_day_picker(
+    plate: str, day: Annotated[str, Query(alias="date", max_length=40)] = ""
+) -> Response:
+    """The day picker's form target (a GET form cannot put the day in the path)."""
+    placa = plate_or_error(plate)
+    return RedirectResponse(day_url(placa, day_or_error(day)), status_code=303)
+
+
 @router.get("/vehicles/{plate}/{day}", response_class=HTMLResponse)
 async def vehicle_day(request: Request, web: Web, plate: str, day: str) -> Response:
     placa = plate_or_error(plate)
@@ -165,15 +176,6 @@ async def vehicle_day(request: Request, web: Web, plate: str, day: str) -> Respo
         "export_base": f"/api/vehicles/{placa}/days/{which.isoformat()}/export",
     }
     return render(request, "vehicle.html", values)
-
-
-@router.get("/vehicles/{plate}/{day}/go")
-async def vehicle_day_picker(
-    plate: str, day: Annotated[str, Query(alias="date", max_length=40)] = ""
-) -> Response:
-    """The day picker's form target (a GET form cannot put the day in the path)."""
-    placa = plate_or_error(plate)
-    return RedirectResponse(day_url(placa, day_or_error(day)), status_code=303)
 
 
 def comparison_rows(data: DayData) -> list[dict[str, Any]]:
@@ -215,7 +217,9 @@ def _km(metres: Any) -> float | None:
 
 # ------------------------------------------------------------------ report
 def report_headers(lang: str) -> dict[str, str]:
-    t = lambda key: i18n.translate(key, lang)  # noqa: E731
+    def t(key: str) -> str:
+        return i18n.translate(key, lang)
+
     return {
         "placa": t("plate"),
         "descricao": t("description"),
@@ -338,7 +342,9 @@ def parse_row_id(resource: str, text: str) -> tuple[str, Any]:
             return placa, date.fromisoformat(key_text)
         moment = datetime.fromisoformat(key_text)
     except ValueError:
-        raise HTTPException(422, f"id: expected PLATE@{spec['key_kind']} (ISO 8601), got {text[:60]!r}") from None
+        raise HTTPException(
+            422, f"id: expected PLATE@{spec['key_kind']} (ISO 8601), got {text[:60]!r}"
+        ) from None
     if moment.tzinfo is None:
         raise HTTPException(422, "id: expected the time with its UTC offset")
     return placa, moment
@@ -433,8 +439,10 @@ def _indent(value: Any) -> str:
 
 # ------------------------------------------------------------------ login
 @router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002
-    return render(request, "login.html", {"page": "login", "next": safe_next(next), "failed": False})
+async def login_form(request: Request, next: str = "/") -> Response:
+    return render(
+        request, "login.html", {"page": "login", "next": safe_next(next), "failed": False}
+    )
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -444,7 +452,7 @@ async def login(
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     csrf: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
+    next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     config = auth_config(web.settings)
     if not valid_csrf(request, csrf):

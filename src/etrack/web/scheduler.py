@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from typing import Any
+from typing import Any, cast
 
 from etrack import db
 from etrack.settings import Settings
@@ -94,7 +94,8 @@ async def _run_worker(env: Any, concurrency: int) -> None:
 
     run = worker.run_worker
     if "install_signal_handlers" in inspect.signature(run).parameters:
-        await run(env, concurrency=concurrency, install_signal_handlers=False)
+        # A newer jobs layer takes the flag itself.
+        await cast(Any, run)(env, concurrency=concurrency, install_signal_handlers=False)
         return
     # Same steps as worker.run_worker, with install_signal_handlers=False.
     from etrack.jobs.app import open_app

@@ -89,7 +89,8 @@ class AuthConfig:
     def check(self, user: str, password: str) -> bool:
         if not self.configured:
             return False
-        assert self.user is not None and self.password is not None
+        assert self.user is not None
+        assert self.password is not None
         user_ok = hmac.compare_digest(user.encode(), self.user.encode())
         # Always verify the password, so a wrong user costs the same time.
         password_ok = verify_password(password, self.password)

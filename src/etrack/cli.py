@@ -317,6 +317,36 @@ def fetch_trips(
     run_collector(lambda c: c.fetch_trips(placa, day))
 
 
+@app.command("web")
+def web(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 5001,
+    hash_password: Annotated[
+        bool,
+        typer.Option(
+            "--hash-password",
+            help="Read a password from stdin, print its hash for ETRACK_WEB_PASSWORD, and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Serve the web UI and JSON API (with the scheduler unless DISABLE_UI_SCHEDULER=1)."""
+    if hash_password:
+        from etrack.web.security import hash_password as make_hash
+
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise UsageProblem("--hash-password: give the password on stdin")
+        echo(make_hash(password))
+        return
+    from etrack.web.app import serve
+
+    current = settings()
+    try:
+        serve(current, host, port)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
 def _register_simulator() -> None:
     from etrack.etrac import simulator
 

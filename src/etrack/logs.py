@@ -31,7 +31,13 @@ class RedactSecrets(logging.Filter):
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    values = [settings.etrac_key, settings.pgpassword, settings.database_url]
+    values = [
+        settings.etrac_key,
+        settings.pgpassword,
+        settings.database_url,
+        settings.etrack_web_password,
+        settings.etrack_secret_key,
+    ]
     return [v.get_secret_value() for v in values if v is not None]
 
 

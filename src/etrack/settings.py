@@ -135,6 +135,18 @@ class Settings(BaseSettings):
         default=20.0, description="Douglas-Peucker tolerance in metres of the simplified line drawn at fleet zoom."
     )
 
+    # --- retention (LGPD) ----------------------------------------------------
+    etrack_retention: str | None = Field(
+        default=None,
+        description="Drop whole monthly partitions of positions older than this (e.g. 24m, 2y, "
+        "400d); unset keeps everything. Applied daily by the worker.",
+    )
+    etrack_retention_raw: str | None = Field(
+        default=None,
+        description="Clear the raw JSON of positions older than this (e.g. 90d, 6m), keeping the "
+        "parsed columns; unset keeps it.",
+    )
+
     # --- jobs and UI --------------------------------------------------------
     etrac_daily_lock_id: int = Field(
         default=123456789, description="Advisory lock id guarding the daily run."
@@ -162,6 +174,33 @@ class Settings(BaseSettings):
     )
     etrack_worker_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
         default=4, description="Jobs one `etrack worker` runs at once."
+    )
+    etrack_web_user: str | None = Field(
+        default=None,
+        description="Web UI login user. With ETRACK_WEB_PASSWORD set, every page and API call "
+        "needs a login (session from /login, or HTTP Basic for scripts). Required when the "
+        "server listens on anything but loopback.",
+    )
+    etrack_web_password: SecretStr | None = Field(
+        default=None,
+        description="Web UI password: plain, or a pbkdf2_sha256$... hash from "
+        "`etrack web --hash-password`. Compared in constant time.",
+    )
+    etrack_secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs web sessions and CSRF tokens; generated once into "
+        "ETRACK_DATA_DIR/web-secret-key when unset.",
+    )
+    etrack_tile_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Map tile server URL template (its host is allowed by the CSP); empty = "
+        "no base map (routes, markers and lists still show).",
+    )
+    etrack_tile_attribution: str = Field(
+        default="&copy; OpenStreetMap contributors", description="Map attribution text."
+    )
+    etrack_ui_lang: Literal["pt-BR", "en"] = Field(
+        default="pt-BR", description="Web UI language: pt-BR (dates DD/MM/YYYY, decimal comma) or en."
     )
     etrack_log_dir: Path = Field(
         default=Path("e-track/logs"),
@@ -237,6 +276,15 @@ class Settings(BaseSettings):
     def _timeout(cls, value: str) -> str:
         _parse_timeout(value)
         return value
+
+    @field_validator("etrack_retention", "etrack_retention_raw")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.match(r"^\s*\d+\s*(d|w|m|mo|y)\s*$", value, re.IGNORECASE):
+            raise ValueError(f"expected a duration like 90d, 12w, 24m or 2y, got {value!r}")
+        return value.strip().lower().replace(" ", "")
 
     @field_validator("pghost", "pgdatabase", "pguser", "etrac_user", mode="before")
     @classmethod

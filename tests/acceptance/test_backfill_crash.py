@@ -55,8 +55,8 @@ def test_a_killed_backfill_resumes_to_the_same_result(
     env = jobs_env(sim, database_url, ETRAC_RATE_LIMIT="60")
     prepare_database(database_url)
 
-    # Kill at a random point of the work: after 0..90 partitions are done.
-    kill_after = chance.randint(0, 90)
+    # Kill at a random point of the work: after 0..95 of 100 partitions are done.
+    kill_after = chance.randint(0, 95)
     proc = start_etrack(*args, env=env, cwd=tmp_path)
     try:
         wait_until(

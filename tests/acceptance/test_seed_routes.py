@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
+
 from fixtures_db import subprocess_env
 from fixtures_simulator import MakeSimulator
 

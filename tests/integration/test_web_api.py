@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 with warnings.catch_warnings():
     # Starlette's TestClient warns that it will move to httpx2; nothing to act on here.
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from etrack import db

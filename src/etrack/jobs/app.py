@@ -35,6 +35,7 @@ __all__ = [
     "fetch_one",
     "make_app",
     "open_app",
+    "pool_sizes",
     "require_job_queue",
     "run_sql",
     "session_lock",
@@ -173,6 +174,16 @@ class EtrackApp(App):
         self.env = env
 
 
+def pool_sizes(concurrency: int) -> tuple[int, int]:
+    """(collector pool, Procrastinate pool) sizes for `concurrency` jobs at once.
+
+    Capped: jobs hold a connection only for short writes, and a few workers
+    with a large concurrency must not exhaust the server's max_connections.
+    """
+    collector = min(concurrency, 8) + 1
+    return collector, collector + 3
+
+
 def make_app(env: JobEnv, *, schedule: bool = False, max_pool: int = 10) -> EtrackApp:
     """The App with etrack's tasks; `schedule` adds the periodic ones (only
     `etrack worker` needs them: a backfill's in-process worker must not
@@ -195,7 +206,7 @@ async def open_app(
     env: JobEnv, *, schedule: bool = False, max_pool: int = 10
 ) -> AsyncIterator[EtrackApp]:
     """An opened App; the shared resources of `env` are closed with it."""
-    require_job_queue(env.target)
+    await asyncio.to_thread(require_job_queue, env.target)
     app = make_app(env, schedule=schedule, max_pool=max_pool)
     try:
         async with app.open_async():

@@ -8,13 +8,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from etrack import cli as root
-from etrack.jobs.app import EtrackApp, JobEnv, open_app
+from etrack.jobs.app import EtrackApp, JobEnv, open_app, pool_sizes
 from etrack.settings import Settings
+
+if TYPE_CHECKING:
+    from etrack.jobs.backfill import BackfillRequest, Counts
 
 __all__ = ["register"]
 
@@ -114,8 +117,9 @@ def worker(
 
     current = root.settings()
     slots = concurrency or current.etrack_worker_concurrency
-    env = JobEnv(current, root.database(), pool_size=slots + 1)
-    asyncio.run(run_worker(env, concurrency=slots, queues=queue or None))
+    collector_pool, job_pool = pool_sizes(slots)
+    env = JobEnv(current, root.database(), pool_size=collector_pool)
+    asyncio.run(run_worker(env, concurrency=slots, queues=queue or None, max_pool=job_pool))
 
 
 # -------------------------------------------------------------------- jobs
@@ -241,11 +245,12 @@ def backfill(
         force=force,
         batch_size=batch_size or current.etrac_batch_size,
     )
+    collector_pool, job_pool = pool_sizes(concurrency)
     code = _with_app(
         lambda app: _backfill(app, request, concurrency=concurrency, enqueue_only=enqueue_only),
         sleep=sleep,
-        pool_size=concurrency + 1,
-        max_pool=concurrency + 6,
+        pool_size=collector_pool,
+        max_pool=job_pool,
     )
     if code:
         raise typer.Exit(code)
@@ -257,7 +262,9 @@ def _check_range(first: date, last: date) -> None:
     day_range(first, last)
 
 
-async def _backfill(app: EtrackApp, request: Any, *, concurrency: int, enqueue_only: bool) -> int:
+async def _backfill(
+    app: EtrackApp, request: BackfillRequest, *, concurrency: int, enqueue_only: bool
+) -> int:
     from etrack.jobs.backfill import plan
     from etrack.jobs.runs import recorded_run
 
@@ -314,6 +321,11 @@ async def _work_and_report(app: EtrackApp, backfill_id: int, concurrency: int) -
     for line in final.lines(root.settings().tz):
         root.echo(line)
     b = final.backfill
+    if b.finished_at is None:
+        root.echo(
+            f"the routes of backfill #{backfill_id} could not be computed (see `etrack jobs --failed`)"
+        )
+        return root.EXIT_FAILURE, summary
     rows = await bf.summarize(app, plates=b.plates, date_start=b.date_start, date_end=b.date_end)
     for line in bf.summary_lines(rows):
         root.echo(line)
@@ -356,7 +368,7 @@ class _ProgressBar:
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
-    def update(self, counts: Any) -> None:
+    def update(self, counts: Counts) -> None:
         task = self._progress.tasks[0]
         speed = task.speed
         self._progress.update(
@@ -420,7 +432,8 @@ def backfill_retry_failed(
         code, _summary = await _work_and_report(app, backfill.id, concurrency)
         return code
 
-    code = _with_app(go, pool_size=concurrency + 1, max_pool=concurrency + 6)
+    collector_pool, job_pool = pool_sizes(concurrency)
+    code = _with_app(go, pool_size=collector_pool, max_pool=job_pool)
     if code:
         raise typer.Exit(code)
 

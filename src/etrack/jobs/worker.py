@@ -96,14 +96,20 @@ async def recover_stalled_jobs(app: EtrackApp, *, queue: str | None = None) -> O
     )
 
 
-async def run_worker(env: JobEnv, *, concurrency: int, queues: list[str] | None = None) -> None:
+async def run_worker(
+    env: JobEnv, *, concurrency: int, queues: list[str] | None = None, max_pool: int = 10
+) -> None:
     """Run until SIGINT/SIGTERM (which let running jobs finish)."""
     handlers = setup_file_logging(env.settings)
     tuning = env.tuning
+    # Only workers that run the scheduled jobs schedule them: a fleet of
+    # backfill-only workers would otherwise queue jobs nobody runs.
+    scheduling = queues is None or ETRACK_QUEUE in queues
     try:
-        async with open_app(env, schedule=True, max_pool=concurrency + 6) as app:
+        async with open_app(env, schedule=scheduling, max_pool=max_pool) as app:
             await recover_stalled_jobs(app)
-            await defer_catch_up(app)
+            if scheduling:
+                await defer_catch_up(app)
             logger.info("worker started: concurrency %d, queues %s", concurrency, queues or "all")
             await app.run_worker_async(
                 queues=queues or [ETRACK_QUEUE, BACKFILL_QUEUE],

@@ -810,3 +810,9 @@ SELECT pl.placa,
   LEFT JOIN routes r ON r.placa = pl.placa AND r.rota_date BETWEEN %(start)s AND %(end)s
  GROUP BY pl.placa
  ORDER BY pl.placa
+
+-- ===== web (jobs page) =====
+
+-- name: web_jobs_backfills_recent
+-- The newest backfills (their progress is read through etrack.jobs.backfill.status).
+SELECT id FROM backfills ORDER BY id DESC LIMIT %(limit)s

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from etrack.web import exports
 from etrack.web.app import WebContext
-from etrack.web.data import Reader, Vehicle
+from etrack.web.data import Encoded, Reader, Vehicle
 from etrack.web.days import DayData, load_day, today
 from etrack.web.inputs import (
     day_or_error,
@@ -169,6 +169,18 @@ def encoded(value: Any, media_type: str = JSON, status_code: int = 200) -> Respo
     return Response(exports.dumps(value), status_code=status_code, media_type=media_type)
 
 
+def body_response(request: Request, body: Encoded, media_type: str) -> Response:
+    """The cached body, gzipped when the client takes it (browsers do): the
+    compression was paid once for every client."""
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(
+            body.gzip,
+            media_type=media_type,
+            headers={"content-encoding": "gzip", "vary": "accept-encoding"},
+        )
+    return Response(body.raw, media_type=media_type, headers={"vary": "accept-encoding"})
+
+
 def attachment(body: bytes, media_type: str, filename: str) -> Response:
     return Response(
         body,
@@ -211,6 +223,7 @@ async def day_or_404(web: WebContext, plate: str, day: str) -> DayData:
     responses=ERRORS,
 )
 async def vehicles(
+    request: Request,
     web: Web,
     plate: Annotated[str | None, Query(max_length=20, description="Part of a plate")] = None,
     frota: Annotated[str | None, Query(max_length=200)] = None,
@@ -218,7 +231,7 @@ async def vehicles(
 ) -> Response:
     cache = await web.fleet()
     if not (plate or frota or state):
-        return Response(await cache.encoded(encode_vehicles), media_type=JSON)
+        return body_response(request, await cache.encoded(encode_vehicles), JSON)
     needle = "".join(ch for ch in (plate or "").upper() if ch.isalnum())
     found = [v for v in await cache.get() if matches(v, needle, frota, state)]
     return Response(encode_vehicles(found), media_type=JSON)
@@ -341,6 +354,7 @@ async def seed_positions(
     responses={**ERRORS, 200: {"content": {GEOJSON: {}}}},
 )
 async def day_route(
+    request: Request,
     web: Web,
     plate: PlatePath,
     day: DayPath,
@@ -352,9 +366,14 @@ async def day_route(
     which = day_or_error(day, name="day")
     reader = await web.reader()
     if which < today(reader):
-        text = await reader.route_feature_text(placa, which, simplified=simplified)
-        if text is not None:
-            return Response(text, media_type=GEOJSON)
+        key = (placa, which, simplified)
+        hit, body = web.routes.get(key)
+        if not hit:
+            text = await reader.route_feature_text(placa, which, simplified=simplified)
+            body = None if text is None else Encoded(text.encode())
+            web.routes.put(key, body)
+        if body is not None:
+            return body_response(request, body, GEOJSON)
     data = await day_or_404(web, placa, which.isoformat())
     line = data.simplified if simplified and data.simplified else data.line
     props = {**data.properties(), "simplified": simplified}
@@ -662,3 +681,66 @@ async def metrics(web: Web) -> Response:
         reader = None
     body = await render_metrics(web.metrics, reader, web.scheduler.state)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+# -------------------------------------------------------------------- jobs
+async def jobs_or_503(web: WebContext) -> Any:
+    from etrack.web.jobs import JobsUnavailable
+
+    try:
+        return await web.jobs.app()
+    except JobsUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+
+
+@router.get(
+    "/api/jobs/runs",
+    tags=["jobs"],
+    summary="Recent job runs (newest first) with status, counts, summary and error",
+    responses={503: {"model": Problem, "description": "The job queue is not installed"}},
+)
+async def job_runs(
+    web: Web,
+    failed: Annotated[bool, Query(description="Only failed runs")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    await jobs_or_503(web)
+    runs = await web.jobs.runs(failed_only=failed, limit=limit)
+    return encoded({"count": len(runs), "runs": runs})
+
+
+@router.get(
+    "/api/backfills",
+    tags=["jobs"],
+    summary="The newest backfills with their progress (partitions done, running, failed...)",
+    responses={503: {"model": Problem, "description": "The job queue is not installed"}},
+)
+async def backfills(web: Web, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Response:
+    await jobs_or_503(web)
+    found = await web.jobs.backfills(await web.reader(), limit)
+    return encoded({"count": len(found), "backfills": [backfill_json(s) for s in found]})
+
+
+def backfill_json(state: Any) -> dict[str, Any]:
+    b, c = state.backfill, state.counts
+    return {
+        "id": b.id,
+        "date_start": b.date_start,
+        "date_end": b.date_end,
+        "plates": b.plates,
+        "with_trips": b.with_trips,
+        "created_at": b.created_at,
+        "finished_at": b.finished_at,
+        "routes_summary": b.routes_summary,
+        "routes_job_status": state.routes_job_status,
+        "partitions": {
+            "total": c.total,
+            "done": c.done,
+            "running": c.running,
+            "pending": c.pending,
+            "failed": c.failed,
+            "retrying": c.retrying,
+        },
+        "rows_fetched": c.rows,
+        "failures": state.failures,
+    }

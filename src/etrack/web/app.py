@@ -32,7 +32,8 @@ from etrack import __version__, db
 from etrack.routes import RouteParams
 from etrack.settings import Settings
 from etrack.web import i18n
-from etrack.web.data import FleetCache, Reader, is_unavailable, open_pool
+from etrack.web.data import BodyCache, FleetCache, Reader, is_unavailable, open_pool
+from etrack.web.jobs import JobsClient
 from etrack.web.metrics import MetricsMiddleware, WebMetrics
 from etrack.web.scheduler import EmbeddedScheduler
 from etrack.web.security import (
@@ -71,10 +72,12 @@ class WebContext:
     target: db.Target
     params: RouteParams
     scheduler: EmbeddedScheduler
+    jobs: JobsClient
     tile_url: str
     tile_attribution: str
     default_lang: str
     metrics: WebMetrics = field(default_factory=WebMetrics)
+    routes: BodyCache = field(default_factory=BodyCache)
     pool: AsyncConnectionPool | None = None
     _reader: Reader | None = None
     _fleet: FleetCache | None = None
@@ -143,6 +146,7 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
         target=target,
         params=RouteParams.from_settings(settings),
         scheduler=EmbeddedScheduler(settings, target, enabled=run_scheduler),
+        jobs=JobsClient(settings, target),
         tile_url=str(setting(settings, "etrack_tile_url", DEFAULT_TILE_URL)),
         tile_attribution=str(
             setting(settings, "etrack_tile_attribution", DEFAULT_TILE_ATTRIBUTION)
@@ -158,6 +162,7 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
             yield
         finally:
             await context.scheduler.stop()
+            await context.jobs.close()
             await context.close()
 
     app = FastAPI(

@@ -12,7 +12,8 @@ Vehicle positions are personal data (LGPD). Rules:
 - The password may be stored as `pbkdf2_sha256$iterations$salt$hash`
   (`hash_password`) or in plain text; either way it is compared in constant time.
 - Forms carry a CSRF token bound to the session.
-- /static, /login, /healthz and /metrics are open: they hold no personal data.
+- /static, /login, /healthz, /metrics and /api/openapi.json are open: they
+  hold no personal data.
 """
 
 from __future__ import annotations
@@ -50,7 +51,14 @@ __all__ = [
 PBKDF2_ITERATIONS = 600_000
 SESSION_USER = "user"
 SESSION_CSRF = "csrf"
-OPEN_PREFIXES = ("/static/", "/login", "/healthz", "/metrics", "/favicon.ico")
+OPEN_PREFIXES = (
+    "/static/",
+    "/login",
+    "/healthz",
+    "/metrics",
+    "/favicon.ico",
+    "/api/openapi.json",
+)
 
 
 # -------------------------------------------------------------- passwords

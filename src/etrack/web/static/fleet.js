@@ -7,6 +7,7 @@
   "use strict";
   const E = window.etrack;
   const REFRESH_MS = 30000;
+  const UNCLUSTERED_ZOOM = 16;
   const COLORS = { moving: "#1a9850", idle: "#f59e0b", off: "#64748b", stale: "#dc2626", unknown: "#a1a1aa" };
 
   const mapElement = document.getElementById("map");
@@ -16,7 +17,7 @@
   const clustered = typeof L.markerClusterGroup === "function";
   const group = clustered
     ? L.markerClusterGroup({
-        chunkedLoading: true, disableClusteringAtZoom: 16, maxClusterRadius: 50,
+        chunkedLoading: true, disableClusteringAtZoom: UNCLUSTERED_ZOOM, maxClusterRadius: 50,
         showCoverageOnHover: false, spiderfyOnMaxZoom: true,
       })
     : L.layerGroup();
@@ -127,9 +128,10 @@
   function focus(placa) {
     const entry = entries.get(placa);
     if (!entry || !entry.marker) return;
-    const open = function () { entry.marker.openPopup(); };
-    if (clustered) group.zoomToShowLayer(entry.marker, open);
-    else { map.setView(entry.marker.getLatLng(), Math.max(map.getZoom(), 15)); open(); }
+    /* At the zoom where clustering stops every marker is on the map itself
+       (markercluster's zoomToShowLayer only knows icon markers, not circles). */
+    map.setView(entry.marker.getLatLng(), Math.max(map.getZoom(), UNCLUSTERED_ZOOM), { animate: false });
+    setTimeout(function () { if (map.hasLayer(entry.marker)) entry.marker.openPopup(); }, 50);
   }
 
   list.addEventListener("click", function (event) {

@@ -1,0 +1,255 @@
+"""The UI in a real browser: Playwright drives Debian's Chromium (/usr/bin/chromium)
+against the app served by uvicorn over HTTP, with a real PostgreSQL loaded
+from the simulator. Saves docs/img/fleet-map.png and docs/img/vehicle-day.png.
+
+Without Chromium these tests are skipped, and say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from etrack.web import create_app
+from integration.test_web_api import WebData, busiest_plate_day, loaded_web_data
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "img"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # The day picker and number inputs follow the browser's language.
+    "--lang=pt-BR",
+]
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None,
+    reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium): browser tests skipped",
+)
+
+try:
+    from playwright.sync_api import Page, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    pytestmark = pytest.mark.skip(reason="playwright is not installed: browser tests skipped")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerThread:
+    """uvicorn serving the app on a free loopback port, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("the web server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def web_data(
+    pg_server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebData]:
+    data_dir = tmp_path_factory.mktemp("web-browser")
+    with loaded_web_data(pg_server_url, template_database, data_dir, vehicles=12) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def server(web_data: WebData) -> Iterator[ServerThread]:
+    app = create_app(web_data.settings, web_data.target, scheduler=False)
+    with ServerThread(app) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser_context(
+    tmp_path_factory: pytest.TempPathFactory, server: ServerThread
+) -> Iterator[Any]:
+    # After the server: Playwright's sync API keeps an event loop running in
+    # this thread, and loading the data needs asyncio.run.
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 900},
+            locale="pt-BR",
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_context: Any) -> Iterator[Page]:
+    tab = browser_context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    # No network here: fail the tile requests at once (the pages must cope).
+    tab.route("https://tile.openstreetmap.org/**", lambda route: route.abort())
+    yield tab
+    tab.close()
+    own = [e for e in errors if "Failed to load resource" not in e]
+    assert not own, own
+
+
+def test_fleet_map_shows_every_vehicle(page: Page, server: ServerThread, web_data: WebData) -> None:
+    page.goto(f"{server.url}/")
+    page.wait_for_selector('#map[data-loaded="1"]')
+    count = len(web_data.plates)
+    assert page.locator("#vehicle-list li").count() == count
+    assert page.get_attribute("#map", "data-markers") == str(count)
+    with_marker = page.evaluate(
+        "Array.from(window.etrackFleet.entries.values()).filter(e => e.marker).length"
+    )
+    assert with_marker == count
+    assert page.evaluate("window.etrackFleet.clustered") is True
+    page.wait_for_timeout(600)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "fleet-map.png"))
+    plate = web_data.plates[0]
+    page.fill("#filter-plate", plate)
+    assert page.locator("#vehicle-list li").count() == 1
+    assert page.get_attribute("#map", "data-markers") == "1"
+    page.fill("#filter-plate", "")
+    page.locator("#vehicle-list li").first.click()
+    page.wait_for_selector(".leaflet-popup-content")
+
+
+def test_vehicle_day_shows_the_route_and_a_trip_click_fits_the_map(
+    page: Page, server: ServerThread, web_data: WebData
+) -> None:
+    plate, day = busiest_plate_day(web_data)
+    trips = web_data.sim.fleet.true_trips(plate, day)
+    page.goto(f"{server.url}/vehicles/{plate}/{day.isoformat()}")
+    page.wait_for_selector('#map[data-loaded="1"]')
+    assert page.locator("#trip-list li.trip").count() == len(trips)
+    assert page.evaluate("window.etrackDay.full.getLatLngs().length") > 100
+    assert page.locator("#speed-chart svg path.speed-line").count() == 1
+    assert page.locator("#speed-chart svg line.limit-line").count() == 1
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(SCREENSHOTS / "vehicle-day.png"))
+    zoom_before = page.evaluate("window.etrackDay.map.getZoom()")
+    second = page.locator("#trip-list li.trip").nth(1)
+    second.click()
+    page.wait_for_selector('#map[data-fitted-trip="2"]')
+    fits = page.evaluate(
+        """() => {
+            const d = window.etrackDay;
+            const trip = d.highlight.getBounds();
+            return d.highlight.getLatLngs().length > 1 && d.map.getBounds().contains(trip);
+        }"""
+    )
+    assert fits
+    assert page.evaluate("window.etrackDay.map.getZoom()") >= zoom_before
+    assert "active" in (second.get_attribute("class") or "")
+    page.fill("#playback", "10")
+    page.dispatch_event("#playback", "input")
+    assert page.text_content("#playback-label")
+
+
+def test_fleet_report_sorts(page: Page, server: ServerThread, web_data: WebData) -> None:
+    first, last = web_data.past_days
+    page.goto(f"{server.url}/report?start={first.isoformat()}&end={last.isoformat()}")
+    header = page.locator('th[data-column="distance_km"] a')
+    header.click()
+    page.wait_for_url("**sort=distance_km**order=asc**")
+    ascending = [
+        float(v)
+        for v in page.locator("#report-table tbody td[data-value]").evaluate_all(
+            "cells => cells.map(c => c.dataset.value)"
+        )
+    ]
+    assert ascending == sorted(ascending)
+    assert len(ascending) == len(web_data.plates)
+    page.locator('th[data-column="distance_km"] a').click()
+    page.wait_for_url("**order=desc**")
+    descending = [
+        float(v)
+        for v in page.locator("#report-table tbody td[data-value]").evaluate_all(
+            "cells => cells.map(c => c.dataset.value)"
+        )
+    ]
+    assert descending == sorted(ascending, reverse=True)
+
+
+@pytest.fixture(scope="module")
+def jobs_server(web_data: WebData) -> Iterator[ServerThread]:
+    """A second server of the same data whose process runs the embedded scheduler."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ETRACK_JOB_POLL_S", "0.2")
+        patch.setenv("ETRACK_JOB_HEARTBEAT_S", "0.5")
+        patch.setenv("ETRACK_JOB_STALLED_AFTER_S", "5")
+        app = create_app(web_data.settings, web_data.target, scheduler=True)
+        with ServerThread(app) as running:
+            yield running
+
+
+def test_a_backfill_started_from_the_jobs_page_completes(
+    page: Page, jobs_server: ServerThread, web_data: WebData
+) -> None:
+    plate, day = busiest_plate_day(web_data)
+    page.goto(f"{jobs_server.url}/jobs")
+    assert page.get_attribute("#scheduler-state", "data-state") in ("running", "starting")
+    page.fill('input[name="date_start"]', day.isoformat())
+    page.fill('input[name="date_end"]', day.isoformat())
+    page.fill('input[name="plates"]', plate)
+    page.check('input[name="with_trips"]')
+    page.click('#backfill-form button[type="submit"]')
+    page.wait_for_selector("#flash")
+    assert "backfill #" in (page.text_content("#flash") or "")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        row = page.locator("#backfill-table tbody tr").first
+        if row.get_attribute("data-finished") == "1":
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    else:
+        raise AssertionError("the backfill did not finish within 90 s")
+    summary = page.locator("#backfill-table tbody tr").first.locator(".backfill-summary")
+    assert "routes" in (summary.text_content() or "")
+    assert "1/1" in (page.locator("#backfill-table tbody tr").first.text_content() or "")
+    assert page.locator("#runs-table tbody tr").count() >= 1

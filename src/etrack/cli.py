@@ -320,7 +320,9 @@ def fetch_trips(
 @app.command("web")
 def web(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 5001,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 5001,
     hash_password: Annotated[
         bool,
         typer.Option(
@@ -347,6 +349,40 @@ def web(
         raise UsageProblem(str(exc)) from None
 
 
+@app.command("demo")
+def demo(
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port of the web UI.")
+    ] = 5001,
+    host: Annotated[str, typer.Option("--host", help="Address of the web UI.")] = "127.0.0.1",
+    vehicles: Annotated[
+        int, typer.Option("--vehicles", min=1, max=5000, help="Simulated fleet size.")
+    ] = 25,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=60, help="Days to backfill before today.")
+    ] = 7,
+) -> None:
+    """Everything on this machine, no account, no database: an embedded PostgreSQL of its
+    own, the eTrac simulator, a backfill of the last days, the worker and the web UI.
+    Prints the URL when ready; Ctrl-C stops everything; running it again reuses the data."""
+    from etrack import demo as demo_module
+    from etrack.jobs.cli import backfill_here
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise UsageProblem(
+            "the demo serves simulated data without a login: keep --host on loopback"
+        )
+    current = settings()
+    plan = demo_module.DemoPlan(
+        vehicles=vehicles,
+        days=days,
+        host=host,
+        port=port,
+        data_dir=current.etrack_data_dir / "demo",
+    )
+    demo_module.run(current, plan, say=echo, backfill=backfill_here)
+
+
 def _register_simulator() -> None:
     from etrack.etrac import simulator
 
@@ -356,6 +392,15 @@ def _register_simulator() -> None:
 
 
 _register_simulator()
+
+
+def _register_jobs() -> None:
+    from etrack.jobs.cli import register
+
+    register(app)
+
+
+_register_jobs()
 
 
 # ------------------------------------------------------------------- routes

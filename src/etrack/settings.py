@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -120,19 +120,23 @@ class Settings(BaseSettings):
         "stop stays within it.",
     )
     etrac_stop_min_duration_s: Annotated[float, Field(gt=0)] = Field(
-        default=180.0, description="Shortest stop in seconds; anything shorter (a red light) stays inside its trip."
+        default=180.0,
+        description="Shortest stop in seconds; anything shorter (a red light) stays inside its trip.",
     )
     etrac_trip_max_gap_s: Annotated[float, Field(gt=0)] = Field(
-        default=3600.0, description="A silence longer than this many seconds ends the trip in progress."
+        default=3600.0,
+        description="A silence longer than this many seconds ends the trip in progress.",
     )
     etrac_moving_speed_kmh: Annotated[float, Field(ge=0)] = Field(
-        default=5.0, description="Speeds at or above this count as moving (driving time; no stop holds such a point)."
+        default=5.0,
+        description="Speeds at or above this count as moving (driving time; no stop holds such a point).",
     )
     etrac_speed_limit_kmh: Annotated[float, Field(ge=0)] = Field(
         default=80.0, description="Time above this speed is reported as time over the limit."
     )
     etrac_route_simplify_m: Annotated[float, Field(ge=0)] = Field(
-        default=20.0, description="Douglas-Peucker tolerance in metres of the simplified line drawn at fleet zoom."
+        default=20.0,
+        description="Douglas-Peucker tolerance in metres of the simplified line drawn at fleet zoom.",
     )
 
     # --- retention (LGPD) ----------------------------------------------------
@@ -200,7 +204,25 @@ class Settings(BaseSettings):
         default="&copy; OpenStreetMap contributors", description="Map attribution text."
     )
     etrack_ui_lang: Literal["pt-BR", "en"] = Field(
-        default="pt-BR", description="Web UI language: pt-BR (dates DD/MM/YYYY, decimal comma) or en."
+        default="pt-BR",
+        description="Web UI language: pt-BR (dates DD/MM/YYYY, decimal comma) or en.",
+    )
+    etrack_job_poll_s: Annotated[float, Field(gt=0)] = Field(
+        default=2.0,
+        description="Seconds between two polls for jobs when no notification came (a job held "
+        "back by a Procrastinate lock waits for the next poll).",
+    )
+    etrack_job_heartbeat_s: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="Seconds between two heartbeats of a worker."
+    )
+    etrack_job_stalled_after_s: Annotated[float, Field(gt=0)] = Field(
+        default=60.0,
+        description="A worker silent this many seconds is dead: its running jobs are retried "
+        "(must be at least twice ETRACK_JOB_HEARTBEAT_S).",
+    )
+    etrack_job_recover_cron: str = Field(
+        default="* * * * *",
+        description="Schedule of the stalled-job recovery (cron; a 6th field adds seconds).",
     )
     etrack_log_dir: Path = Field(
         default=Path("e-track/logs"),
@@ -263,7 +285,16 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a local time HH:MM like 01:00, got {value!r}")
         return f"{int(match[1]):02d}:{match[2]}"
 
-    @field_validator("etrack_fetch_cron")
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> Settings:
+        if self.etrack_job_stalled_after_s < 2 * self.etrack_job_heartbeat_s:
+            raise ValueError(
+                "ETRACK_JOB_STALLED_AFTER_S must be at least twice ETRACK_JOB_HEARTBEAT_S, "
+                "or live workers would be taken for dead"
+            )
+        return self
+
+    @field_validator("etrack_fetch_cron", "etrack_job_recover_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         fields = value.split()
@@ -342,6 +373,8 @@ def describe_validation_error(exc: ValidationError) -> str:
         if not secret:
             message = f"{message}, got {first['input']!r}"
     extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    if not first["loc"]:
+        return f"invalid settings: {message}{extra}"
     return f"invalid setting {name}: {message}{extra}"
 
 

@@ -18,7 +18,7 @@ from acceptance.test_backfill_support import (
     stop,
 )
 from etrack import db
-from etrack.jobs.app import JobEnv, JobTuning, open_app
+from etrack.jobs.app import JobEnv, open_app
 from etrack.jobs.backfill import status
 from etrack.settings import Settings
 from fixtures_simulator import MakeSimulator
@@ -28,8 +28,7 @@ DAYS = [date(2025, 1, d) for d in (4, 5, 6, 7)]
 
 def status_lines(settings: Settings, target: db.Target) -> list[str] | None:
     async def read() -> list[str] | None:
-        tuning = JobTuning(_env_file=None)  # type: ignore[call-arg]
-        async with open_app(JobEnv(settings, target, tuning)) as app:
+        async with open_app(JobEnv(settings, target)) as app:
             found = await status(app)
             return found.lines() if found else None
 

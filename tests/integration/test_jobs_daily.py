@@ -27,7 +27,7 @@ from fixtures_simulator import SIMULATOR_TZ, MakeSimulator
 
 T = TypeVar("T")
 DAY = date(2025, 1, 7)
-FAST = JobTuning(_env_file=None, poll_s=0.1, heartbeat_s=0.5, stalled_after_s=2.0)  # type: ignore[call-arg]
+FAST = JobTuning(poll_s=0.1, heartbeat_s=0.5, stalled_after_s=2.0, recover_cron="* * * * *")
 
 
 def job_settings(settings: Settings, sim: SimulatorHandle, **extra: Any) -> Settings:

@@ -24,7 +24,6 @@ from fixtures_simulator import MakeSimulator
 
 T = TypeVar("T")
 FAST = JobTuning(
-    _env_file=None,  # type: ignore[call-arg]
     poll_s=0.1,
     heartbeat_s=0.5,
     stalled_after_s=2.0,

@@ -11,11 +11,11 @@ from croniter import croniter
 from procrastinate.jobs import Job
 
 from etrack.etrac.client import ApiUnavailable, UnknownPlate
-from etrack.jobs.app import JobTuning
 from etrack.jobs.backfill import Counts, PlateSummary, summary_lines
 from etrack.jobs.daily import DailyResult, due_days
 from etrack.jobs.tasks import Backoff, daily_cron, local_cron_to_utc, local_day_before
 from etrack.routes_store import RoutesSummary
+from etrack.settings import SettingsError, load_settings
 
 SP = ZoneInfo("America/Sao_Paulo")
 NY = ZoneInfo("America/New_York")
@@ -127,9 +127,9 @@ def test_backoff_gives_up_at_once_on_what_asking_again_cannot_fix() -> None:
     assert strategy.get_retry_decision(exception=refused, job=job(0)) is None
 
 
-def test_tuning_refuses_a_stall_threshold_below_two_heartbeats() -> None:
-    with pytest.raises(ValueError, match="at least twice"):
-        JobTuning(_env_file=None, heartbeat_s=5, stalled_after_s=6)  # type: ignore[call-arg]
+def test_settings_refuse_a_stall_threshold_below_two_heartbeats() -> None:
+    with pytest.raises(SettingsError, match="at least twice"):
+        load_settings(_env_file=None, etrack_job_heartbeat_s=5, etrack_job_stalled_after_s=6)
 
 
 def test_summary_lines() -> None:

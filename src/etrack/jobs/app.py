@@ -13,19 +13,18 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, LiteralString
 
 import psycopg
 from procrastinate import App, PsycopgConnector
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from etrack import db, migrations
 from etrack.collector import Collector
 from etrack.etrac.client import EtracClient
 from etrack.jobs.ratelimit import PgRateLimiter, account_key, async_conninfo
 from etrack.queries import query
-from etrack.settings import Settings, SettingsError, describe_validation_error
+from etrack.settings import Settings
 
 __all__ = [
     "EtrackApp",
@@ -44,51 +43,24 @@ __all__ = [
 logger = logging.getLogger("etrack.jobs")
 
 
-class JobTuning(BaseSettings):
-    """Worker timings. The defaults suit production; tests shorten them.
+@dataclass(frozen=True, slots=True)
+class JobTuning:
+    """Worker timings (ETRACK_JOB_* settings). The defaults suit production;
+    tests shorten them."""
 
-    Read from ETRACK_JOB_* variables (not part of etrack.settings yet: they
-    are knobs for operators and tests, not for everyday use).
-    """
+    poll_s: float
+    heartbeat_s: float
+    stalled_after_s: float
+    recover_cron: str
 
-    model_config = SettingsConfigDict(
-        env_prefix="ETRACK_JOB_", env_file=".env", extra="ignore", case_sensitive=False
+
+def load_tuning(settings: Settings) -> JobTuning:
+    return JobTuning(
+        poll_s=settings.etrack_job_poll_s,
+        heartbeat_s=settings.etrack_job_heartbeat_s,
+        stalled_after_s=settings.etrack_job_stalled_after_s,
+        recover_cron=settings.etrack_job_recover_cron,
     )
-
-    poll_s: float = Field(
-        default=2.0,
-        gt=0,
-        description="Seconds between two polls for jobs when no notification came "
-        "(a job held back by a Procrastinate lock waits for the next poll).",
-    )
-    heartbeat_s: float = Field(
-        default=10.0, gt=0, description="Seconds between two heartbeats of a worker."
-    )
-    stalled_after_s: float = Field(
-        default=60.0,
-        gt=0,
-        description="A worker silent for this long is dead: its running jobs are retried.",
-    )
-    recover_cron: str = Field(
-        default="* * * * *",
-        description="Schedule of the stalled-job recovery (cron; a 6th field adds seconds).",
-    )
-
-    @model_validator(mode="after")
-    def _heartbeats_fit(self) -> JobTuning:
-        if self.stalled_after_s < 2 * self.heartbeat_s:
-            raise ValueError(
-                "ETRACK_JOB_STALLED_AFTER_S must be at least twice ETRACK_JOB_HEARTBEAT_S, "
-                "or live workers would be taken for dead"
-            )
-        return self
-
-
-def load_tuning() -> JobTuning:
-    try:
-        return JobTuning()
-    except ValidationError as exc:
-        raise SettingsError(describe_validation_error(exc)) from None
 
 
 class JobEnv:
@@ -104,7 +76,7 @@ class JobEnv:
     ) -> None:
         self.settings = settings
         self.target = target
-        self.tuning = tuning or load_tuning()
+        self.tuning = tuning or load_tuning(settings)
         self.pool_size = pool_size
         self._collector: Collector | None = None
         self._shared_limiter: PgRateLimiter | None = None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from etrack import cli as root
+from etrack import db
 from etrack.jobs.app import EtrackApp, JobEnv, open_app, pool_sizes
 from etrack.settings import Settings
 
@@ -301,6 +302,31 @@ async def _backfill(
         if code == EXIT_INTERRUPTED:
             outcome.status, outcome.error = "failed", "interrupted: " + summary
         return code
+
+
+def backfill_here(
+    current: Settings, target: db.Target, first: date, last: date, *, concurrency: int = 16
+) -> int:
+    """Backfill the whole fleet over first..last in this process (what
+    `etrack backfill` does); the exit code. `etrack demo` uses it."""
+    from etrack.jobs.backfill import BackfillRequest
+
+    request = BackfillRequest(
+        date_start=first,
+        date_end=last,
+        plates=None,
+        with_trips=True,
+        force=False,
+        batch_size=current.etrac_batch_size,
+    )
+    collector_pool, job_pool = pool_sizes(concurrency)
+    env = JobEnv(current, target, pool_size=collector_pool)
+
+    async def go() -> int:
+        async with open_app(env, max_pool=job_pool) as app:
+            return await _backfill(app, request, concurrency=concurrency, enqueue_only=False)
+
+    return asyncio.run(go())
 
 
 async def _work_and_report(app: EtrackApp, backfill_id: int, concurrency: int) -> tuple[int, str]:

@@ -78,8 +78,14 @@ BEGIN
          INSERT INTO _etrack_moved_positions SELECT * FROM gone', parent_schema)
         USING month_start, month_end;
     GET DIAGNOSTICS moved = ROW_COUNT;
-    EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.positions FOR VALUES FROM (%L) TO (%L)',
-                   parent_schema, part_name, parent_schema, month_start, month_end);
+    BEGIN
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.positions FOR VALUES FROM (%L) TO (%L)',
+                       parent_schema, part_name, parent_schema, month_start, month_end);
+    EXCEPTION WHEN duplicate_table THEN
+        -- Another session created it between our check and our lock (the
+        -- catalog snapshot of the re-check can be stale): it exists, fine.
+        NULL;
+    END;
     IF moved > 0 THEN
         EXECUTE format('INSERT INTO %I.positions SELECT * FROM _etrack_moved_positions', parent_schema);
     END IF;

@@ -1,0 +1,452 @@
+"""Retention: forget positions (or only their raw JSON) older than a cutoff.
+
+positions is partitioned by month, so old data goes a whole month at a time
+with `DROP TABLE` of the partition: instant, no row-by-row delete, no bloat
+for vacuum to chase. A month is dropped only when it lies entirely before
+the cutoff; the month holding the cutoff waits until it does. Rows of the
+default partition (timestamps far outside any month, e.g. a tracker with a
+broken clock) are deleted row by row, since that partition also holds recent
+rows. `raw_only` keeps every row and sets `raw` to NULL instead, exactly up
+to the cutoff; a month cleared whole is marked (a table comment) so later
+runs do not scan it again.
+
+Routes, their trips and stops and the provider's trip summaries are kept
+unless `routes=True`: they are small and what people report on for years.
+
+`prune()` is what `etrack prune` and the worker's daily task run; it is
+idempotent (a second run finds nothing to do) and `dry_run` changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from etrack import db
+from etrack.queries import query
+from etrack.settings import Settings
+
+__all__ = [
+    "RAW_CLEARED_MARK",
+    "Action",
+    "Duration",
+    "PruneReport",
+    "cutoff_for",
+    "parse_duration",
+    "prune",
+    "prune_with_settings",
+]
+
+logger = logging.getLogger("etrack.prune")
+
+# The comment prune leaves on a month whose raw JSON it cleared entirely.
+RAW_CLEARED_MARK = "etrack retention: raw JSON cleared"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(d|w|mo|m|y)\s*$", re.IGNORECASE)
+_UNIT_NAMES = {"d": "day", "w": "week", "m": "month", "y": "year"}
+
+
+# ------------------------------------------------------------------ cutoff
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A retention period: `amount` days, weeks, months or years."""
+
+    amount: int
+    unit: str  # d, w, m, y
+
+    def __str__(self) -> str:
+        name = _UNIT_NAMES[self.unit]
+        return f"{self.amount} {name}{'' if self.amount == 1 else 's'}"
+
+
+def parse_duration(text: str) -> Duration:
+    """90d, 12w, 24m (or 24mo) and 2y, as ETRACK_RETENTION takes them."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"expected a duration like 90d, 12w, 24m or 2y, got {text!r}")
+    amount, unit = int(match[1]), match[2].lower()
+    if amount <= 0:
+        # 0d would mean "everything before today": too easy to type by mistake.
+        raise ValueError(f"a retention period must be at least one day, got {text!r}")
+    return Duration(amount, "m" if unit == "mo" else unit)
+
+
+def _months_back(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    # Clamp the day: 31 March minus one month is 28/29 February.
+    next_month = date(year + month // 12, month % 12 + 1, 1)
+    last = (next_month - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def cutoff_for(duration: Duration, tz: tzinfo, *, now: datetime | None = None) -> datetime:
+    """Local midnight starting the day `duration` before today (in `tz`).
+
+    A day boundary, not `now - duration`: every run of the same day gets the
+    same cutoff (a re-run changes nothing), and routes, which are per local
+    day, are cut where the positions are.
+    """
+    today = (now or datetime.now(UTC)).astimezone(tz).date()
+    if duration.unit == "d":
+        day = today - timedelta(days=duration.amount)
+    elif duration.unit == "w":
+        day = today - timedelta(weeks=duration.amount)
+    elif duration.unit == "m":
+        day = _months_back(today, duration.amount)
+    else:
+        day = _months_back(today, 12 * duration.amount)
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+# ------------------------------------------------------------------ report
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What prune did (or would do) to one partition or table."""
+
+    target: str
+    verb: str  # drop, delete, clear raw, keep, skip
+    rows: int | None = None
+    bytes: int | None = None
+    done: bool = False
+    note: str = ""
+
+    def line(self, dry_run: bool) -> str:
+        amount = []
+        if self.rows is not None:
+            amount.append(f"{self.rows:,} rows")
+        if self.bytes is not None:
+            amount.append(_size(self.bytes))
+        size = f" ({', '.join(amount)})" if amount else ""
+        note = f": {self.note}" if self.note else ""
+        if self.verb in ("keep", "skip"):
+            return f"{self.verb} {self.target}{size}{note}"
+        verb = {"drop": "dropped", "delete": "deleted rows of", "clear raw": "cleared raw in"}[
+            self.verb
+        ]
+        if dry_run:
+            verb = "would " + {"drop": "drop", "delete": "delete rows of"}.get(
+                self.verb, "clear raw in"
+            )
+        elif not self.done:
+            verb = f"could not {self.verb}"
+        return f"{verb} {self.target}{size}{note}"
+
+
+@dataclass(slots=True)
+class PruneReport:
+    """The outcome of one prune pass, for printing and for the job record."""
+
+    cutoff: datetime
+    raw_only: bool
+    dry_run: bool
+    routes: bool
+    actions: list[Action] = field(default_factory=list)
+    busy: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return any(a.done and a.verb not in ("keep", "skip") and a.rows != 0 for a in self.actions)
+
+    def counts(self) -> dict[str, int]:
+        """Totals, for job records and metrics."""
+        done = [a for a in self.actions if a.done or self.dry_run]
+        totals = {
+            "partitions_dropped": sum(1 for a in done if a.verb == "drop"),
+            "rows_dropped": sum(a.rows or 0 for a in done if a.verb == "drop"),
+            "bytes_dropped": sum(a.bytes or 0 for a in done if a.verb == "drop"),
+            "rows_deleted": sum(a.rows or 0 for a in done if a.verb == "delete"),
+            "raw_cleared": sum(a.rows or 0 for a in done if a.verb == "clear raw"),
+            "failed": sum(1 for a in self.actions if a.verb == "skip" and not self.dry_run),
+        }
+        return totals
+
+    def header(self) -> str:
+        what = "clear raw JSON of positions" if self.raw_only else "drop positions"
+        extra = " and routes, trips, stops" if self.routes else ""
+        dry = " (dry run: nothing changes)" if self.dry_run else ""
+        return f"prune: {what}{extra} older than {self.cutoff.isoformat(' ', 'minutes')}{dry}"
+
+    def lines(self) -> list[str]:
+        if self.busy:
+            return [self.header(), "another prune is running on this database; nothing done"]
+        out = [self.header()]
+        out += [a.line(self.dry_run) for a in self.actions]
+        totals = self.counts()
+        if not any(a.verb not in ("keep", "skip") and a.rows != 0 for a in self.actions):
+            out.append("nothing to prune")
+        elif self.raw_only:
+            out.append(f"total: raw JSON of {totals['raw_cleared']:,} rows cleared" + _would(self))
+        else:
+            out.append(
+                f"total: {totals['partitions_dropped']} partition(s) dropped "
+                f"({totals['rows_dropped']:,} rows, {_size(totals['bytes_dropped'])}), "
+                f"{totals['rows_deleted']:,} rows deleted" + _would(self)
+            )
+        return out
+
+
+def _would(report: PruneReport) -> str:
+    return " (would be: dry run)" if report.dry_run else ""
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+# ------------------------------------------------------------------- prune
+@dataclass(frozen=True, slots=True)
+class _Partition:
+    schema: str
+    name: str
+    is_default: bool
+    lower: datetime | None
+    upper: datetime | None
+    estimated_rows: int
+    bytes: int
+    note: str | None
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+
+def _statement(name: str, **parts: sql.Composable) -> sql.Composed:
+    return sql.SQL(query(name)).format(**parts)
+
+
+def prune(
+    conn: db.Conn,
+    cutoff: datetime,
+    *,
+    raw_only: bool = False,
+    dry_run: bool = False,
+    routes: bool = False,
+    lock_timeout_s: float = 5.0,
+    attempts: int = 3,
+) -> PruneReport:
+    """Drop (or, with `raw_only`, clear the raw JSON of) positions older than `cutoff`.
+
+    `cutoff` must be aware; give it in ETRAC_TIMEZONE so that route days
+    (`routes=True`) are cut at local midnight (days before `cutoff.date()`).
+    Each step runs in its own short transaction when `conn` is in
+    autocommit mode or idle; a partition that stays locked by other
+    sessions `attempts` times is skipped and reported, for the next run.
+    """
+    if cutoff.tzinfo is None:
+        raise ValueError("prune needs an aware cutoff (with a time zone)")
+    if raw_only and routes:
+        raise ValueError("routes are not pruned with raw_only (they hold no raw JSON)")
+    report = PruneReport(cutoff=cutoff, raw_only=raw_only, dry_run=dry_run, routes=routes)
+    with conn.transaction():
+        row = conn.execute(query("retention_try_lock")).fetchone()
+    if not (row and row[0]):
+        report.busy = True
+        return report
+    try:
+        for part in _partitions(conn):
+            if part.is_default:
+                report.actions.append(_prune_default(conn, part, cutoff, raw_only, dry_run))
+            elif raw_only:
+                report.actions.append(_clear_raw(conn, part, cutoff, dry_run))
+            else:
+                report.actions.append(
+                    _drop(conn, part, cutoff, dry_run, lock_timeout_s, max(1, attempts))
+                )
+        report.actions.append(_prune_rejects(conn, cutoff, raw_only, dry_run))
+        if routes:
+            report.actions.extend(_prune_routes(conn, cutoff.date(), dry_run))
+    finally:
+        with conn.transaction():
+            conn.execute(query("retention_unlock"))
+    for action in report.actions:
+        if action.verb not in ("keep",) and (action.rows or action.verb == "skip"):
+            logger.info("%s", action.line(dry_run))
+    return report
+
+
+def _partitions(conn: db.Conn) -> list[_Partition]:
+    with conn.transaction():
+        rows = conn.execute(query("retention_partitions")).fetchall()
+    return [
+        _Partition(
+            schema=str(r[0]),
+            name=str(r[1]),
+            is_default=bool(r[2]),
+            lower=r[3],
+            upper=r[4],
+            estimated_rows=int(r[5]),
+            bytes=int(r[6]),
+            note=r[7],
+        )
+        for r in rows
+    ]
+
+
+def _count(conn: db.Conn, part: _Partition, cutoff: datetime) -> tuple[int, int]:
+    with conn.transaction():
+        row = conn.execute(
+            _statement("retention_count_partition", partition=part.ident), {"cutoff": cutoff}
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _drop(
+    conn: db.Conn,
+    part: _Partition,
+    cutoff: datetime,
+    dry_run: bool,
+    lock_timeout_s: float,
+    attempts: int,
+) -> Action:
+    if part.upper is None:
+        return Action(part.name, "keep", note="unbounded partition, not etrack's")
+    if part.upper > cutoff:
+        note = "" if (part.lower is None or part.lower >= cutoff) else "holds rows after the cutoff"
+        return Action(part.name, "keep", note=note or "newer")
+    rows = part.estimated_rows
+    if rows < 0:
+        # Never analyzed: the planner has no estimate, so count (once).
+        rows = _count(conn, part, cutoff)[0]
+    if dry_run:
+        return Action(part.name, "drop", rows=rows, bytes=part.bytes)
+    for attempt in range(attempts):
+        try:
+            with conn.transaction():
+                conn.execute(query("retention_lock_timeout"), {"timeout": f"{lock_timeout_s}s"})
+                conn.execute(_statement("retention_drop_partition", partition=part.ident))
+            return Action(part.name, "drop", rows=rows, bytes=part.bytes, done=True)
+        except psycopg.errors.LockNotAvailable:
+            logger.warning(
+                "%s is busy (attempt %d of %d); retrying", part.name, attempt + 1, attempts
+            )
+            time.sleep(min(30.0, 2.0**attempt))
+    return Action(part.name, "skip", rows=rows, note="busy (lock timeout); left for the next run")
+
+
+def _clear_raw(conn: db.Conn, part: _Partition, cutoff: datetime, dry_run: bool) -> Action:
+    if part.lower is None or part.upper is None:
+        return Action(part.name, "keep", note="unbounded partition, not etrack's")
+    if part.lower >= cutoff:
+        return Action(part.name, "keep", note="newer")
+    whole = part.upper <= cutoff
+    if whole and (part.note or "").startswith(RAW_CLEARED_MARK):
+        return Action(part.name, "keep", note="raw JSON already cleared")
+    if dry_run:
+        return Action(part.name, "clear raw", rows=_count(conn, part, cutoff)[1])
+    with conn.transaction():
+        cleared = conn.execute(
+            _statement("retention_clear_partition_raw", partition=part.ident), {"cutoff": cutoff}
+        ).rowcount
+        if whole:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            conn.execute(
+                _statement(
+                    "retention_mark_partition",
+                    partition=part.ident,
+                    note=sql.Literal(f"{RAW_CLEARED_MARK} on {stamp}"),
+                )
+            )
+    note = "" if whole else "rows before the cutoff"
+    return Action(part.name, "clear raw", rows=max(cleared, 0), done=True, note=note)
+
+
+def _prune_default(
+    conn: db.Conn, part: _Partition, cutoff: datetime, raw_only: bool, dry_run: bool
+) -> Action:
+    if raw_only:
+        if dry_run:
+            return Action(part.name, "clear raw", rows=_count(conn, part, cutoff)[1])
+        with conn.transaction():
+            cleared = conn.execute(
+                _statement("retention_clear_partition_raw", partition=part.ident),
+                {"cutoff": cutoff},
+            ).rowcount
+        return Action(part.name, "clear raw", rows=max(cleared, 0), done=True)
+    if dry_run:
+        return Action(part.name, "delete", rows=_count(conn, part, cutoff)[0])
+    with conn.transaction():
+        deleted = conn.execute(
+            _statement("retention_delete_partition_rows", partition=part.ident),
+            {"cutoff": cutoff},
+        ).rowcount
+    return Action(part.name, "delete", rows=max(deleted, 0), done=True)
+
+
+def _prune_rejects(conn: db.Conn, cutoff: datetime, raw_only: bool, dry_run: bool) -> Action:
+    # Rejected rows carry the same personal data as positions, in `raw`.
+    with conn.transaction():
+        if dry_run:
+            row = conn.execute(query("retention_count_rejects"), {"cutoff": cutoff}).fetchone()
+            assert row is not None
+            rows = int(row[1] if raw_only else row[0])
+            return Action("position_rejects", "clear raw" if raw_only else "delete", rows=rows)
+        name = "retention_clear_rejects_raw" if raw_only else "retention_delete_rejects"
+        changed = conn.execute(query(name), {"cutoff": cutoff}).rowcount
+    return Action(
+        "position_rejects", "clear raw" if raw_only else "delete", rows=max(changed, 0), done=True
+    )
+
+
+_ROUTE_TABLES: Sequence[tuple[str, str]] = (
+    ("route_stops", "retention_delete_route_stops"),
+    ("route_trips", "retention_delete_route_trips"),
+    ("routes", "retention_delete_routes"),
+    ("trips", "retention_delete_trips"),
+)
+
+
+def _prune_routes(conn: db.Conn, before: date, dry_run: bool) -> list[Action]:
+    note = f"days before {before.isoformat()}"
+    if dry_run:
+        with conn.transaction():
+            row = conn.execute(query("retention_count_routes"), {"day": before}).fetchone()
+        assert row is not None
+        return [
+            Action(table, "delete", rows=int(n), note=note)
+            for (table, _), n in zip(_ROUTE_TABLES, row, strict=True)
+        ]
+    actions = []
+    # One transaction: a reader never sees a route without its trips and stops.
+    with conn.transaction():
+        for table, statement in _ROUTE_TABLES:
+            deleted = conn.execute(query(statement), {"day": before}).rowcount
+            actions.append(Action(table, "delete", rows=max(deleted, 0), done=True, note=note))
+    return actions
+
+
+# --------------------------------------------------------------- settings
+def prune_with_settings(
+    conn: db.Conn,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    **options: Any,
+) -> list[PruneReport]:
+    """The retention the settings ask for: drop months older than
+    ETRACK_RETENTION, then clear the raw JSON older than ETRACK_RETENTION_RAW.
+    Either unset skips its pass; both unset returns []. For the daily task."""
+    reports: list[PruneReport] = []
+    if settings.etrack_retention:
+        cutoff = cutoff_for(parse_duration(settings.etrack_retention), settings.tz, now=now)
+        reports.append(prune(conn, cutoff, dry_run=dry_run, **options))
+    if settings.etrack_retention_raw:
+        cutoff = cutoff_for(parse_duration(settings.etrack_retention_raw), settings.tz, now=now)
+        reports.append(prune(conn, cutoff, raw_only=True, dry_run=dry_run, **options))
+    return reports

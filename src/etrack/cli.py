@@ -403,6 +403,15 @@ def _register_jobs() -> None:
 _register_jobs()
 
 
+def _register_ops() -> None:
+    from etrack.ops_cli import register
+
+    register(app)
+
+
+_register_ops()
+
+
 # ------------------------------------------------------------------- routes
 routes_app = typer.Typer(
     help="Routes, trips and stops per plate and local day.", no_args_is_help=True

@@ -148,11 +148,8 @@ def _service_base(o: SystemdOptions) -> list[_Entry]:
     return [
         ("User", o.user),
         ("WorkingDirectory", _spec(str(o.workdir))),
-        (
-            "#",
-            "Secrets (ETRAC_KEY, PGPASSWORD, DATABASE_URL...) come from this file, never "
-            "from the unit; '-' leaves a missing file for etrack to explain.",
-        ),
+        ("#", "Secrets (ETRAC_KEY, PGPASSWORD, DATABASE_URL...) come from this file, never"),
+        ("#", "from the unit; '-' leaves a missing file for etrack to explain."),
         ("EnvironmentFile", "-" + _spec(str(o.env_file))),
         ("Environment", "PYTHONUNBUFFERED=1"),
     ]
@@ -265,8 +262,17 @@ def render_systemd(o: SystemdOptions) -> dict[str, str]:
     units["etrack-worker.service"] = _unit_text(
         "etrack: a worker (scheduled fetches, the daily run, backfill jobs, retention)",
         [
-            "Start any number, on any number of machines sharing one PostgreSQL server:",
-            "the database hands each scheduled run to one worker only.",
+            *(
+                [
+                    "One machine: the embedded PostgreSQL is a local Unix socket. With a",
+                    "PostgreSQL server, start workers on as many machines as you like.",
+                ]
+                if o.embedded_db
+                else [
+                    "Start any number, on any number of machines sharing the PostgreSQL server:",
+                    "the database hands each scheduled run to one worker only.",
+                ]
+            ),
             "Use this or the timers, not both (they conflict).",
         ],
         [
@@ -299,7 +305,9 @@ def render_systemd(o: SystemdOptions) -> dict[str, str]:
             _INSTALL_MULTI_USER,
         ],
     )
-    units.update(_timer_pair(o, "fetch-latest", FETCH_LATEST_ARGV, cron_to_calendar(o.fetch_cron, tz)))
+    units.update(
+        _timer_pair(o, "fetch-latest", FETCH_LATEST_ARGV, cron_to_calendar(o.fetch_cron, tz))
+    )
     units.update(_timer_pair(o, "daily", DAILY_ARGV, _daily_calendar(o.daily_at, tz)))
     units.update(_timer_pair(o, "prune", PRUNE_ARGV, _daily_calendar(o.prune_at, tz)))
     return units
@@ -333,9 +341,7 @@ _TIMERS = {
 }
 
 
-def _timer_pair(
-    o: SystemdOptions, name: str, argv: Sequence[str], calendar: str
-) -> dict[str, str]:
+def _timer_pair(o: SystemdOptions, name: str, argv: Sequence[str], calendar: str) -> dict[str, str]:
     title, timeout, retry, timer_extra = _TIMERS[name]
     limits: list[_Entry] = (
         [("StartLimitIntervalSec", "6h"), ("StartLimitBurst", "4")] if retry else []
@@ -538,11 +544,8 @@ def install_cron_block(existing: str, block: str) -> tuple[str, bool]:
     lines = _lines(existing)
     found = _find_block(lines)
     new = block.splitlines()
-    if found is None:
-        result = [*lines, *new]
-    else:
-        result = [*lines[: found[0]], *new, *lines[found[1] + 1 :]]
-    text = _text(result)
+    before, after = (lines, []) if found is None else (lines[: found[0]], lines[found[1] + 1 :])
+    text = _text([*before, *new, *after])
     return text, text != _text(lines)
 
 
@@ -634,11 +637,7 @@ _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 
 
 def _template(name: str) -> str:
-    return (
-        resources.files("etrack")
-        .joinpath("deploy_templates", name)
-        .read_text(encoding="utf-8")
-    )
+    return resources.files("etrack").joinpath("deploy_templates", name).read_text(encoding="utf-8")
 
 
 def _fill(text: str, values: dict[str, str]) -> str:

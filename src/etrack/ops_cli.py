@@ -9,13 +9,28 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from etrack import cli as root
 from etrack import deploy
 from etrack.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from etrack import cli as root
+    from etrack.prune import Duration
+else:
+
+    class _LazyCli:
+        """etrack.cli, imported on first use: cli.py imports this module to
+        register its commands, so importing cli here would be circular."""
+
+        def __getattr__(self, name: str) -> Any:
+            from etrack import cli
+
+            return getattr(cli, name)
+
+    root = _LazyCli()
 
 __all__ = ["deploy_app", "prune_command", "register"]
 
@@ -290,7 +305,7 @@ def prune_command(
     cutoff (rows of the default partition are deleted), or clear their raw JSON.
     Idempotent; routes are kept unless --routes."""
     from etrack import db
-    from etrack.prune import cutoff_for, parse_duration, prune
+    from etrack.prune import cutoff_for, prune
 
     current = root.settings()
     if raw_only and routes:
@@ -306,12 +321,15 @@ def prune_command(
         if routes and not any(not raw for _, raw, _ in passes):
             raise root.UsageProblem("--routes needs --older-than or ETRACK_RETENTION")
     if not passes:
-        wanted = "ETRACK_RETENTION_RAW is" if raw_only else "ETRACK_RETENTION and ETRACK_RETENTION_RAW are"
+        wanted = (
+            "ETRACK_RETENTION_RAW is"
+            if raw_only
+            else "ETRACK_RETENTION and ETRACK_RETENTION_RAW are"
+        )
         root.echo(f"nothing to prune: {wanted} unset (or give --older-than)")
         return
     cutoffs = [
-        (cutoff_for(root._user_input(lambda d=d: parse_duration(d)), current.tz), raw, source)
-        for d, raw, source in passes
+        (cutoff_for(_duration(text), current.tz), raw, source) for text, raw, source in passes
     ]
     target = root.database()
     failed = False
@@ -327,6 +345,12 @@ def prune_command(
         raise typer.Exit(root.EXIT_FAILURE)
 
 
+def _duration(text: str) -> Duration:
+    from etrack.prune import parse_duration
+
+    return root._user_input(lambda: parse_duration(text))
+
+
 # ----------------------------------------------------------------- register
 def register(app: typer.Typer) -> None:
     """Add `deploy` and `prune` to the `etrack` app (once: calling again is harmless)."""
@@ -336,4 +360,3 @@ def register(app: typer.Typer) -> None:
         app.add_typer(deploy_app, name="deploy")
     if "prune" not in commands:
         app.command("prune")(prune_command)
-

@@ -7,8 +7,9 @@ the cutoff; the month holding the cutoff waits until it does. Rows of the
 default partition (timestamps far outside any month, e.g. a tracker with a
 broken clock) are deleted row by row, since that partition also holds recent
 rows. `raw_only` keeps every row and sets `raw` to NULL instead, exactly up
-to the cutoff; a month cleared whole is marked (a table comment) so later
-runs do not scan it again.
+to the cutoff. A month cleared whole is then compacted (`VACUUM FULL` of that
+partition: a past month takes no new rows, so the space would never be
+reused) and marked (a table comment) so later runs do not scan it again.
 
 Routes, their trips and stops and the provider's trip summaries are kept
 unless `routes=True`: they are small and what people report on for years.
@@ -125,7 +126,8 @@ class Action:
         if self.rows is not None:
             amount.append(f"{self.rows:,} rows")
         if self.bytes is not None:
-            amount.append(_size(self.bytes))
+            freed = " freed" if self.verb == "clear raw" else ""
+            amount.append(_size(self.bytes) + freed)
         size = f" ({', '.join(amount)})" if amount else ""
         note = f": {self.note}" if self.note else ""
         if self.verb in ("keep", "skip"):
@@ -160,7 +162,7 @@ class PruneReport:
     def counts(self) -> dict[str, int]:
         """Totals, for job records and metrics."""
         done = [a for a in self.actions if a.done or self.dry_run]
-        totals = {
+        return {
             "partitions_dropped": sum(1 for a in done if a.verb == "drop"),
             "rows_dropped": sum(a.rows or 0 for a in done if a.verb == "drop"),
             "bytes_dropped": sum(a.bytes or 0 for a in done if a.verb == "drop"),
@@ -168,7 +170,6 @@ class PruneReport:
             "raw_cleared": sum(a.rows or 0 for a in done if a.verb == "clear raw"),
             "failed": sum(1 for a in self.actions if a.verb == "skip" and not self.dry_run),
         }
-        return totals
 
     def header(self) -> str:
         what = "clear raw JSON of positions" if self.raw_only else "drop positions"
@@ -238,6 +239,7 @@ def prune(
     routes: bool = False,
     lock_timeout_s: float = 5.0,
     attempts: int = 3,
+    compact: bool = True,
 ) -> PruneReport:
     """Drop (or, with `raw_only`, clear the raw JSON of) positions older than `cutoff`.
 
@@ -246,6 +248,8 @@ def prune(
     Each step runs in its own short transaction when `conn` is in
     autocommit mode or idle; a partition that stays locked by other
     sessions `attempts` times is skipped and reported, for the next run.
+    `compact` rewrites a month whose raw JSON was cleared whole (needs an
+    autocommit connection: VACUUM cannot run inside a transaction).
     """
     if cutoff.tzinfo is None:
         raise ValueError("prune needs an aware cutoff (with a time zone)")
@@ -258,15 +262,20 @@ def prune(
         report.busy = True
         return report
     try:
+        blocked = False
         for part in _partitions(conn):
             if part.is_default:
-                report.actions.append(_prune_default(conn, part, cutoff, raw_only, dry_run))
+                action = _prune_default(conn, part, cutoff, raw_only, dry_run)
             elif raw_only:
-                report.actions.append(_clear_raw(conn, part, cutoff, dry_run))
+                action = _clear_raw(conn, part, cutoff, dry_run, compact, lock_timeout_s)
+            elif blocked and part.upper is not None and part.upper <= cutoff:
+                # Every drop waits for the same lock on positions: once one
+                # timed out, the others would too.
+                action = Action(part.name, "skip", note="positions is busy; left for the next run")
             else:
-                report.actions.append(
-                    _drop(conn, part, cutoff, dry_run, lock_timeout_s, max(1, attempts))
-                )
+                action = _drop(conn, part, cutoff, dry_run, lock_timeout_s, max(1, attempts))
+                blocked = blocked or action.verb == "skip"
+            report.actions.append(action)
         report.actions.append(_prune_rejects(conn, cutoff, raw_only, dry_run))
         if routes:
             report.actions.extend(_prune_routes(conn, cutoff.date(), dry_run))
@@ -274,7 +283,7 @@ def prune(
         with conn.transaction():
             conn.execute(query("retention_unlock"))
     for action in report.actions:
-        if action.verb not in ("keep",) and (action.rows or action.verb == "skip"):
+        if action.verb == "skip" or (action.verb != "keep" and action.rows):
             logger.info("%s", action.line(dry_run))
     return report
 
@@ -332,14 +341,20 @@ def _drop(
                 conn.execute(_statement("retention_drop_partition", partition=part.ident))
             return Action(part.name, "drop", rows=rows, bytes=part.bytes, done=True)
         except psycopg.errors.LockNotAvailable:
-            logger.warning(
-                "%s is busy (attempt %d of %d); retrying", part.name, attempt + 1, attempts
-            )
-            time.sleep(min(30.0, 2.0**attempt))
+            logger.warning("%s is busy (attempt %d of %d)", part.name, attempt + 1, attempts)
+            if attempt + 1 < attempts:
+                time.sleep(min(30.0, 2.0**attempt))
     return Action(part.name, "skip", rows=rows, note="busy (lock timeout); left for the next run")
 
 
-def _clear_raw(conn: db.Conn, part: _Partition, cutoff: datetime, dry_run: bool) -> Action:
+def _clear_raw(
+    conn: db.Conn,
+    part: _Partition,
+    cutoff: datetime,
+    dry_run: bool,
+    compact: bool,
+    lock_timeout_s: float,
+) -> Action:
     if part.lower is None or part.upper is None:
         return Action(part.name, "keep", note="unbounded partition, not etrack's")
     if part.lower >= cutoff:
@@ -348,22 +363,57 @@ def _clear_raw(conn: db.Conn, part: _Partition, cutoff: datetime, dry_run: bool)
     if whole and (part.note or "").startswith(RAW_CLEARED_MARK):
         return Action(part.name, "keep", note="raw JSON already cleared")
     if dry_run:
-        return Action(part.name, "clear raw", rows=_count(conn, part, cutoff)[1])
+        then = "then VACUUM FULL" if whole and compact else ""
+        return Action(part.name, "clear raw", rows=_count(conn, part, cutoff)[1], note=then)
     with conn.transaction():
-        cleared = conn.execute(
-            _statement("retention_clear_partition_raw", partition=part.ident), {"cutoff": cutoff}
-        ).rowcount
-        if whole:
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        cleared = max(
             conn.execute(
-                _statement(
-                    "retention_mark_partition",
-                    partition=part.ident,
-                    note=sql.Literal(f"{RAW_CLEARED_MARK} on {stamp}"),
-                )
+                _statement("retention_clear_partition_raw", partition=part.ident),
+                {"cutoff": cutoff},
+            ).rowcount,
+            0,
+        )
+    if not whole:
+        return Action(
+            part.name, "clear raw", rows=cleared, done=True, note="rows before the cutoff"
+        )
+    freed: int | None = None
+    note = ""
+    if compact and conn.autocommit:
+        freed = _compact(conn, part, lock_timeout_s)
+        if freed is None:
+            # Not marked: the next run compacts it (its UPDATE then finds nothing).
+            note = "compaction postponed: the month is busy (lock timeout)"
+            return Action(part.name, "clear raw", rows=cleared, done=True, note=note)
+    elif compact:
+        note = "not compacted (VACUUM FULL needs an autocommit connection)"
+    with conn.transaction():
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        conn.execute(
+            _statement(
+                "retention_mark_partition",
+                partition=part.ident,
+                note=sql.Literal(f"{RAW_CLEARED_MARK} on {stamp}"),
             )
-    note = "" if whole else "rows before the cutoff"
-    return Action(part.name, "clear raw", rows=max(cleared, 0), done=True, note=note)
+        )
+    return Action(part.name, "clear raw", rows=cleared, bytes=freed, done=True, note=note)
+
+
+def _compact(conn: db.Conn, part: _Partition, lock_timeout_s: float) -> int | None:
+    """VACUUM FULL one partition; the bytes it gave back, or None when busy."""
+    conn.execute(query("retention_session_lock_timeout"), {"timeout": f"{lock_timeout_s}s"})
+    try:
+        conn.execute(_statement("retention_compact_partition", partition=part.ident))
+    except psycopg.errors.LockNotAvailable:
+        logger.warning("%s is busy: compaction left for the next run", part.name)
+        return None
+    finally:
+        conn.execute(query("retention_reset_lock_timeout"))
+    row = conn.execute(
+        query("retention_partition_bytes"), {"schema": part.schema, "name": part.name}
+    ).fetchone()
+    assert row is not None
+    return max(part.bytes - int(row[0]), 0)
 
 
 def _prune_default(

@@ -399,13 +399,16 @@ def render_env_example() -> str:
     """The text of .env.example: every variable, its default and meaning."""
     lines = [
         "# etrack settings. Copy to .env (read from the current directory; real",
-        "# environment variables win). Empty values keep the default.",
+        "# environment variables win) and uncomment what you change; each line",
+        "# shows the default.",
         "# Generated from src/etrack/settings.py: `etrack settings --env-example`.",
         "",
     ]
     for variable, default, description, _secret in documented_settings():
         lines.append(f"# {description}")
         value = "" if default.startswith("(") else default
-        lines.append(f"# {variable}={value}" if not value else f"{variable}={value}")
+        # Commented out: a copied .env then pins nothing but what you change
+        # (an uncommented default would override systemd's Environment= too).
+        lines.append(f"# {variable}={value}")
         lines.append("")
     return "\n".join(lines)

@@ -171,3 +171,32 @@ def test_the_worker_runs_the_schedule_and_logs_to_files(
     assert "fetch latest: received 2" in log
     assert (tmp_path / "logs" / "compute_routes.log").exists()
     assert sim.key not in log
+
+
+def test_the_retention_task_drops_old_months_and_is_recorded(
+    settings: Settings, target: db.Target, conn: db.Conn
+) -> None:
+    from etrack.jobs.tasks import PRUNE_RETENTION
+
+    conn.execute("SELECT ensure_positions_partition('2020-01-15 00:00+00')")
+    conn.execute(
+        "INSERT INTO positions (placa, data_transmissao, latitude, longitude) VALUES"
+        " ('ABC1234', '2020-01-15 10:00+00', -23.5, -46.6),"
+        " ('ABC1234', now() - interval '1 day', -23.5, -46.6)"
+    )
+    current = settings.model_copy(update={"etrack_retention": "24m"})
+
+    async def work() -> None:
+        async with open_app(JobEnv(current, target, FAST), schedule=True) as app:
+            await app.configure_task(PRUNE_RETENTION).defer_async(timestamp=0)
+            await app.run_worker_async(
+                queues=["etrack"], wait=False, install_signal_handlers=False, listen_notify=False
+            )
+
+    asyncio.run(work())
+    assert conn.execute("SELECT count(*) FROM positions").fetchone() == (1,)
+    assert conn.execute("SELECT to_regclass('positions_y2020m01')").fetchone() == (None,)
+    status = conn.execute(
+        "SELECT status FROM procrastinate_jobs WHERE task_name = %s", (PRUNE_RETENTION,)
+    ).fetchone()
+    assert status == ("succeeded",)

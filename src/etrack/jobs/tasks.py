@@ -12,7 +12,8 @@ workers: the database refuses a second job for the same task and tick):
 
 - fetch latest positions: ETRACK_FETCH_CRON (default every 2 minutes);
 - the daily run: ETRACK_DAILY_AT local time of ETRAC_TIMEZONE, for yesterday;
-- stalled-job recovery: ETRACK_JOB_RECOVER_CRON (default every minute).
+- stalled-job recovery: ETRACK_JOB_RECOVER_CRON (default every minute);
+- retention (when ETRACK_RETENTION or ETRACK_RETENTION_RAW is set): 03:30 local.
 
 Procrastinate evaluates crons on UTC timestamps, so local times are turned
 into UTC when the worker starts. Caveat: in a zone with daylight saving time
@@ -24,6 +25,7 @@ tick's local date). America/Sao_Paulo has had no DST since 2019.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,7 @@ __all__ = [
     "DAILY_SCHEDULED",
     "ETRACK_QUEUE",
     "FETCH_LATEST",
+    "PRUNE_RETENTION",
     "RECOVER_STALLED",
     "Backoff",
     "daily_cron",
@@ -63,6 +66,8 @@ FETCH_LATEST = "etrack.fetch_latest"
 DAILY_SCHEDULED = "etrack.daily_scheduled"
 DAILY = "etrack.daily"
 RECOVER_STALLED = "etrack.recover_stalled"
+PRUNE_RETENTION = "etrack.prune_retention"
+PRUNE_CRON = "30 3 * * *"  # local time of ETRAC_TIMEZONE
 BACKFILL_PARTITION = "etrack.backfill_partition"
 BACKFILL_ROUTES = "etrack.backfill_routes"
 
@@ -204,6 +209,36 @@ async def recover_stalled(context: JobContext, timestamp: int) -> dict[str, Any]
     return (await recover_stalled_jobs(_app(context))).as_result()
 
 
+async def prune_retention(context: JobContext, timestamp: int) -> dict[str, Any]:
+    """Apply ETRACK_RETENTION / ETRACK_RETENTION_RAW (LGPD: tracks are personal data)."""
+    from etrack.jobs.runs import Outcome
+    from etrack.prune import prune_with_settings
+
+    app = _app(context)
+
+    def work() -> list[Any]:
+        # Autocommit: compacting a month (VACUUM FULL) cannot run in a transaction.
+        with db.connection(app.env.target, autocommit=True) as conn:
+            return prune_with_settings(conn, app.env.settings)
+
+    reports = await asyncio.to_thread(work)
+    if not reports:
+        return Outcome(status="skipped", summary="no retention configured").as_result()
+    counts: dict[str, Any] = {}
+    for report in reports:
+        for key, value in report.counts().items():
+            counts[key] = counts.get(key, 0) + value if isinstance(value, int) else value
+    busy = any(report.busy for report in reports)
+    return Outcome(
+        status="failed" if busy else "succeeded",
+        counts=counts,
+        summary="; ".join(line for report in reports for line in report.lines())[:2000],
+        error="another prune held the lock or a month stayed busy; retried tomorrow"
+        if busy
+        else None,
+    ).as_result()
+
+
 async def backfill_partition(context: JobContext, placa: str, day: str) -> dict[str, Any]:
     from etrack.jobs.backfill import work_partition
 
@@ -236,6 +271,7 @@ def register(app: EtrackApp, *, schedule: bool) -> None:
         daily
     )
     recover = app.task(name=RECOVER_STALLED, queue=ETRACK_QUEUE, pass_context=True)(recover_stalled)
+    prune = app.task(name=PRUNE_RETENTION, queue=ETRACK_QUEUE, pass_context=True)(prune_retention)
     app.task(
         name=BACKFILL_PARTITION, queue=BACKFILL_QUEUE, pass_context=True, retry=PARTITION_RETRY
     )(backfill_partition)
@@ -256,3 +292,10 @@ def register(app: EtrackApp, *, schedule: bool) -> None:
     app.periodic(
         cron=tuning.recover_cron, periodic_id="recover_stalled", queueing_lock="etrack-recover"
     )(recover)
+    if settings.etrack_retention or settings.etrack_retention_raw:
+        # Nightly, after the daily run, when nobody is looking at old months.
+        app.periodic(
+            cron=local_cron_to_utc(PRUNE_CRON, tz),
+            periodic_id="prune_retention",
+            queueing_lock="etrack-prune",
+        )(prune)

@@ -909,3 +909,18 @@ DELETE FROM routes WHERE rota_date < %(day)s
 -- name: retention_delete_trips
 -- The provider's trip summaries (resumoviagens) of those days.
 DELETE FROM trips WHERE rota_date < %(day)s
+
+-- name: retention_compact_partition
+-- After its raw JSON is cleared a past month takes no new rows, so the space
+-- would never be reused: rewrite it (exclusive lock on that month only).
+VACUUM (FULL, ANALYZE) {partition}
+
+-- name: retention_session_lock_timeout
+-- VACUUM runs outside a transaction, where set_config(..., true) does not last.
+SELECT set_config('lock_timeout', %(timeout)s, false)
+
+-- name: retention_reset_lock_timeout
+RESET lock_timeout
+
+-- name: retention_partition_bytes
+SELECT pg_total_relation_size(format('%%I.%%I', %(schema)s::text, %(name)s::text)::regclass)

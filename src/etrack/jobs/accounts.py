@@ -84,7 +84,9 @@ async def each_account(
             run.errors[account.name] = exc
             logger.warning("account %s: %s", account.name, run.failed[account.name])
             return
-        await run_sql(app, "accounts_mark_ok", account=account.name, fingerprint=account.fingerprint)
+        await run_sql(
+            app, "accounts_mark_ok", account=account.name, fingerprint=account.fingerprint
+        )
 
     await asyncio.gather(*(one(account) for account in accounts))
     return run

@@ -163,7 +163,9 @@ def _account(name: str, entry: dict[str, Any], settings: Settings, problem: Any)
     values = {**settings.model_dump(), **update}
     try:
         # Validated like the environment variables they stand for.
-        account_settings = Settings.model_validate(values)
+        # Every field is given, so neither the environment nor .env can
+        # override the account's values.
+        account_settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     except ValidationError as exc:
         line = describe_validation_error(exc)
         for field, setting in (

@@ -1,0 +1,231 @@
+"""Several eTrac accounts in one database: real two-account simulator over
+HTTP, real PostgreSQL, Procrastinate's real worker for the backfill."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import pytest
+
+from etrack import db
+from etrack.accounts import load_accounts, states
+from etrack.etrac.fleet import Account as SimAccount
+from etrack.etrac.simulator import SimulatorHandle
+from etrack.jobs import backfill as bf
+from etrack.jobs.app import EtrackApp, JobEnv, JobTuning, open_app
+from etrack.jobs.daily import DailyOptions, fetch_latest_once, run_daily
+from etrack.settings import Settings
+from fixtures_simulator import SIMULATOR_TZ, MakeSimulator
+
+T = TypeVar("T")
+
+FAST = JobTuning(poll_s=0.1, heartbeat_s=0.5, stalled_after_s=2.0, recover_cron="* * * * * */1")
+DAYS = (date(2025, 1, 5), date(2025, 1, 7))
+# Each account's own budget, enforced by the simulator (429 beyond it) and
+# configured identically in the accounts file: no 429 means each stayed
+# within its own limit.
+NORTH = SimAccount("north@example.com", "north-key", vehicles=3, rate_limit_per_s=20.0)
+SOUTH = SimAccount("south@example.com", "south-key", vehicles=2, rate_limit_per_s=10.0)
+
+
+def accounts_toml(sim: SimulatorHandle, *, south_key_env: str = "SOUTH_ETRAC_KEY") -> str:
+    return f"""
+[accounts.north]
+user = "{NORTH.user}"
+key = "{NORTH.key}"
+api_base = "{sim.base_url}"
+rate_limit = {NORTH.rate_limit_per_s}
+
+[accounts.south]
+user = "{SOUTH.user}"
+key_env = "{south_key_env}"
+api_base = "{sim.base_url}"
+timezone = "America/Sao_Paulo"
+rate_limit = {SOUTH.rate_limit_per_s}
+"""
+
+
+@pytest.fixture
+def two_accounts(make_simulator: MakeSimulator) -> SimulatorHandle:
+    return make_simulator(accounts=(NORTH, SOUTH))
+
+
+@pytest.fixture
+def accounts_settings(
+    settings: Settings,
+    two_accounts: SimulatorHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
+    monkeypatch.setenv("SOUTH_ETRAC_KEY", SOUTH.key)
+    path = tmp_path / "accounts.toml"
+    path.write_text(accounts_toml(two_accounts))
+    return settings.model_copy(update={"etrack_accounts_file": path})
+
+
+@pytest.fixture(autouse=True)
+def _month_partitions(conn: db.Conn) -> None:
+    conn.execute("SELECT ensure_positions_partition('2025-01-15 00:00+00')")
+    conn.execute("SELECT ensure_positions_partition('2024-12-15 00:00+00')")
+
+
+def with_app(settings: Settings, target: db.Target, work: Callable[[EtrackApp], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with open_app(JobEnv(settings, target, FAST, pool_size=5)) as app:
+            return await work(app)
+
+    return asyncio.run(go())
+
+
+def owners(conn: db.Conn) -> dict[str, str | None]:
+    return dict(conn.execute("SELECT placa, account FROM terminals").fetchall())  # type: ignore[arg-type]
+
+
+def stored_count(conn: db.Conn, plates: list[str], first: date, last: date) -> int:
+    start = _utc_midnight(first)
+    end = _utc_midnight(last + timedelta(days=1))
+    row = conn.execute(
+        "SELECT count(*) FROM positions WHERE placa = ANY(%s)"
+        " AND data_transmissao >= %s AND data_transmissao < %s",
+        (plates, start, end),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _utc_midnight(day: date) -> Any:
+    from datetime import datetime, time
+
+    return datetime.combine(day, time(0), SIMULATOR_TZ)
+
+
+def expected_count(sim: SimulatorHandle, plates: list[str], first: date, last: date) -> int:
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return sum(len(sim.fleet.expected_positions(p, d)) for p in plates for d in days)
+
+
+def test_fetch_latest_backfill_and_daily_over_two_accounts_are_exact(
+    two_accounts: SimulatorHandle,
+    accounts_settings: Settings,
+    target: db.Target,
+    conn: db.Conn,
+) -> None:
+    sim = two_accounts
+    north, south = sim.fleet.plates(account=NORTH.user), sim.fleet.plates(account=SOUTH.user)
+    assert not set(north) & set(south)
+
+    outcome = with_app(accounts_settings, target, fetch_latest_once)
+    assert outcome.status == "succeeded", outcome.summary
+    assert owners(conn) == {**dict.fromkeys(north, "north"), **dict.fromkeys(south, "south")}
+
+    async def backfill(app: EtrackApp) -> bf.EnqueueResult:
+        request = bf.BackfillRequest(date_start=DAYS[0], date_end=DAYS[1], plates=None)
+        result = await bf.plan(app, request)
+        assert await bf.work_off(app, result.backfill, concurrency=4, poll_s=0.1)
+        return result
+
+    result = with_app(accounts_settings, target, backfill)
+    assert result.queued == 3 * (len(north) + len(south))
+    for plates in (north, south):
+        assert stored_count(conn, plates, *DAYS) == expected_count(sim, plates, *DAYS)
+    assert sim.stats().max_history_fetches() == 1
+
+    day = date(2025, 1, 4)
+    daily = with_app(accounts_settings, target, lambda app: run_daily(app, DailyOptions(day=day)))
+    assert daily.complete, daily.line()
+    assert daily.plates == len(north) + len(south)
+    for plates in (north, south):
+        assert stored_count(conn, plates, day, day) == expected_count(sim, plates, day, day)
+        trips = conn.execute(
+            "SELECT count(*) FROM trips WHERE placa = ANY(%s)", (plates,)
+        ).fetchone()
+        assert trips == (sum(len(sim.fleet.trip_summaries(p, day)) for p in plates),)
+    # Every request of each account stayed within that account's own limit.
+    assert sim.stats().count(status=429) == 0
+    assert sim.stats().count(status=401) == 0
+
+    with db.connection(target) as c:
+        found = {s.name: s for s in states(c, load_accounts(accounts_settings))}
+    assert {name: (s.state, s.vehicles) for name, s in found.items()} == {
+        "north": ("ok", len(north)),
+        "south": ("ok", len(south)),
+    }
+
+
+def test_one_account_with_a_broken_key_does_not_stop_the_other_and_recovers(
+    two_accounts: SimulatorHandle,
+    accounts_settings: Settings,
+    target: db.Target,
+    conn: db.Conn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim = two_accounts
+    north, south = sim.fleet.plates(account=NORTH.user), sim.fleet.plates(account=SOUTH.user)
+    monkeypatch.setenv("SOUTH_ETRAC_KEY", "wrong-key")
+
+    async def scenario(app: EtrackApp) -> None:
+        first = await fetch_latest_once(app)
+        assert first.status == "failed"
+        assert "account south failed" in (first.error or "")
+        assert set(owners(conn)) == set(north)
+        state = dict(
+            conn.execute("SELECT name, state FROM accounts").fetchall()  # type: ignore[arg-type]
+        )
+        assert state == {"north": "ok", "south": "failing"}
+        refused = sim.stats().count(status=401)
+        assert refused >= 1
+
+        # Still broken: south is left alone (slow retry pace), north goes on.
+        before = conn.execute("SELECT count(*) FROM positions").fetchone()
+        second = await fetch_latest_once(app)
+        assert "account south skipped" in second.summary
+        assert sim.stats().count(status=401) == refused
+        assert conn.execute("SELECT count(*) FROM positions").fetchone() == before
+
+        # The key is fixed (the variable the file names): no restart needed,
+        # the changed credentials are tried at once.
+        monkeypatch.setenv("SOUTH_ETRAC_KEY", SOUTH.key)
+        third = await fetch_latest_once(app)
+        assert third.status == "succeeded", third.summary
+
+    with_app(accounts_settings, target, scenario)
+    assert owners(conn) == {**dict.fromkeys(north, "north"), **dict.fromkeys(south, "south")}
+    row = conn.execute("SELECT state, reason FROM accounts WHERE name = 'south'").fetchone()
+    assert row == ("ok", None)
+
+
+def test_a_plate_moved_to_another_account_is_followed_and_logged(
+    accounts_settings: Settings, two_accounts: SimulatorHandle, target: db.Target, conn: db.Conn
+) -> None:
+    north = two_accounts.fleet.plates(account=NORTH.user)
+    with_app(accounts_settings, target, fetch_latest_once)
+    moved = north[0]
+    # As if the plate had been listed by south until now.
+    conn.execute("UPDATE terminals SET account = 'south' WHERE placa = %s", (moved,))
+    with_app(accounts_settings, target, fetch_latest_once)
+    assert owners(conn)[moved] == "north"
+    assert conn.execute(
+        "SELECT placa, from_account, to_account FROM terminal_moves"
+    ).fetchall() == [(moved, "south", "north")]
+
+
+def test_single_account_without_a_file_is_named_default(
+    settings: Settings, make_simulator: MakeSimulator, target: db.Target, conn: db.Conn
+) -> None:
+    sim = make_simulator(vehicles=2)
+    current = settings.model_copy(
+        update={
+            "etrac_api_base": sim.base_url,
+            "etrac_user": sim.user,
+            "etrac_key": pydantic.SecretStr(sim.key),
+        }
+    )
+    assert [a.name for a in load_accounts(current)] == ["default"]
+    with_app(current, target, fetch_latest_once)
+    assert set(owners(conn).values()) == {"default"}
+    assert conn.execute("SELECT name, state FROM accounts").fetchall() == [("default", "ok")]

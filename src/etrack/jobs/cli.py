@@ -123,7 +123,11 @@ def worker(
     """
     from etrack.jobs.worker import run_worker
 
+    from etrack.accounts import load_accounts
+
     current = root.settings()
+    # A malformed accounts file is refused at start (exit 2), not job by job.
+    load_accounts(current)
     slots = concurrency or current.etrack_worker_concurrency
     collector_pool, job_pool = pool_sizes(slots)
     env = JobEnv(current, root.database(), pool_size=collector_pool)

@@ -327,3 +327,51 @@ def test_a_user_restricted_to_one_account_never_sees_the_other_accounts_plates(
             "north": "ok",
             "south": "ok",
         }
+
+
+def test_etrack_accounts_lists_and_checks_and_the_web_reports_the_broken_one(
+    two_accounts: SimulatorHandle,
+    accounts_settings: Settings,
+    target: db.Target,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    north = two_accounts.fleet.plates(account=NORTH.user)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ETRACK_ACCOUNTS_FILE", str(accounts_settings.etrack_accounts_file))
+    monkeypatch.setenv("SOUTH_ETRAC_KEY", "wrong-key")
+
+    assert run_cli(["accounts", "check"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"north: ok, {len(north)} vehicles"
+    assert out[1].startswith("south: credentials refused:")
+    assert "wrong-key" not in "".join(out)
+
+    assert run_cli(["fetch-latest", "--account", "north"]) == 0
+    capsys.readouterr()
+    assert run_cli(["accounts", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["account", "vehicles", "last", "success", "req/s", "state"]
+    assert lines[1].split()[:2] == ["north", str(len(north))]
+    assert lines[1].endswith("ok")
+    assert lines[2].split()[:3] == ["south", "0", "never"]
+    assert "failing: " in lines[2]
+    assert "HTTP 401" in lines[2]
+
+    for client in web_client(accounts_settings, target):
+        health = client.get("/healthz").json()
+        states = {a["name"]: (a["state"], a["reason"]) for a in health["accounts"]}
+        assert states["north"] == ("ok", None)
+        assert states["south"][0] == "failing"
+        assert "HTTP 401" in states["south"][1]
+        page = client.get("/jobs").text
+        assert 'data-account="south" data-state="failing"' in page
+
+
+def run_cli(argv: list[str]) -> int:
+    from etrack import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv, prog_name="etrack")
+    return int(exit_info.value.code or 0)

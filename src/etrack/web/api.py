@@ -307,6 +307,14 @@ PositionsQuery = {
 }
 
 
+# The seed's URL and ours serve the same handler.
+@router.get(
+    "/api/positions/{plate}",
+    response_model=PositionsPage,
+    tags=["positions"],
+    summary="The seed's URL: same as /api/vehicles/{plate}/positions (date=DD/MM/YYYY)",
+    responses=ERRORS,
+)
 @router.get(
     "/api/vehicles/{plate}/positions",
     response_model=PositionsPage,
@@ -315,25 +323,6 @@ PositionsQuery = {
     responses=ERRORS,
 )
 async def vehicle_positions(
-    web: Web,
-    plate: PlatePath,
-    day: Annotated[str | None, PositionsQuery["day"]] = None,
-    start: Annotated[str | None, PositionsQuery["start"]] = None,
-    end: Annotated[str | None, PositionsQuery["end"]] = None,
-    cursor: Annotated[str | None, PositionsQuery["cursor"]] = None,
-    limit: Annotated[int, PositionsQuery["limit"]] = 1000,
-) -> Response:
-    return await positions_page(web, plate, day, start, end, cursor, limit)
-
-
-@router.get(
-    "/api/positions/{plate}",
-    response_model=PositionsPage,
-    tags=["positions"],
-    summary="The seed's URL: same as /api/vehicles/{plate}/positions (date=DD/MM/YYYY)",
-    responses=ERRORS,
-)
-async def seed_positions(
     web: Web,
     plate: PlatePath,
     day: Annotated[str | None, PositionsQuery["day"]] = None,

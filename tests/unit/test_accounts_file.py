@@ -89,7 +89,7 @@ def test_a_malformed_file_is_one_line_naming_it(tmp_path: Path, text: str, probl
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(AccountsError, match="accounts.toml: no such file"):
+    with pytest.raises(AccountsError, match=r"accounts\.toml: no such file"):
         load_accounts(settings_for(tmp_path / "accounts.toml"))
 
 

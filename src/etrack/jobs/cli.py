@@ -121,9 +121,8 @@ def worker(
     Start as many as you like, on as many machines as you like: they share
     the database. Stop with Ctrl-C or SIGTERM (running jobs finish first).
     """
-    from etrack.jobs.worker import run_worker
-
     from etrack.accounts import load_accounts
+    from etrack.jobs.worker import run_worker
 
     current = root.settings()
     # A malformed accounts file is refused at start (exit 2), not job by job.

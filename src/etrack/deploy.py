@@ -538,10 +538,7 @@ def install_cron_block(existing: str, block: str) -> tuple[str, bool]:
     lines = _lines(existing)
     found = _find_block(lines)
     new = block.splitlines()
-    if found is None:
-        result = [*lines, *new]
-    else:
-        result = [*lines[: found[0]], *new, *lines[found[1] + 1 :]]
+    result = [*lines, *new] if found is None else [*lines[: found[0]], *new, *lines[found[1] + 1 :]]
     text = _text(result)
     return text, text != _text(lines)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -310,7 +311,7 @@ def prune_command(
         root.echo(f"nothing to prune: {wanted} unset (or give --older-than)")
         return
     cutoffs = [
-        (cutoff_for(root._user_input(lambda d=d: parse_duration(d)), current.tz), raw, source)
+        (cutoff_for(root._user_input(partial(parse_duration, d)), current.tz), raw, source)
         for d, raw, source in passes
     ]
     target = root.database()

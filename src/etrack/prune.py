@@ -160,7 +160,7 @@ class PruneReport:
     def counts(self) -> dict[str, int]:
         """Totals, for job records and metrics."""
         done = [a for a in self.actions if a.done or self.dry_run]
-        totals = {
+        return {
             "partitions_dropped": sum(1 for a in done if a.verb == "drop"),
             "rows_dropped": sum(a.rows or 0 for a in done if a.verb == "drop"),
             "bytes_dropped": sum(a.bytes or 0 for a in done if a.verb == "drop"),
@@ -168,7 +168,6 @@ class PruneReport:
             "raw_cleared": sum(a.rows or 0 for a in done if a.verb == "clear raw"),
             "failed": sum(1 for a in self.actions if a.verb == "skip" and not self.dry_run),
         }
-        return totals
 
     def header(self) -> str:
         what = "clear raw JSON of positions" if self.raw_only else "drop positions"

@@ -15,9 +15,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
-from fixtures_db import subprocess_env
 
 from etrack import embedded
+from fixtures_db import subprocess_env
 
 
 def free_port() -> int:
@@ -81,7 +81,7 @@ def test_demo_serves_the_fleet_with_yesterdays_routes_and_stops_cleanly() -> Non
         assert page.status_code == 200
         assert stop(proc) == 0
         assert not embedded.status(data_dir / "demo").running
-        print(f"demo ready after {ready_after:.1f} s")  # noqa: T201 - figure for docs/performance.md
+        print(f"demo ready after {ready_after:.1f} s")
 
         # Again: the data is reused, the backfill has nothing left to fetch.
         port = free_port()

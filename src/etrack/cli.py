@@ -527,6 +527,7 @@ def routes_compute(
     force: Annotated[
         bool, typer.Option("--force", help="Recompute days whose positions did not change.")
     ] = False,
+    account: AccountOpt = None,
 ) -> None:
     """Compute and store routes, trips and stops (default: today, every plate with positions)."""
     from datetime import datetime as _datetime
@@ -538,11 +539,17 @@ def routes_compute(
     current = settings()
     days = _days(date, date_start, date_end, default=_datetime.now(current.tz).date())
     chosen = _user_input(lambda: parse_plates(plates, plates_file))
+    accounts = chosen_accounts(account)
     target = database()
     if refresh_latest or with_history:
         _fetch_before_routes(
-            current, target, chosen, days, latest=refresh_latest, history=with_history
+            accounts, target, chosen, days, latest=refresh_latest, history=with_history
         )
+    if chosen is None and account is not None:
+        from etrack.accounts import load_accounts, plates_of
+
+        with db.connection(target) as conn:
+            chosen = plates_of(conn, load_accounts(current), accounts)
     summary = compute_routes(
         target, RouteParams.from_settings(current), plates=chosen, days=days, force=force
     )
@@ -550,7 +557,7 @@ def routes_compute(
 
 
 def _fetch_before_routes(
-    current: Settings,
+    accounts: list[Any],
     target: db.Target,
     plates: list[str] | None,
     days: list[Any],
@@ -558,22 +565,33 @@ def _fetch_before_routes(
     latest: bool,
     history: bool,
 ) -> None:
+    from etrack.accounts import owners, plates_of
     from etrack.collector import open_collector
     from etrack.etrac.client import ApiUnavailable, MissingCredentials
     from etrack.loop import TRANSIENT
 
-    async def go() -> str:
-        async with open_collector(current, target) as collector:
+    def account_plates(account: Any) -> list[str]:
+        with db.connection(target) as conn:
+            if plates is None:
+                return plates_of(conn, accounts, [account])
+            found = owners(conn, accounts, plates)
+        return [p for p in plates if found[p].name == account.name]
+
+    async def one(account: Any) -> str:
+        async with open_collector(account.settings, target, account=account.name) as collector:
             if latest:
                 await collector.fetch_latest()
             if history:
-                chosen: list[str] = (
-                    plates if plates is not None else await asyncio.to_thread(_known_plates, target)
-                )
-                for plate in chosen:
+                for plate in await asyncio.to_thread(account_plates, account):
                     for day in days:
                         await collector.fetch_history_day(plate, day)
             return collector.summary.line()
+
+    async def go() -> str:
+        lines = await asyncio.gather(*(one(a) for a in accounts))
+        if len(accounts) == 1:
+            return lines[0]
+        return " | ".join(f"{a.name}: {line}" for a, line in zip(accounts, lines, strict=True))
 
     try:
         echo(f"fetched: {asyncio.run(go())}")
@@ -583,13 +601,6 @@ def _fetch_before_routes(
         )
     except (ApiUnavailable, *TRANSIENT) as exc:
         logger.warning("could not refresh from the API (%s); computing from stored positions", exc)
-
-
-def _known_plates(target: db.Target) -> list[str]:
-    from etrack.ingest import known_plates
-
-    with db.connection(target) as conn:
-        return known_plates(conn)
 
 
 # ------------------------------------------------------------------- entry

@@ -143,7 +143,10 @@ async def fetch_latest_once(app: EtrackApp, account: str | None = None) -> Outco
     return Outcome(
         # Partly done is a success: the accounts that answered are stored, and
         # the failing ones are reported by their own state (etrack accounts).
-        status="succeeded",
+        # Nothing fetched at all (every account failing) is not: /healthz
+        # reads the last successful fetch as the freshness of the data.
+        status="succeeded" if run.results else "failed",
+        error=None if run.results else run.notes(),
         counts={
             "received": received,
             "inserted": inserted,

@@ -344,7 +344,8 @@ def fetch_history(
     from etrack.userinput import parse_day, parse_moment
 
     placa = _plate(plate)
-    tz = settings().tz
+    # Times typed are local to the account that lists the plate.
+    tz = chosen_accounts(account, placa)[0].settings.tz
     if date is not None and (date_start or date_end):
         raise UsageProblem("give either --date or --date-start/--date-end, not both")
     if date is not None:

@@ -375,3 +375,35 @@ def run_cli(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv, prog_name="etrack")
     return int(exit_info.value.code or 0)
+
+
+def test_daily_and_backfill_for_one_account_touch_only_its_plates(
+    two_accounts: SimulatorHandle, accounts_settings: Settings, target: db.Target, conn: db.Conn
+) -> None:
+    sim = two_accounts
+    north, south = sim.fleet.plates(account=NORTH.user), sim.fleet.plates(account=SOUTH.user)
+    day = date(2025, 1, 6)
+
+    daily = with_app(
+        accounts_settings,
+        target,
+        lambda app: run_daily(app, DailyOptions(day=day, account="south")),
+    )
+    assert daily.plates == len(south)
+    assert not daily.complete  # one account is not the whole fleet: the day stays due
+    assert stored_count(conn, south, day, day) == expected_count(sim, south, day, day)
+    assert stored_count(conn, north, day, day) == 0
+    assert conn.execute("SELECT count(*) FROM daily_runs").fetchone() == (0,)
+
+    async def backfill(app: EtrackApp) -> bf.EnqueueResult:
+        request = bf.BackfillRequest(
+            date_start=DAYS[0], date_end=DAYS[1], plates=None, account="north"
+        )
+        result = await bf.plan(app, request)
+        assert await bf.work_off(app, result.backfill, concurrency=4, poll_s=0.1)
+        return result
+
+    result = with_app(accounts_settings, target, backfill)
+    assert sorted(result.backfill.plates) == sorted(north)
+    assert stored_count(conn, north, *DAYS) == expected_count(sim, north, *DAYS)
+    assert sim.stats().count(status=429) == 0

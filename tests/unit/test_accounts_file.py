@@ -69,8 +69,14 @@ def test_each_account_has_its_own_credentials_zone_and_budget(
         ('[accounts.a]\nuser="u"', "account 'a': give exactly one of 'key' or 'key_env'"),
         ('[accounts.a]\nuser="u"\nkey_env="NOPE_KEY"', "environment variable NOPE_KEY is not set"),
         ('[accounts.a]\nuser="u"\nkey="k"\ncolour="red"', "account 'a': unknown key 'colour'"),
-        ('[accounts.a]\nuser="u"\nkey="k"\ntimezone="Mars/Base"', "account 'a': timezone: expected an IANA time zone"),
-        ('[accounts.a]\nuser="u"\nkey="k"\nrate_limit=0', "account 'a': rate_limit: Input should be greater than 0"),
+        (
+            '[accounts.a]\nuser="u"\nkey="k"\ntimezone="Mars/Base"',
+            "account 'a': timezone: expected an IANA time zone",
+        ),
+        (
+            '[accounts.a]\nuser="u"\nkey="k"\nrate_limit=0',
+            "account 'a': rate_limit: Input should be greater than 0",
+        ),
         (
             '[accounts.a]\nuser="u"\nkey="k"\n[accounts.b]\nuser="U"\nkey="k"',
             "accounts 'a' and 'b' have the same user",

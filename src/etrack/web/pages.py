@@ -551,6 +551,12 @@ async def jobs_start_backfill(
     if (last - first).days >= 366:
         raise HTTPException(400, "a backfill from the UI may span at most 366 days")
     wanted = plates_or_error([plates] if plates.strip() else None, name="plates")
+    visible = await (await web.reader()).visible_plates()
+    if visible is not None:
+        # A user limited to some accounts backfills only their vehicles.
+        wanted = sorted(visible) if wanted is None else [p for p in wanted if p in visible]
+        if not wanted:
+            raise HTTPException(400, "plates: none of these vehicles is visible to you")
     result = await web.jobs.start_backfill(first, last, wanted, with_trips=bool(with_trips))
     flash(request, result.line())
     return RedirectResponse("/jobs", status_code=303)

@@ -283,10 +283,3 @@ def states(conn: Any, accounts: Sequence[Account]) -> list[AccountState]:
             )
         )
     return out
-
-
-def states_by_name(conn: Any) -> dict[str, dict[str, Any]]:
-    """Recorded state rows by account name (for is_due)."""
-    cursor = conn.execute(query("accounts_states"), {"fallback": DEFAULT_ACCOUNT})
-    names = [column.name for column in cursor.description]
-    return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}

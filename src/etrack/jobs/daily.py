@@ -157,18 +157,15 @@ async def fetch_latest_once(app: EtrackApp, account: str | None = None) -> Outco
     )
 
 
-async def fleet_plates(app: EtrackApp, accounts: list[Account] | None = None) -> list[str]:
-    """The plates of `accounts` (all: every plate in terminals)."""
-    if accounts is None:
-        rows = await fetch_all(app, "jobs_fleet_plates")
-    else:
-        every = app.env.accounts()
-        rows = await fetch_all(
-            app,
-            "accounts_plates",
-            fallback=fallback_account(every),
-            accounts=[a.name for a in accounts],
-        )
+async def fleet_plates(app: EtrackApp, accounts: list[Account]) -> list[str]:
+    """The plates of `accounts` (plates stored before accounts existed
+    belong to the first configured one)."""
+    rows = await fetch_all(
+        app,
+        "accounts_plates",
+        fallback=fallback_account(app.env.accounts()),
+        accounts=[a.name for a in accounts],
+    )
     return [str(row["placa"]) for row in rows]
 
 

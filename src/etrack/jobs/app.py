@@ -82,6 +82,7 @@ class JobEnv:
         # One shared collector per account (own client, own limiter row),
         # rebuilt when the account's entry in the accounts file changes.
         self._collectors: dict[str, tuple[str, Collector, PgRateLimiter]] = {}
+        self._retired: list[tuple[str, Collector, PgRateLimiter]] = []
         self._collector_lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
@@ -144,8 +145,8 @@ class JobEnv:
             if held is not None and held[0] == account.fingerprint:
                 return held[1]
             if held is not None:
-                del self._collectors[account.name]
-                await self._close(held[1], held[2])
+                # Jobs may still be using it: closed with the env, not now.
+                self._retired.append(held)
             limiter = self.limiter(account)
             client = EtracClient.from_settings(account.settings, limiter=limiter)
             pool = await asyncio.to_thread(
@@ -162,7 +163,8 @@ class JobEnv:
         await limiter.aclose()
 
     async def aclose(self) -> None:
-        held, self._collectors = list(self._collectors.values()), {}
+        held = [*self._collectors.values(), *self._retired]
+        self._collectors, self._retired = {}, []
         for _, collector, limiter in held:
             await self._close(collector, limiter)
 

@@ -231,19 +231,68 @@ def _user_input(fn: Callable[[], T]) -> T:
         raise UsageProblem(str(exc)) from None
 
 
-def run_collector(step: Callable[[Any], Awaitable[object]]) -> None:
-    """Run one fetch step with a fresh collector and print its summary line."""
+AccountOpt = Annotated[
+    str | None,
+    typer.Option("--account", help="Only this account (ETRACK_ACCOUNTS_FILE); default: all."),
+]
+
+
+def chosen_accounts(account: str | None, plate: str | None = None) -> list[Any]:
+    """The accounts a command works on: the one named, the one that lists
+    `plate`, or all."""
+    from etrack.accounts import load_accounts, owners, select_accounts
+
+    accounts = load_accounts(settings())
+    if account is not None or plate is None or len(accounts) == 1:
+        return select_accounts(accounts, account)
+    with db.connection(database()) as conn:
+        return [owners(conn, accounts, [plate])[plate]]
+
+
+def run_collector(
+    step: Callable[[Any], Awaitable[object]],
+    *,
+    account: str | None = None,
+    plate: str | None = None,
+) -> None:
+    """Run one fetch step for each account (at once, each under its own
+    budget) and print its summary line; one account's failure does not stop
+    the others, and is raised (exit code) once they are done."""
+    from etrack.accounts import mark_failing, mark_ok
     from etrack.collector import open_collector
+    from etrack.etrac.client import AuthenticationError, MissingCredentials
 
-    current = settings()
+    accounts = chosen_accounts(account, plate)
     target = database()
+    current = settings()
 
-    async def go() -> str:
-        async with open_collector(current, target) as collector:
-            await step(collector)
+    async def one(chosen: Any) -> str:
+        async with open_collector(chosen.settings, target, account=chosen.name) as collector:
+            try:
+                await step(collector)
+            except (AuthenticationError, MissingCredentials) as exc:
+                with db.connection(target) as conn:
+                    mark_failing(conn, chosen, str(exc), current.etrack_account_retry_s)
+                raise
+            with db.connection(target) as conn:
+                mark_ok(conn, chosen)
             return collector.summary.line()
 
-    echo(asyncio.run(go()))
+    async def go() -> list[str | BaseException]:
+        return await asyncio.gather(*(one(a) for a in accounts), return_exceptions=True)
+
+    results = asyncio.run(go())
+    errors = [r for r in results if isinstance(r, BaseException)]
+    for chosen, result in zip(accounts, results, strict=True):
+        if len(accounts) == 1:
+            if isinstance(result, str):
+                echo(result)
+        elif isinstance(result, str):
+            echo(f"{chosen.name}: {result}")
+        else:
+            typer.echo(f"{chosen.name}: failed: {result}", err=True)
+    if errors:
+        raise errors[0]
 
 
 @app.command("fetch-latest")
@@ -254,21 +303,27 @@ def fetch_latest(
     interval: Annotated[
         float, typer.Option("--interval", min=1, help="Seconds between fetches with --loop.")
     ] = 120.0,
+    account: AccountOpt = None,
 ) -> None:
     """Latest position of every vehicle into positions; new plates into terminals."""
     if not loop:
-        run_collector(lambda c: c.fetch_latest())
+        run_collector(lambda c: c.fetch_latest(), account=account)
         return
     from etrack.loop import run_forever
 
+    if account is not None or len(chosen_accounts(None)) > 1:
+        raise UsageProblem(
+            "--loop collects one account; with several, run `etrack worker` (it fetches every "
+            "account on ETRACK_FETCH_CRON)"
+        )
     run_forever(settings(), interval=interval, database=database)
 
 
 @app.command("fetch-plate")
-def fetch_plate(plate: PlateArg) -> None:
-    """One vehicle's latest position."""
+def fetch_plate(plate: PlateArg, account: AccountOpt = None) -> None:
+    """One vehicle's latest position (asked of the account that lists it)."""
     placa = _plate(plate)
-    run_collector(lambda c: c.fetch_plate(placa))
+    run_collector(lambda c: c.fetch_plate(placa), account=account, plate=placa)
 
 
 @app.command("fetch-history")
@@ -283,17 +338,19 @@ def fetch_history(
         str | None,
         typer.Option("--date-end", help="End: a day (included), or a local time (excluded)."),
     ] = None,
+    account: AccountOpt = None,
 ) -> None:
     """History of one plate for a day (--date) or any range (split into 24 h calls)."""
     from etrack.userinput import parse_day, parse_moment
 
     placa = _plate(plate)
-    tz = settings().tz
+    # Times typed are local to the account that lists the plate.
+    tz = chosen_accounts(account, placa)[0].settings.tz
     if date is not None and (date_start or date_end):
         raise UsageProblem("give either --date or --date-start/--date-end, not both")
     if date is not None:
         day = _user_input(lambda: parse_day(date))
-        run_collector(lambda c: c.fetch_history_day(placa, day))
+        run_collector(lambda c: c.fetch_history_day(placa, day), account=account, plate=placa)
         return
     if not (date_start and date_end):
         raise UsageProblem("fetch-history needs --date D, or both --date-start and --date-end")
@@ -301,20 +358,21 @@ def fetch_history(
     end = _user_input(lambda: parse_moment(date_end, tz, option="date-end", end=True))
     if end <= start:
         raise UsageProblem(f"--date-end {date_end!r} is not after --date-start {date_start!r}")
-    run_collector(lambda c: c.fetch_history_range(placa, start, end))
+    run_collector(lambda c: c.fetch_history_range(placa, start, end), account=account, plate=placa)
 
 
 @app.command("fetch-trips")
 def fetch_trips(
     plate: PlateArg,
     date: Annotated[str, typer.Option("--date", help="Local day: YYYY-MM-DD or DD/MM/YYYY.")],
+    account: AccountOpt = None,
 ) -> None:
     """The provider's trip summaries (resumoviagens) of one plate and day into trips."""
     from etrack.userinput import parse_day
 
     placa = _plate(plate)
     day = _user_input(lambda: parse_day(date))
-    run_collector(lambda c: c.fetch_trips(placa, day))
+    run_collector(lambda c: c.fetch_trips(placa, day), account=account, plate=placa)
 
 
 @app.command("web")
@@ -412,6 +470,15 @@ def _register_ops() -> None:
 _register_ops()
 
 
+def _register_accounts() -> None:
+    from etrack.accounts_cli import register
+
+    register(app)
+
+
+_register_accounts()
+
+
 # ------------------------------------------------------------------- routes
 routes_app = typer.Typer(
     help="Routes, trips and stops per plate and local day.", no_args_is_help=True
@@ -470,6 +537,7 @@ def routes_compute(
     force: Annotated[
         bool, typer.Option("--force", help="Recompute days whose positions did not change.")
     ] = False,
+    account: AccountOpt = None,
 ) -> None:
     """Compute and store routes, trips and stops (default: today, every plate with positions)."""
     from datetime import datetime as _datetime
@@ -481,11 +549,17 @@ def routes_compute(
     current = settings()
     days = _days(date, date_start, date_end, default=_datetime.now(current.tz).date())
     chosen = _user_input(lambda: parse_plates(plates, plates_file))
+    accounts = chosen_accounts(account)
     target = database()
     if refresh_latest or with_history:
         _fetch_before_routes(
-            current, target, chosen, days, latest=refresh_latest, history=with_history
+            accounts, target, chosen, days, latest=refresh_latest, history=with_history
         )
+    if chosen is None and account is not None:
+        from etrack.accounts import load_accounts, plates_of
+
+        with db.connection(target) as conn:
+            chosen = plates_of(conn, load_accounts(current), accounts)
     summary = compute_routes(
         target, RouteParams.from_settings(current), plates=chosen, days=days, force=force
     )
@@ -493,7 +567,7 @@ def routes_compute(
 
 
 def _fetch_before_routes(
-    current: Settings,
+    accounts: list[Any],
     target: db.Target,
     plates: list[str] | None,
     days: list[Any],
@@ -501,22 +575,33 @@ def _fetch_before_routes(
     latest: bool,
     history: bool,
 ) -> None:
+    from etrack.accounts import owners, plates_of
     from etrack.collector import open_collector
     from etrack.etrac.client import ApiUnavailable, MissingCredentials
     from etrack.loop import TRANSIENT
 
-    async def go() -> str:
-        async with open_collector(current, target) as collector:
+    def account_plates(account: Any) -> list[str]:
+        with db.connection(target) as conn:
+            if plates is None:
+                return plates_of(conn, accounts, [account])
+            found = owners(conn, accounts, plates)
+        return [p for p in plates if found[p].name == account.name]
+
+    async def one(account: Any) -> str:
+        async with open_collector(account.settings, target, account=account.name) as collector:
             if latest:
                 await collector.fetch_latest()
             if history:
-                chosen: list[str] = (
-                    plates if plates is not None else await asyncio.to_thread(_known_plates, target)
-                )
-                for plate in chosen:
+                for plate in await asyncio.to_thread(account_plates, account):
                     for day in days:
                         await collector.fetch_history_day(plate, day)
             return collector.summary.line()
+
+    async def go() -> str:
+        lines = await asyncio.gather(*(one(a) for a in accounts))
+        if len(accounts) == 1:
+            return lines[0]
+        return " | ".join(f"{a.name}: {line}" for a, line in zip(accounts, lines, strict=True))
 
     try:
         echo(f"fetched: {asyncio.run(go())}")
@@ -526,13 +611,6 @@ def _fetch_before_routes(
         )
     except (ApiUnavailable, *TRANSIENT) as exc:
         logger.warning("could not refresh from the API (%s); computing from stored positions", exc)
-
-
-def _known_plates(target: db.Target) -> list[str]:
-    from etrack.ingest import known_plates
-
-    with db.connection(target) as conn:
-        return known_plates(conn)
 
 
 # ------------------------------------------------------------------- entry

@@ -20,8 +20,10 @@ from typing import Any, TypeVar
 from psycopg_pool import ConnectionPool
 
 from etrack import db, ingest
+from etrack.accounts import DEFAULT_ACCOUNT
 from etrack.etrac import records
 from etrack.etrac.client import EtracClient, split_window
+from etrack.queries import query
 from etrack.settings import Settings
 
 logger = logging.getLogger("etrack.collector")
@@ -65,10 +67,18 @@ class RunSummary:
 class Collector:
     """Fetch steps bound to one API client and one database."""
 
-    def __init__(self, settings: Settings, client: EtracClient, pool: ConnectionPool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: EtracClient,
+        pool: ConnectionPool,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.pool = pool
+        self.account = account
         self.partitions = ingest.PartitionKeeper()
         self.summary = RunSummary()
 
@@ -122,7 +132,7 @@ class Collector:
         terminal: dict[str, Any] | None,
     ) -> ingest.IngestStats:
         with self._conn() as conn:
-            return ingest.store_positions(
+            stats = ingest.store_positions(
                 conn,
                 positions,
                 rejects,
@@ -130,6 +140,15 @@ class Collector:
                 partitions=self.partitions,
                 terminal=terminal,
             )
+            plates = sorted({p.placa for p in positions})
+            if plates:
+                # The fleet list is the authority on which account sees a
+                # plate; a history answer only adopts plates nobody listed,
+                # so backfilling an old account never steals a moved plate.
+                name = "accounts_claim_plates" if endpoint == LATEST else "accounts_adopt_plates"
+                with conn.transaction():
+                    conn.execute(query(name), {"account": self.account, "plates": plates})
+            return stats
 
     async def _ingest_rows(
         self,
@@ -248,12 +267,15 @@ def stored_point(placa: str, ts: datetime, latitude: float, longitude: float) ->
 
 
 @asynccontextmanager
-async def open_collector(settings: Settings, target: db.Target) -> AsyncIterator[Collector]:
-    """A Collector with its own API client and connection pool."""
+async def open_collector(
+    settings: Settings, target: db.Target, *, account: str = DEFAULT_ACCOUNT
+) -> AsyncIterator[Collector]:
+    """A Collector with its own API client and connection pool; `settings`
+    are the account's (etrack.accounts.Account.settings)."""
     client = EtracClient.from_settings(settings)
     pool = db.make_pool(target)
     try:
-        yield Collector(settings, client, pool)
+        yield Collector(settings, client, pool, account=account)
     finally:
         await client.aclose()
         await asyncio.to_thread(pool.close)

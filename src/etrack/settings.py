@@ -98,6 +98,18 @@ class Settings(BaseSettings):
         default=50, description="Plates handled per batch by the daily run and the backfill."
     )
 
+    etrack_accounts_file: Path | None = Field(
+        default=None,
+        description="TOML file listing several eTrac accounts (name, user, key or key_env, "
+        "api_base, timezone, rate_limit), each collected into this database; unset = the one "
+        "account of ETRAC_USER/ETRAC_KEY, named 'default'. Re-read when it changes.",
+    )
+    etrack_account_retry_s: Annotated[float, Field(gt=0)] = Field(
+        default=600.0,
+        description="An account whose credentials were refused is tried again after this many "
+        "seconds (at once when its entry in the accounts file changes).",
+    )
+
     # --- data quality -------------------------------------------------------
     etrac_future_tolerance_s: Annotated[int, Field(ge=0)] = Field(
         default=600,
@@ -194,6 +206,11 @@ class Settings(BaseSettings):
         default=None,
         description="Signs web sessions and CSRF tokens; generated once into "
         "ETRACK_DATA_DIR/web-secret-key when unset.",
+    )
+    etrack_web_accounts: str | None = Field(
+        default=None,
+        description="Comma-separated accounts the web UI and API show; unset = every account. "
+        "Other accounts' vehicles are invisible to this web server's users.",
     )
     etrack_tile_url: str = Field(
         default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -317,7 +334,15 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a duration like 90d, 12w, 24m or 2y, got {value!r}")
         return value.strip().lower().replace(" ", "")
 
-    @field_validator("pghost", "pgdatabase", "pguser", "etrac_user", mode="before")
+    @field_validator(
+        "pghost",
+        "pgdatabase",
+        "pguser",
+        "etrac_user",
+        "etrack_accounts_file",
+        "etrack_web_accounts",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -331,6 +356,15 @@ class Settings(BaseSettings):
     def timeouts(self) -> tuple[float, float]:
         """(connect, read) seconds."""
         return _parse_timeout(self.etrac_timeout)
+
+    @property
+    def web_accounts(self) -> frozenset[str] | None:
+        """The accounts the web shows (ETRACK_WEB_ACCOUNTS), None for all."""
+        if not self.etrack_web_accounts:
+            return None
+        return frozenset(
+            part.strip() for part in self.etrack_web_accounts.split(",") if part.strip()
+        )
 
     @property
     def uses_embedded_database(self) -> bool:

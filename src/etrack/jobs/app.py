@@ -20,6 +20,7 @@ import psycopg
 from procrastinate import App, PsycopgConnector
 
 from etrack import db, migrations
+from etrack.accounts import Account, load_accounts, select_accounts
 from etrack.collector import Collector
 from etrack.etrac.client import EtracClient
 from etrack.jobs.ratelimit import PgRateLimiter, account_key, async_conninfo
@@ -78,64 +79,94 @@ class JobEnv:
         self.target = target
         self.tuning = tuning or load_tuning(settings)
         self.pool_size = pool_size
-        self._collector: Collector | None = None
-        self._shared_limiter: PgRateLimiter | None = None
+        # One shared collector per account (own client, own limiter row),
+        # rebuilt when the account's entry in the accounts file changes.
+        self._collectors: dict[str, tuple[str, Collector, PgRateLimiter]] = {}
+        self._retired: list[tuple[str, Collector, PgRateLimiter]] = []
         self._collector_lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
         return f"JobEnv({self.target!r})"
 
-    def limiter(self, *, min_interval: float | None = None) -> PgRateLimiter:
+    def accounts(self, name: str | None = None) -> list[Account]:
+        """The configured accounts (the file is read again each time), or
+        the one named."""
+        return select_accounts(load_accounts(self.settings), name)
+
+    def account(self, name: str | None = None) -> Account:
+        """One account by name; None: the first (the only one without a file)."""
+        accounts = self.accounts(name)
+        return accounts[0]
+
+    def limiter(
+        self, account: Account | None = None, *, min_interval: float | None = None
+    ) -> PgRateLimiter:
         """A new limiter on the account's shared row (one per client)."""
-        pause = self.settings.etrac_rate_sleep if min_interval is None else min_interval
+        current = (account or self.account()).settings
+        pause = current.etrac_rate_sleep if min_interval is None else min_interval
         return PgRateLimiter(
             self.target,
-            account_key(self.settings.etrac_user),
-            self.settings.etrac_rate_limit,
+            account_key(current.etrac_user),
+            current.etrac_rate_limit,
             min_interval=pause,
         )
 
     @asynccontextmanager
     async def new_collector(
-        self, *, min_interval: float | None = None, pool_size: int | None = None
+        self,
+        account: Account | None = None,
+        *,
+        min_interval: float | None = None,
+        pool_size: int | None = None,
     ) -> AsyncIterator[Collector]:
         """A Collector of its own (own summary), paced by the shared limiter."""
-        limiter = self.limiter(min_interval=min_interval)
-        client = EtracClient.from_settings(self.settings, limiter=limiter)
+        account = account or self.account()
+        limiter = self.limiter(account, min_interval=min_interval)
+        client = EtracClient.from_settings(account.settings, limiter=limiter)
         pool = await asyncio.to_thread(
             db.make_pool, self.target, min_size=1, max_size=pool_size or self.pool_size
         )
         try:
-            yield Collector(self.settings, client, pool)
+            yield Collector(account.settings, client, pool, account=account.name)
         finally:
             await client.aclose()
             await limiter.aclose()
             await asyncio.to_thread(pool.close)
 
-    async def shared_collector(self) -> Collector:
-        """The process-wide Collector of the worker's short jobs (partitions,
-        fetch latest). Its summary mixes jobs: read the returned stats instead."""
+    async def shared_collector(self, account: Account | None = None) -> Collector:
+        """The process-wide Collector of one account for the worker's short
+        jobs (partitions, fetch latest). Its summary mixes jobs: read the
+        returned stats instead."""
+        account = account or self.account()
         if self._collector_lock is None:
             self._collector_lock = asyncio.Lock()
         async with self._collector_lock:
-            if self._collector is None:
-                limiter = self.limiter()
-                client = EtracClient.from_settings(self.settings, limiter=limiter)
-                pool = await asyncio.to_thread(
-                    db.make_pool, self.target, min_size=1, max_size=self.pool_size
-                )
-                self._collector = Collector(self.settings, client, pool)
-                self._shared_limiter = limiter
-            return self._collector
+            held = self._collectors.get(account.name)
+            if held is not None and held[0] == account.fingerprint:
+                return held[1]
+            if held is not None:
+                # Jobs may still be using it: closed with the env, not now.
+                self._retired.append(held)
+            limiter = self.limiter(account)
+            client = EtracClient.from_settings(account.settings, limiter=limiter)
+            pool = await asyncio.to_thread(
+                db.make_pool, self.target, min_size=1, max_size=self.pool_size
+            )
+            collector = Collector(account.settings, client, pool, account=account.name)
+            self._collectors[account.name] = (account.fingerprint, collector, limiter)
+            return collector
+
+    @staticmethod
+    async def _close(collector: Collector, limiter: PgRateLimiter) -> None:
+        await collector.client.aclose()
+        await asyncio.to_thread(collector.pool.close)
+        await limiter.aclose()
 
     async def aclose(self) -> None:
-        collector, self._collector = self._collector, None
-        limiter, self._shared_limiter = self._shared_limiter, None
-        if collector is not None:
-            await collector.client.aclose()
-            await asyncio.to_thread(collector.pool.close)
-        if limiter is not None:
-            await limiter.aclose()
+        held = [*self._collectors.values(), *self._retired]
+        self._collectors, self._retired = {}, []
+        for _, collector, limiter in held:
+            await self._close(collector, limiter)
 
 
 class EtrackApp(App):

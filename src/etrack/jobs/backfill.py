@@ -29,6 +29,7 @@ from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 from procrastinate.types import JSONValue
 
+from etrack.jobs.accounts import CREDENTIAL_ERRORS, mark_refused, plate_accounts, spread
 from etrack.jobs.app import EtrackApp, fetch_all, fetch_one, run_sql, session_lock
 from etrack.jobs.runs import Outcome, describe_error, record_job
 from etrack.logs import secrets_of
@@ -67,6 +68,7 @@ class BackfillRequest:
     with_trips: bool = False
     force: bool = False
     batch_size: int = 50
+    account: str | None = None  # with plates None: only this account's fleet
 
     @property
     def days(self) -> list[date]:
@@ -219,14 +221,17 @@ def _member_params(backfill: Backfill) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- planning
-async def resolve_plates(app: EtrackApp, plates: list[str] | None) -> list[str]:
-    """The request's plates, or the whole fleet after a fetch_latest."""
+async def resolve_plates(
+    app: EtrackApp, plates: list[str] | None, account: str | None = None
+) -> list[str]:
+    """The request's plates, or the fleet (of every account, or of one)
+    after a fetch_latest."""
+    from etrack.jobs.daily import fetch_latest_once, fleet_plates
+
     if plates is not None:
         return sorted(set(plates))
-    collector = await app.env.shared_collector()
-    await collector.fetch_latest()
-    rows = await fetch_all(app, "jobs_fleet_plates")
-    return [str(row["placa"]) for row in rows]
+    await fetch_latest_once(app, account)
+    return await fleet_plates(app, app.env.accounts(account))
 
 
 async def open_backfill(app: EtrackApp, request: BackfillRequest, plates: list[str]) -> Backfill:
@@ -274,6 +279,7 @@ async def enqueue(
                 fresh.append((row["placa"], row["day"]))
         else:
             fresh.append((row["placa"], row["day"]))
+    fresh = await spread(app, fresh)
     for start in range(0, len(fresh), max(1, batch_size)):
         chunk = fresh[start : start + batch_size]
         arguments: list[dict[str, JSONValue]] = [
@@ -314,7 +320,7 @@ async def plan(
     """Resolve plates and enqueue, holding ETRAC_BACKFILL_LOCK_ID so two
     controllers never enqueue at once (workers run in parallel regardless)."""
     settings = app.env.settings
-    plates = await resolve_plates(app, request.plates)
+    plates = await resolve_plates(app, request.plates, request.account)
     async with session_lock(app.env.target, settings.etrac_backfill_lock_id) as got:
         if got:
             return await _plan_locked(app, request, plates)
@@ -347,8 +353,9 @@ async def work_partition(
         await finish_ready(app, placa=placa, day=day)
         return Outcome(status="skipped", summary=f"{placa} {day}: done, or taken by another job")
     counts: dict[str, Any] = {}
+    account = (await plate_accounts(app, [placa]))[placa]
     try:
-        collector = await app.env.shared_collector()
+        collector = await app.env.shared_collector(account)
         if claim["need_history"]:
             stats = await collector.fetch_history_day(placa, day)
             counts.update(received=stats.received, inserted=stats.inserted)
@@ -364,11 +371,13 @@ async def work_partition(
             counts.update(trips=trips.received)
             await run_sql(app, "jobs_partition_trips_done", trips=trips.received, **where)
     except Exception as exc:
+        if isinstance(exc, CREDENTIAL_ERRORS):
+            await mark_refused(app, account, exc)
         final = retry.get_retry_decision(exception=exc, job=job) is None
         await run_sql(
             app,
             "jobs_partition_failed",
-            error=describe_error(exc, secrets_of(app.env.settings)),
+            error=describe_error(exc, secrets_of(account.settings)),
             will_retry=not final,
             **where,
         )

@@ -92,6 +92,13 @@ def _day(text: str, option: str) -> date:
     return root._user_input(lambda: parse_day(text, option=option))
 
 
+def _account(name: str | None) -> str | None:
+    """`--account NAME`, checked against the accounts file (exit 2 if unknown)."""
+    if name is not None:
+        root.chosen_accounts(name)
+    return name
+
+
 def _yesterday(current: Settings) -> date:
     return datetime.now(UTC).astimezone(current.tz).date() - timedelta(days=1)
 
@@ -114,9 +121,12 @@ def worker(
     Start as many as you like, on as many machines as you like: they share
     the database. Stop with Ctrl-C or SIGTERM (running jobs finish first).
     """
+    from etrack.accounts import load_accounts
     from etrack.jobs.worker import run_worker
 
     current = root.settings()
+    # A malformed accounts file is refused at start (exit 2), not job by job.
+    load_accounts(current)
     slots = concurrency or current.etrack_worker_concurrency
     collector_pool, job_pool = pool_sizes(slots)
     env = JobEnv(current, root.database(), pool_size=collector_pool)
@@ -163,6 +173,7 @@ def daily(
     plates_file: PlatesFileOpt = None,
     sleep: SleepOpt = None,
     batch_size: BatchOpt = None,
+    account: root.AccountOpt = None,
 ) -> None:
     """Yesterday's (or --date's) history, provider trips and routes of every
     plate. One run at a time (ETRAC_DAILY_LOCK_ID): a second exits 0 saying so."""
@@ -172,13 +183,19 @@ def daily(
     current = root.settings()
     day = _day(date_text, "date") if date_text else _yesterday(current)
     options = DailyOptions(
-        day=day, plates=_plates(plates, plates_file), sleep=sleep, batch_size=batch_size
+        day=day,
+        plates=_plates(plates, plates_file),
+        sleep=sleep,
+        batch_size=batch_size,
+        account=_account(account),
     )
 
     async def go(app: EtrackApp) -> tuple[str, int]:
         args: dict[str, Any] = {"day": day.isoformat()}
         if options.plates is not None:
             args["plates"] = len(options.plates)
+        if options.account is not None:
+            args["account"] = options.account
         try:
             async with recorded_run(app, "daily", args) as outcome:
                 result = await run_daily(app, options)
@@ -222,6 +239,7 @@ def backfill(
     force: Annotated[
         bool, typer.Option("--force", help="Fetch again partitions already done.")
     ] = False,
+    account: root.AccountOpt = None,
 ) -> None:
     """Backfill --date-start..--date-end for some plates (default: the whole
     fleet). Resumable: running it again only does what is missing.
@@ -245,6 +263,7 @@ def backfill(
         with_trips=with_trips,
         force=force,
         batch_size=batch_size or current.etrac_batch_size,
+        account=_account(account),
     )
     collector_pool, job_pool = pool_sizes(concurrency)
     code = _with_app(
@@ -277,6 +296,8 @@ async def _backfill(
         "force": request.force,
         "enqueue_only": enqueue_only,
     }
+    if request.account is not None:
+        args["account"] = request.account
     async with recorded_run(app, "backfill", args) as outcome:
         result = await plan(
             app,

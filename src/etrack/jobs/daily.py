@@ -19,7 +19,9 @@ from datetime import time as clock
 
 from procrastinate import exceptions as pexc
 
+from etrack.accounts import Account, fallback_account
 from etrack.collector import Collector
+from etrack.jobs.accounts import AccountsRun, each_account, plate_accounts
 from etrack.jobs.app import EtrackApp, fetch_all, run_sql, session_lock
 from etrack.jobs.runs import Outcome, describe_error
 from etrack.logs import secrets_of
@@ -61,6 +63,7 @@ class DailyOptions:
     plates: list[str] | None = None  # None: the whole fleet, refreshed first
     sleep: float | None = None  # None: ETRAC_RATE_SLEEP
     batch_size: int | None = None  # None: ETRAC_BATCH_SIZE
+    account: str | None = None  # None: every account
 
 
 @dataclass(slots=True)
@@ -112,23 +115,57 @@ def _plates(count: int) -> str:
 
 
 # ------------------------------------------------------------------- steps
-async def fetch_latest_once(app: EtrackApp) -> Outcome:
-    """The periodic fetch of every vehicle's latest position."""
-    collector = await app.env.shared_collector()
-    stats = await collector.fetch_latest()
-    summary = (
-        f"received {stats.received}, inserted {stats.inserted}, updated {stats.updated}, "
-        f"flagged invalid {stats.flagged}, rejected {stats.rejected}"
+async def fetch_latest_once(app: EtrackApp, account: str | None = None) -> Outcome:
+    """The periodic fetch of every vehicle's latest position, account by
+    account; one failing account does not hold back the others."""
+
+    async def one(chosen: Account) -> tuple[int, int, int, int, int]:
+        collector = await app.env.shared_collector(chosen)
+        stats = await collector.fetch_latest()
+        return (stats.received, stats.inserted, stats.updated, stats.flagged, stats.rejected)
+
+    run = await each_account(app, app.env.accounts(account), one)
+    received, inserted, updated, flagged, rejected = (
+        (sum(values) for values in zip(*run.results.values(), strict=True))
+        if run.results
+        else (0, 0, 0, 0, 0)
     )
+    summary = (
+        f"received {received}, inserted {inserted}, updated {updated}, "
+        f"flagged invalid {flagged}, rejected {rejected}"
+    )
+    if len(run.results) + len(run.failed) + len(run.skipped) > 1 or run.skipped:
+        summary += f"; accounts fetched {len(run.results)}"
+    if run.failed or run.skipped:
+        summary += "; " + run.notes()
+    run.raise_if_all_failed()
     fetch_logger.info("fetch latest: %s", summary)
     return Outcome(
-        counts={"received": stats.received, "inserted": stats.inserted, "flagged": stats.flagged},
+        # Partly done is a success: the accounts that answered are stored, and
+        # the failing ones are reported by their own state (etrack accounts).
+        # Nothing fetched at all (every account failing) is not: /healthz
+        # reads the last successful fetch as the freshness of the data.
+        status="succeeded" if run.results else "failed",
+        error=None if run.results else run.notes(),
+        counts={
+            "received": received,
+            "inserted": inserted,
+            "flagged": flagged,
+            "accounts_failed": len(run.failed),
+        },
         summary=summary,
     )
 
 
-async def fleet_plates(app: EtrackApp) -> list[str]:
-    rows = await fetch_all(app, "jobs_fleet_plates")
+async def fleet_plates(app: EtrackApp, accounts: list[Account]) -> list[str]:
+    """The plates of `accounts` (plates stored before accounts existed
+    belong to the first configured one)."""
+    rows = await fetch_all(
+        app,
+        "accounts_plates",
+        fallback=fallback_account(app.env.accounts()),
+        accounts=[a.name for a in accounts],
+    )
     return [str(row["placa"]) for row in rows]
 
 
@@ -185,18 +222,52 @@ async def run_daily(app: EtrackApp, options: DailyOptions) -> DailyResult:
     async with session_lock(app.env.target, lock_id) as acquired:
         if not acquired:
             raise DailyBusy(lock_id)
-        result = DailyResult(day=options.day, fleet=options.plates is None)
+        result = DailyResult(
+            day=options.day, fleet=options.plates is None and options.account is None
+        )
         batch = options.batch_size or settings.etrac_batch_size
-        async with app.env.new_collector(min_interval=options.sleep, pool_size=4) as collector:
-            plates = options.plates
-            if plates is None:
-                await collector.fetch_latest()
-                plates = await fleet_plates(app)
-            result.plates = len(plates)
-            result.failed = await fetch_day(
-                collector, plates, options.day, batch_size=batch, secrets=secrets_of(settings)
-            )
-            result.fetch_line = collector.summary.line()
+        chosen = app.env.accounts(options.account)
+        given: dict[str, list[str]] | None = None
+        if options.plates is not None:
+            given = {}
+            for placa, owner in (await plate_accounts(app, options.plates)).items():
+                given.setdefault(owner.name, []).append(placa)
+            chosen = [a for a in chosen if a.name in given]
+
+        async def one(account: Account) -> tuple[list[str], dict[str, str], str]:
+            async with app.env.new_collector(
+                account, min_interval=options.sleep, pool_size=4
+            ) as collector:
+                if given is not None:
+                    plates = given[account.name]
+                else:
+                    await collector.fetch_latest()
+                    plates = await fleet_plates(app, [account])
+                failed = await fetch_day(
+                    collector,
+                    plates,
+                    options.day,
+                    batch_size=batch,
+                    secrets=secrets_of(account.settings),
+                )
+                return plates, failed, collector.summary.line()
+
+        # Accounts in parallel, each under its own budget; a failing account
+        # is tried too (once a day is cheap), and leaves the day incomplete.
+        run: AccountsRun[tuple[list[str], dict[str, str], str]] = await each_account(
+            app, chosen, one, skip_failing=False
+        )
+        run.raise_if_all_failed()
+        plates = [p for done in run.results.values() for p in done[0]]
+        for done in run.results.values():
+            result.failed.update(done[1])
+        for name, error in run.failed.items():
+            result.failed[f"account {name}"] = error
+        result.plates = len(plates)
+        lines = [done[2] for done in run.results.values()]
+        if len(chosen) > 1:
+            lines = [f"{name}: {done[2]}" for name, done in sorted(run.results.items())]
+        result.fetch_line = " | ".join(lines) if lines else "nothing fetched"
         fetched = [p for p in plates if p not in result.failed]
         result.routes = await compute_day_routes(app, fetched, options.day)
         if result.complete:

@@ -354,6 +354,9 @@ async def day_route(
     placa = plate_or_error(plate)
     which = day_or_error(day, name="day")
     reader = await web.reader()
+    # The body cache is shared by every scope: ask before reading it.
+    if not await reader.can_see(placa):
+        raise HTTPException(404, f"no route and no valid position for {placa} on {which}")
     if which < today(reader):
         key = (placa, which, simplified)
         hit, body = web.routes.get(key)
@@ -619,6 +622,11 @@ class Health(BaseModel):
     last_fetch: datetime | None = Field(description="End of the last successful fetch-latest job")
     last_fetch_age_s: float | None
     scheduler: dict[str, Any]
+    accounts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Each eTrac account: state (ok, failing, unknown), reason, vehicles, "
+        "last successful fetch",
+    )
 
 
 def age_s(moment: datetime | None, now: datetime) -> float | None:
@@ -647,6 +655,7 @@ async def healthz(web: Web) -> Response:
         reader = await web.reader()
         body["database"]["latency_ms"] = round(1000 * await reader.ping(), 2)
         row = await reader.row("web_health") or {}
+        body["accounts"] = await reader.account_states(web.account_names())
     except Exception as exc:
         body["status"] = "degraded"
         body["database"] = {"reachable": False, "error": type(exc).__name__}
@@ -694,7 +703,7 @@ async def job_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     await jobs_or_503(web)
-    runs = await web.jobs.runs(failed_only=failed, limit=limit)
+    runs = await web.jobs.runs(failed_only=failed, limit=limit, reader=await web.reader())
     return encoded({"count": len(runs), "runs": runs})
 
 

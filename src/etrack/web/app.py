@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from etrack import __version__, db
+from etrack.accounts import AccountsError, fallback_account, load_accounts
 from etrack.routes import RouteParams
 from etrack.settings import Settings
 from etrack.web import i18n
@@ -36,6 +37,7 @@ from etrack.web.data import BodyCache, FleetCache, Reader, is_unavailable, open_
 from etrack.web.jobs import JobsClient
 from etrack.web.metrics import MetricsMiddleware, WebMetrics
 from etrack.web.scheduler import EmbeddedScheduler
+from etrack.web.scope import AccountScopeMiddleware
 from etrack.web.security import (
     AuthMiddleware,
     SecurityHeadersMiddleware,
@@ -76,6 +78,7 @@ class WebContext:
     tile_url: str
     tile_attribution: str
     default_lang: str
+    fallback_account: str = "default"
     metrics: WebMetrics = field(default_factory=WebMetrics)
     routes: BodyCache = field(default_factory=BodyCache)
     pool: AsyncConnectionPool | None = None
@@ -91,10 +94,19 @@ class WebContext:
             async with self._lock:
                 if self._reader is None:
                     self.pool = await open_pool(self.target)
-                    self._reader = Reader(self.pool, self.params)
+                    self._reader = Reader(
+                        self.pool, self.params, fallback_account=self.fallback_account
+                    )
                     self._fleet = FleetCache(self._reader)
         assert self._reader is not None
         return self._reader
+
+    def account_names(self) -> list[str]:
+        """The configured accounts (the file is read again: it may change)."""
+        try:
+            return [account.name for account in load_accounts(self.settings)]
+        except AccountsError:
+            return [self.fallback_account]
 
     async def fleet(self) -> FleetCache:
         await self.reader()
@@ -152,6 +164,7 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
             setting(settings, "etrack_tile_attribution", DEFAULT_TILE_ATTRIBUTION)
         ),
         default_lang=i18n.pick_language(setting(settings, "etrack_ui_lang", None), "pt-BR"),
+        fallback_account=fallback_account(load_accounts(settings)),
     )
 
     @contextlib.asynccontextmanager
@@ -187,6 +200,8 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
 
     # Outermost first: headers wrap everything, then metrics, then the
     # session the auth check reads.
+    # Innermost: the account scope must be set in the handler's own context.
+    app.add_middleware(AccountScopeMiddleware, allowed=settings.web_accounts)
     app.add_middleware(AuthMiddleware, config=auth_config(settings))
     app.add_middleware(
         SessionMiddleware,

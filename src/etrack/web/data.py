@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, LiteralString
 
@@ -25,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from etrack import db
 from etrack.queries import query
 from etrack.routes import DayRoute, RouteParams, compute_sorted, day_bounds
+from etrack.web.scope import current_scope
 
 __all__ = [
     "BodyCache",
@@ -37,6 +39,9 @@ __all__ = [
 ]
 
 STALE_AFTER = timedelta(hours=1)
+# How long the plate list of an account scope is reused (a plate moving
+# between accounts shows up in the right scope after this).
+VISIBLE_TTL_S = 5.0
 
 
 def _sql(name: str) -> LiteralString:
@@ -105,22 +110,90 @@ def vehicle_state(
 
 
 class Reader:
-    """The web's reads, over one pool."""
+    """The web's reads, over one pool.
 
-    def __init__(self, pool: AsyncConnectionPool, params: RouteParams) -> None:
+    Every row carrying a plate passes the request's account scope
+    (etrack.web.scope): a user restricted to some accounts never receives
+    another account's plate, whichever page or endpoint asked.
+    """
+
+    def __init__(
+        self, pool: AsyncConnectionPool, params: RouteParams, *, fallback_account: str = "default"
+    ) -> None:
         self.pool = pool
         self.params = params
+        self.fallback_account = fallback_account
+        self._visible: dict[frozenset[str], tuple[float, frozenset[str]]] = {}
 
-    async def rows(self, name: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def _fetch(self, name: str, args: dict[str, Any] | None) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(_sql(name), args or {})
             return await cur.fetchall()
+
+    async def visible_plates(self) -> frozenset[str] | None:
+        """The plates of the request's accounts; None when every account is in scope."""
+        scope = current_scope()
+        if scope is None:
+            return None
+        cached = self._visible.get(scope)
+        if cached is not None and time.monotonic() - cached[0] < VISIBLE_TTL_S:
+            return cached[1]
+        rows = await self._fetch(
+            "accounts_plates", {"fallback": self.fallback_account, "accounts": sorted(scope)}
+        )
+        plates = frozenset(str(r["placa"]) for r in rows)
+        self._visible[scope] = (time.monotonic(), plates)
+        return plates
+
+    async def account_states(self, configured: Sequence[str]) -> list[dict[str, Any]]:
+        """State of each account in the request's scope (configured ones
+        first, in the file's order; 'unknown' until its first fetch)."""
+        rows = {
+            str(r["name"]): r
+            for r in await self._fetch("accounts_states", {"fallback": self.fallback_account})
+        }
+        scope = current_scope()
+        names = [n for n in configured if scope is None or n in scope]
+        out = []
+        for name in names:
+            r = rows.get(name)
+            out.append(
+                {
+                    "name": name,
+                    "state": r["state"] if r else "unknown",
+                    "reason": r["reason"] if r else None,
+                    "vehicles": int(r["vehicles"]) if r else 0,
+                    "last_success_at": r["last_success_at"] if r else None,
+                    "retry_at": r["retry_at"] if r and r["state"] == "failing" else None,
+                }
+            )
+        return out
+
+    async def can_see(self, placa: str) -> bool:
+        visible = await self.visible_plates()
+        return visible is None or placa in visible
+
+    async def rows(self, name: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        visible = await self.visible_plates()
+        if visible is not None and not _may_ask(args, visible):
+            return []
+        found = await self._fetch(name, args)
+        if visible is None:
+            return found
+        kept = [r for r in found if "placa" not in r or r["placa"] in visible]
+        for r in kept:
+            if isinstance(r.get("plates"), list):
+                r["plates"] = [p for p in r["plates"] if p in visible]
+        return kept
 
     async def row(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any] | None:
         found = await self.rows(name, args)
         return found[0] if found else None
 
     async def scalar(self, name: str, args: dict[str, Any] | None = None) -> Any:
+        visible = await self.visible_plates()
+        if visible is not None and not _may_ask(args, visible):
+            return None
         async with self.pool.connection() as conn:
             cur = await conn.execute(_sql(name), args or {})
             found = await cur.fetchone()
@@ -171,6 +244,8 @@ class Reader:
 
     # --------------------------------------------------------------- routes
     async def route_feature_text(self, placa: str, day: date, *, simplified: bool) -> str | None:
+        if not await self.can_see(placa):
+            return None
         value = await self.scalar(
             "web_route_feature_text", {"placa": placa, "day": day, "simplified": simplified}
         )
@@ -199,6 +274,8 @@ class Reader:
     async def live_route(self, placa: str, day: date) -> DayRoute | None:
         """The day's route computed now from the stored positions (today's, or
         a day no run has stored yet); None when the day has no valid position."""
+        if not await self.can_see(placa):
+            return None
         params = self.params
         gap = timedelta(seconds=params.max_gap_s)
         start, end = day_bounds(day, params.tz)
@@ -237,6 +314,23 @@ class Reader:
         return await self.rows("web_fleet_report", {"first": first, "last": last, "frota": frota})
 
 
+_PLATE = re.compile(r"\b[A-Z]{3}-?[0-9][A-Z0-9][0-9]{2}\b")
+
+
+def hide_plates(text: str | None, visible: frozenset[str] | None) -> str | None:
+    """Free text (a run's summary or error) with plates outside the scope masked."""
+    if text is None or visible is None:
+        return text
+    return _PLATE.sub(lambda m: m[0] if m[0].replace("-", "") in visible else "•••••••", text)
+
+
+def _may_ask(args: dict[str, Any] | None, visible: frozenset[str]) -> bool:
+    """A query about one plate (a `placa` argument) outside the scope is not
+    even run: its rows may not name the plate (route days, positions)."""
+    placa = (args or {}).get("placa")
+    return not isinstance(placa, str) or placa in visible
+
+
 class FleetCache:
     """The fleet snapshot, shared by every request for a few seconds.
 
@@ -249,30 +343,47 @@ class FleetCache:
     def __init__(self, reader: Reader, ttl_s: float = 5.0) -> None:
         self.reader = reader
         self.ttl_s = ttl_s
-        self._at = -1e18
-        self._vehicles: list[Vehicle] = []
-        self._encoded: Encoded | None = None
+        # One snapshot per account scope: a restricted request never gets
+        # the snapshot another scope filled.
+        self._entries: dict[frozenset[str] | None, _Snapshot] = {}
         self._lock = asyncio.Lock()
 
+    def _entry(self) -> _Snapshot:
+        scope = current_scope()
+        entry = self._entries.get(scope)
+        if entry is None:
+            entry = self._entries[scope] = _Snapshot()
+        return entry
+
     async def get(self) -> list[Vehicle]:
-        if time.monotonic() - self._at < self.ttl_s:
-            return self._vehicles
+        entry = self._entry()
+        if time.monotonic() - entry.at < self.ttl_s:
+            return entry.vehicles
         async with self._lock:
-            if time.monotonic() - self._at >= self.ttl_s:
-                self._vehicles = await self.reader.vehicles()
-                self._encoded = None
-                self._at = time.monotonic()
-        return self._vehicles
+            if time.monotonic() - entry.at >= self.ttl_s:
+                entry.vehicles = await self.reader.vehicles()
+                entry.encoded = None
+                entry.at = time.monotonic()
+        return entry.vehicles
 
     async def encoded(self, encode: Callable[[list[Vehicle]], bytes]) -> Encoded:
         """The whole snapshot encoded once by `encode(vehicles)` per refresh."""
         await self.get()
-        if self._encoded is None:
-            self._encoded = Encoded(encode(self._vehicles))
-        return self._encoded
+        entry = self._entry()
+        if entry.encoded is None:
+            entry.encoded = Encoded(encode(entry.vehicles))
+        return entry.encoded
 
     def clear(self) -> None:
-        self._at = -1e18
+        for entry in self._entries.values():
+            entry.at = -1e18
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    at: float = -1e18
+    vehicles: list[Vehicle] = field(default_factory=list)
+    encoded: Encoded | None = None
 
 
 def is_unavailable(exc: BaseException) -> bool:

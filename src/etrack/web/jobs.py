@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from etrack import db
 from etrack.settings import Settings
-from etrack.web.data import Reader
+from etrack.web.data import Reader, hide_plates
 
 __all__ = ["JobsClient", "JobsUnavailable"]
 
@@ -60,10 +61,27 @@ class JobsClient:
         if stack is not None:
             await stack.aclose()
 
-    async def runs(self, *, failed_only: bool = False, limit: int = 30) -> list[Any]:
+    async def runs(
+        self, *, failed_only: bool = False, limit: int = 30, reader: Reader | None = None
+    ) -> list[Any]:
         from etrack.jobs.runs import list_runs
 
-        return await list_runs(await self.app(), failed_only=failed_only, limit=limit)
+        found = await list_runs(await self.app(), failed_only=failed_only, limit=limit)
+        visible = await reader.visible_plates() if reader is not None else None
+        if visible is None:
+            return found
+        # Summaries name plates (a daily run's failures): mask other accounts'.
+        return [
+            replace(
+                run,
+                summary=hide_plates(run.summary, visible),
+                error=hide_plates(run.error, visible),
+            )
+            for run in found
+            # A run about one plate (a backfill partition) of another account
+            # is not this scope's business at all.
+            if not isinstance(run.args.get("placa"), str) or run.args["placa"] in visible
+        ]
 
     async def backfills(self, reader: Reader, limit: int = RECENT_BACKFILLS) -> list[Any]:
         from etrack.jobs.backfill import status
@@ -71,7 +89,20 @@ class JobsClient:
         app = await self.app()
         rows = await reader.rows("web_jobs_backfills_recent", {"limit": limit})
         found = [await status(app, int(row["id"])) for row in rows]
-        return [s for s in found if s is not None]
+        visible = await reader.visible_plates()
+        out = [s for s in found if s is not None]
+        if visible is None:
+            return out
+        # A backfill spans accounts: show only this scope's part of it.
+        return [
+            replace(
+                s,
+                backfill=replace(s.backfill, plates=[p for p in s.backfill.plates if p in visible]),
+                failures=[f for f in s.failures if f.placa in visible],
+            )
+            for s in out
+            if any(p in visible for p in s.backfill.plates)
+        ]
 
     async def start_backfill(
         self, first: date, last: date, plates: list[str] | None, *, with_trips: bool

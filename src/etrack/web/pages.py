@@ -20,6 +20,7 @@ from etrack.web.app import WebContext
 from etrack.web.days import DayData, load_day, today
 from etrack.web.exports import REPORT_COLUMNS, dumps
 from etrack.web.inputs import day_or_error, plate_or_error
+from etrack.web.scope import selected_account
 from etrack.web.security import (
     SESSION_USER,
     auth_config,
@@ -74,6 +75,13 @@ def render(
         "login_enabled": auth_config(web.settings).configured,
         "other_lang_url": f"{request.url.path}?{urlencode(query)}",
         "config_json": script_json(config),
+        "account_names": [
+            n
+            for n in web.account_names()
+            if web.settings.web_accounts is None or n in web.settings.web_accounts
+        ],
+        "selected_account": selected_account(),
+        "page_path": request.url.path,
     }
     response = request.app.state.templates.TemplateResponse(
         request, template, {**base, **values}, status_code=status_code
@@ -509,12 +517,14 @@ async def jobs_page(request: Request, web: Web) -> Response:
         "page": "jobs",
         "runs": [],
         "backfills": [],
+        "accounts": [],
         "unavailable": None,
         "message": request.session.pop(FLASH, None),
         "yesterday": today(reader) - timedelta(days=1),
     }
     try:
-        values["runs"] = await web.jobs.runs(limit=30)
+        values["accounts"] = await reader.account_states(web.account_names())
+        values["runs"] = await web.jobs.runs(limit=30, reader=reader)
         values["backfills"] = await web.jobs.backfills(reader)
     except JobsUnavailable as exc:
         values["unavailable"] = str(exc)
@@ -541,6 +551,12 @@ async def jobs_start_backfill(
     if (last - first).days >= 366:
         raise HTTPException(400, "a backfill from the UI may span at most 366 days")
     wanted = plates_or_error([plates] if plates.strip() else None, name="plates")
+    visible = await (await web.reader()).visible_plates()
+    if visible is not None:
+        # A user limited to some accounts backfills only their vehicles.
+        wanted = sorted(visible) if wanted is None else [p for p in wanted if p in visible]
+        if not wanted:
+            raise HTTPException(400, "plates: none of these vehicles is visible to you")
     result = await web.jobs.start_backfill(first, last, wanted, with_trips=bool(with_trips))
     flash(request, result.line())
     return RedirectResponse("/jobs", status_code=303)

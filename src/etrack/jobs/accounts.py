@@ -1,0 +1,140 @@
+"""Running one piece of work for every account, each on its own budget.
+
+Accounts run concurrently (each is bound by its own rate limit, not by the
+others). An account whose credentials are refused is marked failing with the
+reason and does not stop the others; it is skipped until ETRACK_ACCOUNT_RETRY_S
+has passed, or at once when its entry in the accounts file changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from etrack import db
+from etrack.accounts import DEFAULT_ACCOUNT, Account, is_due, owners
+from etrack.etrac.client import AuthenticationError, MissingCredentials
+from etrack.jobs.app import EtrackApp, fetch_all, run_sql
+from etrack.jobs.runs import describe_error
+from etrack.logs import secrets_of
+
+__all__ = ["AccountsRun", "each_account", "mark_refused", "plate_accounts", "spread"]
+
+logger = logging.getLogger("etrack.jobs.accounts")
+
+T = TypeVar("T")
+D = TypeVar("D")
+
+CREDENTIAL_ERRORS = (AuthenticationError, MissingCredentials)
+
+
+@dataclass(slots=True)
+class AccountsRun(Generic[T]):
+    results: dict[str, T] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # account -> error
+    refused: set[str] = field(default_factory=set)  # credentials refused
+    skipped: dict[str, str] = field(default_factory=dict)  # failing, not due yet
+    errors: dict[str, BaseException] = field(default_factory=dict)
+
+    def raise_if_all_failed(self) -> None:
+        """Nothing was done and nothing skipped: fail as a single-account
+        run did, with the account's own error (and exit code)."""
+        if self.errors and not self.results and not self.skipped:
+            raise next(iter(self.errors.values()))
+
+    def notes(self) -> str:
+        parts = [f"account {name} failed: {error}" for name, error in sorted(self.failed.items())]
+        parts += [f"account {name} skipped: {why}" for name, why in sorted(self.skipped.items())]
+        return "; ".join(parts)
+
+
+async def each_account(
+    app: EtrackApp,
+    accounts: Sequence[Account],
+    work: Callable[[Account], Awaitable[T]],
+    *,
+    skip_failing: bool = True,
+) -> AccountsRun[T]:
+    """`work(account)` for every account at once; failures are per account."""
+    rows = await fetch_all(app, "accounts_states", fallback=DEFAULT_ACCOUNT)
+    recorded = {str(row["name"]): row for row in rows}
+    run: AccountsRun[T] = AccountsRun()
+
+    async def one(account: Account) -> None:
+        row = recorded.get(account.name)
+        if skip_failing and not is_due(row, account):
+            assert row is not None
+            run.skipped[account.name] = f"failing ({row['reason']}), next try {row['retry_at']}"
+            return
+        try:
+            run.results[account.name] = await work(account)
+        except CREDENTIAL_ERRORS as exc:
+            reason = describe_error(exc, secrets_of(account.settings))
+            run.failed[account.name] = reason
+            run.errors[account.name] = exc
+            run.refused.add(account.name)
+            logger.warning("account %s is failing: %s", account.name, reason)
+            await mark_refused(app, account, exc)
+            return
+        except Exception as exc:
+            run.failed[account.name] = describe_error(exc, secrets_of(account.settings))
+            run.errors[account.name] = exc
+            logger.warning("account %s: %s", account.name, run.failed[account.name])
+            return
+        await run_sql(
+            app, "accounts_mark_ok", account=account.name, fingerprint=account.fingerprint
+        )
+
+    await asyncio.gather(*(one(account) for account in accounts))
+    return run
+
+
+def _owners_now(app: EtrackApp, accounts: list[Account], plates: list[str]) -> dict[str, Account]:
+    with db.connection(app.env.target) as conn:
+        return owners(conn, accounts, plates)
+
+
+async def plate_accounts(app: EtrackApp, plates: Sequence[str]) -> dict[str, Account]:
+    """The account to ask about each plate (see etrack.accounts.owners)."""
+    accounts = app.env.accounts()
+    return await asyncio.to_thread(_owners_now, app, accounts, sorted(set(plates)))
+
+
+async def spread(app: EtrackApp, items: Sequence[tuple[str, D]]) -> list[tuple[str, D]]:
+    """(plate, x) work items in the order that keeps every account busy.
+
+    Workers take jobs in queue order; queued account by account, the first
+    account's slow budget would hold every worker while the others idle. Each
+    item is placed at the moment it would run if its account worked alone
+    (its rank divided by the account's requests per second), so all accounts
+    finish together and the whole takes about as long as the largest alone.
+    """
+    if not items:
+        return []
+    found = await plate_accounts(app, [placa for placa, _ in items])
+    if len({account.name for account in found.values()}) <= 1:
+        return list(items)
+    ranks: dict[str, int] = {}
+    keyed: list[tuple[float, int, tuple[str, D]]] = []
+    for index, item in enumerate(items):
+        account = found[item[0]]
+        rank = ranks.get(account.name, 0)
+        ranks[account.name] = rank + 1
+        keyed.append((rank / account.rate_limit, index, item))
+    keyed.sort(key=lambda entry: (entry[0], entry[1]))
+    return [item for _, _, item in keyed]
+
+
+async def mark_refused(app: EtrackApp, account: Account, exc: BaseException) -> None:
+    """Record that the account's credentials were refused."""
+    await run_sql(
+        app,
+        "accounts_mark_failing",
+        account=account.name,
+        reason=describe_error(exc, secrets_of(account.settings)),
+        fingerprint=account.fingerprint,
+        retry_s=app.env.settings.etrack_account_retry_s,
+    )

@@ -13,11 +13,9 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-import typer
 
 from etrack import cli, db, ingest
 from etrack.etrac import records
-from etrack.ops_cli import register
 from etrack.prune import (
     RAW_CLEARED_MARK,
     Duration,
@@ -351,28 +349,6 @@ def test_prune_with_settings_runs_both_passes(loaded: db.Conn, settings: Setting
 
 
 # ---------------------------------------------------------------------- CLI
-@pytest.fixture
-def run_etrack(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., tuple[int, str, str]]:
-    """`etrack ARGS` in-process: (exit code, stdout, stderr). The commands are
-    registered on an app of the test's own, so the real `etrack` app is left
-    as cli.py builds it."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
-    app.callback()(cli._root)
-    register(app)
-    monkeypatch.setattr(cli, "app", app)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            cli.main(list(args), prog_name="etrack")
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def test_cli_dry_run_then_prune_then_nothing(

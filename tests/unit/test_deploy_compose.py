@@ -13,10 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-
-from etrack import cli
-from etrack.ops_cli import register
 
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the generated compose file")
 
@@ -31,30 +27,6 @@ ENV = {
     "PGHOST": "127.0.0.1",
     "DATABASE_URL": "postgresql://u:p@localhost/x",
 }
-
-
-@pytest.fixture
-def run_etrack(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., tuple[int, str, str]]:
-    """`etrack ARGS` in-process: (exit code, stdout, stderr). The commands are
-    registered on an app of the test's own, so the real `etrack` app is left
-    as cli.py builds it."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
-    app.callback()(cli._root)
-    register(app)
-    monkeypatch.setattr(cli, "app", app)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            cli.main(list(args), prog_name="etrack")
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def compose_command() -> list[str] | None:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import typer
 
 from etrack import cli
 from etrack.deploy import (
@@ -22,33 +21,8 @@ from etrack.deploy import (
     install_cron_block,
     remove_cron_block,
 )
-from etrack.ops_cli import register
 
 USER_LINES = "MAILTO=ops@example.com\n# my backups\n30 4 * * * /usr/local/bin/backup --all\n"
-
-
-@pytest.fixture
-def run_etrack(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., tuple[int, str, str]]:
-    """`etrack ARGS` in-process: (exit code, stdout, stderr). The commands are
-    registered on an app of the test's own, so the real `etrack` app is left
-    as cli.py builds it."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
-    app.callback()(cli._root)
-    register(app)
-    monkeypatch.setattr(cli, "app", app)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            cli.main(list(args), prog_name="etrack")
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def active(text: str) -> list[str]:

@@ -11,11 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import typer
 
 from etrack import cli
 from etrack.deploy import SystemdOptions, _exec_arg, cron_to_calendar, render_systemd
-from etrack.ops_cli import register
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent  # the running one: its executables exist
@@ -25,30 +23,6 @@ SERVER_SECRET = "pg-pass-word"
 LONG_RUNNING = ("etrack-web.service", "etrack-worker.service", "etrac-collector.service")
 TIMERS = ("fetch-latest", "daily", "prune")
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-
-
-@pytest.fixture
-def run_etrack(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., tuple[int, str, str]]:
-    """`etrack ARGS` in-process: (exit code, stdout, stderr). The commands are
-    registered on an app of the test's own, so the real `etrack` app is left
-    as cli.py builds it."""
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
-    app.callback()(cli._root)
-    register(app)
-    monkeypatch.setattr(cli, "app", app)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        try:
-            cli.main(list(args), prog_name="etrack")
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def parse(text: str) -> configparser.ConfigParser:

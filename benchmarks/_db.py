@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from etrack import db, migrations
+from etrack.store import db, migrations
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack.etrac.fleet import Account
-from etrack.etrac.simulator import SimulatorHandle, build_config, run_in_thread
+from etrack.simulator.fleet import Account
+from etrack.simulator.server import SimulatorHandle, build_config, run_in_thread
 
 TZ = ZoneInfo("America/Sao_Paulo")
 SIMULATOR_NOW = datetime(2025, 1, 8, 12, 0, tzinfo=TZ)

@@ -26,15 +26,15 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack import db
-from etrack.etrac.simulator import build_config, run_in_thread
+from etrack.simulator.server import build_config, run_in_thread
+from etrack.store import db
 
 TZ = ZoneInfo("America/Sao_Paulo")
 SIMULATOR_NOW = datetime(2025, 1, 8, 12, 0, tzinfo=TZ)
 
 # Registers the jobs commands when etrack.cli does not (yet) do it itself.
 _LAUNCH = (
-    "import sys; from etrack import cli; from etrack.jobs.cli import register; "
+    "import sys; from etrack import cli; from etrack.cli.jobs import register; "
     "register(cli.app); cli.main(sys.argv[1:], prog_name='etrack')"
 )
 

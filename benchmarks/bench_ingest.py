@@ -31,9 +31,10 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack import db, ingest
-from etrack.etrac import records
-from etrack.queries import query
+from etrack.provider import parse as records
+from etrack.store import db
+from etrack.store import positions as ingest
+from etrack.store.queries import query
 
 TZ = ZoneInfo("America/Sao_Paulo")
 

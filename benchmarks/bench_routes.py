@@ -10,7 +10,7 @@ Side by side in one run, over the same plate-days:
 - skip: the same run again without force: every day unchanged.
 
 The positions are the built-in simulator's (default quirks: jumps and no-fix
-rows stored flagged), written with etrack.ingest. Each timing is the best of
+rows stored flagged), written with etrack.store.positions. Each timing is the best of
 `--repeat` runs, alternating read and compute so both see the same cache.
 
 Usage: python benchmarks/bench_routes.py [--vehicles 350] [--days 3] [--repeat 3]
@@ -28,11 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack import db, ingest
-from etrack.etrac.fleet import Fleet, FleetConfig
-from etrack.etrac.records import Position
-from etrack.routes import RouteParams, day_bounds
-from etrack.routes_store import compute_routes, load_positions
+from etrack.provider.parse import Position
+from etrack.simulator.fleet import Fleet, FleetConfig
+from etrack.store import db
+from etrack.store import positions as ingest
+from etrack.trips.compute import compute_routes, load_positions
+from etrack.trips.detect import RouteParams, day_bounds
 
 FIRST_DAY = date(2025, 3, 3)  # a Monday: most vehicles work
 BATCH_PLATE_DAYS = 100

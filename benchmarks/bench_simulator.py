@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from etrack.etrac.fleet import Fleet, FleetConfig
-from etrack.etrac.simulator import build_config, run_in_thread
+from etrack.simulator.fleet import Fleet, FleetConfig
+from etrack.simulator.server import build_config, run_in_thread
 
 TZ = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2025, 1, 8, 12, 0, 0, tzinfo=TZ)

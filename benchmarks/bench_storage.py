@@ -7,7 +7,7 @@ holds exactly what the collector stores. Sizes are PostgreSQL's own
 (pg_relation_size / pg_table_size / pg_indexes_size of every month
 partition of positions) after VACUUM ANALYZE.
 
-Then the raw JSON is cleared with etrack.prune (raw_only, which compacts each
+Then the raw JSON is cleared with etrack.store.retention (raw_only, which compacts each
 whole month with VACUUM FULL) and the same sizes are read again. Last, the
 routes of those days are computed and the routes, route_trips and route_stops
 tables measured per plate-day.
@@ -27,12 +27,13 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack import db, ingest
-from etrack.etrac import records
-from etrack.etrac.fleet import Fleet, FleetConfig
-from etrack.prune import prune
-from etrack.routes import RouteParams
-from etrack.routes_store import compute_routes
+from etrack.provider import parse as records
+from etrack.simulator.fleet import Fleet, FleetConfig
+from etrack.store import db
+from etrack.store import positions as ingest
+from etrack.store.retention import prune
+from etrack.trips.compute import compute_routes
+from etrack.trips.detect import RouteParams
 
 TZ = ZoneInfo("America/Sao_Paulo")
 FIRST_DAY = date(2025, 3, 3)  # a Monday; all in March: whole months to clear

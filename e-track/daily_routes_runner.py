@@ -1,10 +1,10 @@
 """Seed-compatible `python3 e-track/daily_routes_runner.py ...`: translates the seed's flags
-into an `etrack` command (etrack.compat.daily_routes_runner)."""
+into an `etrack` command (etrack.cli.seedcompat.daily_routes_runner)."""
 
 from _bootstrap import ensure_etrack
 
 ensure_etrack()
 
-from etrack.compat import daily_routes_runner  # noqa: E402
+from etrack.cli.seedcompat import daily_routes_runner  # noqa: E402
 
 daily_routes_runner()

@@ -1,3 +1,24 @@
-"""Shared fixtures: each concern lives in its own fixtures_*.py plugin module."""
+"""Shared fixtures: each concern lives in its own fixtures_*.py plugin module.
 
-pytest_plugins = ["fixtures_db", "fixtures_simulator", "fixtures_cli"]
+Hypothesis runs through a profile: `ci` (the default, what the README's test
+command and CI run) keeps 2,000 examples per property; `dev` (for the fast
+subset, `HYPOTHESIS_PROFILE=dev`) runs 100, enough to catch a regression
+while editing.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["fixtures_db", "fixtures_simulator", "fixtures_cli", "fixtures_jobs"]
+
+settings.register_profile(
+    "ci",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -21,8 +21,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from etrack import db, migrations
-from etrack.settings import Settings
+from etrack.config import Settings
+from etrack.store import db, migrations
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

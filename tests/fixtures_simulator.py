@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from etrack.etrac.simulator import SimulatorHandle, build_config, run_in_thread
+from etrack.simulator.server import SimulatorHandle, build_config, run_in_thread
 
 SIMULATOR_TZ = ZoneInfo("America/Sao_Paulo")
 SIMULATOR_NOW = datetime(2025, 1, 8, 12, 0, 0, tzinfo=SIMULATOR_TZ)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from etrack.db import redact
-from etrack.settings import Settings
+from etrack.config import Settings
+from etrack.store.db import redact
 
 
 class RedactSecrets(logging.Filter):

@@ -20,7 +20,7 @@ from acceptance.test_backfill_support import (
     wait_until,
     write_plates,
 )
-from etrack import db, migrations
+from etrack.store import db, migrations
 from fixtures_simulator import MakeSimulator
 
 VEHICLES = 20

@@ -17,10 +17,10 @@ from acceptance.test_backfill_support import (
     start_etrack,
     stop,
 )
-from etrack import db
+from etrack.config import Settings
 from etrack.jobs.app import JobEnv, open_app
 from etrack.jobs.backfill import status
-from etrack.settings import Settings
+from etrack.store import db
 from fixtures_simulator import MakeSimulator
 
 DAYS = [date(2025, 1, d) for d in (4, 5, 6, 7)]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from etrack.etrac.simulator import SimulatorHandle
+from etrack.simulator.server import SimulatorHandle
 from fixtures_db import subprocess_env
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ FAST_JOBS = {
 
 # Until etrack.cli registers the jobs commands itself, add them on the way in.
 _LAUNCH = (
-    "import sys; from etrack import cli; from etrack.jobs.cli import register; "
+    "import sys; from etrack import cli; from etrack.cli.jobs import register; "
     "register(cli.app); cli.main(sys.argv[1:], prog_name='etrack')"
 )
 

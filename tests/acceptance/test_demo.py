@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from etrack import embedded
+from etrack.store import embedded
 from fixtures_db import subprocess_env
 
 

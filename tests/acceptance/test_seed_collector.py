@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from etrack.etrac.simulator import SimulatorHandle
+from etrack.simulator.server import SimulatorHandle
 from fixtures_db import subprocess_env
 from fixtures_simulator import MakeSimulator
 

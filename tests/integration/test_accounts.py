@@ -12,19 +12,19 @@ from typing import Any, TypeVar
 import pydantic
 import pytest
 
-from etrack import db
-from etrack.accounts import load_accounts, states
-from etrack.etrac.fleet import Account as SimAccount
-from etrack.etrac.simulator import SimulatorHandle
+from etrack.config import Settings
 from etrack.jobs import backfill as bf
-from etrack.jobs.app import EtrackApp, JobEnv, JobTuning, open_app
+from etrack.jobs.app import EtrackApp, JobEnv, open_app
 from etrack.jobs.daily import DailyOptions, fetch_latest_once, run_daily
-from etrack.settings import Settings
+from etrack.simulator.fleet import Account as SimAccount
+from etrack.simulator.server import SimulatorHandle
+from etrack.store import db
+from etrack.store.accounts import load_accounts, states
+from fixtures_jobs import FAST
 from fixtures_simulator import SIMULATOR_TZ, MakeSimulator
 
 T = TypeVar("T")
 
-FAST = JobTuning(poll_s=0.1, heartbeat_s=0.5, stalled_after_s=2.0, recover_cron="* * * * * */1")
 DAYS = (date(2025, 1, 5), date(2025, 1, 7))
 # Each account's own budget, enforced by the simulator (429 beyond it) and
 # configured identically in the accounts file: no 429 means each stayed

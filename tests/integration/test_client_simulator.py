@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import stamina
 
-from etrack.etrac.client import (
+from etrack.provider.client import (
     ApiUnavailable,
     AuthenticationError,
     EtracClient,
@@ -26,9 +26,9 @@ from etrack.etrac.client import (
     UnknownPlate,
     split_window,
 )
-from etrack.etrac.fleet import parse_local
-from etrack.etrac.ratelimit import PyrateLimiter, UnlimitedLimiter
-from etrack.etrac.simulator import SimulatorHandle
+from etrack.provider.ratelimit import PyrateLimiter, UnlimitedLimiter
+from etrack.simulator.fleet import parse_local
+from etrack.simulator.server import SimulatorHandle
 
 pytestmark = pytest.mark.anyio
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from etrack import db
-from etrack.collector import Collector, open_collector
-from etrack.etrac.simulator import SimulatorHandle
-from etrack.settings import Settings
+from etrack.collect import Collector, open_collector
+from etrack.config import Settings
+from etrack.simulator.server import SimulatorHandle
+from etrack.store import db
 from fixtures_simulator import MakeSimulator
 
 DAYS = [date(2025, 1, 5), date(2025, 1, 6), date(2025, 1, 7)]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from etrack import db, embedded
 from etrack.logs import RedactSecrets
+from etrack.store import db, embedded
 from fixtures_db import subprocess_env
 
 

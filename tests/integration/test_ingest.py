@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from etrack import db, ingest
-from etrack.etrac import records
+from etrack.provider import parse as records
+from etrack.store import db
+from etrack.store import positions as ingest
 
 TZ = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -11,22 +11,17 @@ from typing import Any, TypeVar
 import pydantic
 import pytest
 
-from etrack import db
-from etrack.etrac.simulator import SimulatorHandle
+from etrack.config import Settings
 from etrack.jobs import backfill as bf
-from etrack.jobs.app import EtrackApp, JobEnv, JobTuning, fetch_all, open_app
+from etrack.jobs.app import EtrackApp, JobEnv, fetch_all, open_app
 from etrack.jobs.tasks import BACKFILL_PARTITION, PARTITION_RETRY
-from etrack.settings import Settings
+from etrack.simulator.server import SimulatorHandle
+from etrack.store import db
+from fixtures_jobs import FAST
 from fixtures_simulator import MakeSimulator
 
 T = TypeVar("T")
 
-FAST = JobTuning(
-    poll_s=0.1,
-    heartbeat_s=0.5,
-    stalled_after_s=2.0,
-    recover_cron="* * * * * */1",
-)
 DAYS = (date(2025, 1, 5), date(2025, 1, 7))
 
 

@@ -11,9 +11,8 @@ from typing import Any, TypeVar
 import pydantic
 import pytest
 
-from etrack import db
-from etrack.etrac.simulator import SimulatorHandle
-from etrack.jobs.app import EtrackApp, JobEnv, JobTuning, open_app, session_lock
+from etrack.config import Settings
+from etrack.jobs.app import EtrackApp, JobEnv, open_app, session_lock
 from etrack.jobs.daily import (
     DailyBusy,
     DailyOptions,
@@ -22,12 +21,13 @@ from etrack.jobs.daily import (
     run_daily_job,
 )
 from etrack.jobs.tasks import DAILY
-from etrack.settings import Settings
+from etrack.simulator.server import SimulatorHandle
+from etrack.store import db
+from fixtures_jobs import FAST
 from fixtures_simulator import SIMULATOR_TZ, MakeSimulator
 
 T = TypeVar("T")
 DAY = date(2025, 1, 7)
-FAST = JobTuning(poll_s=0.1, heartbeat_s=0.5, stalled_after_s=2.0, recover_cron="* * * * *")
 
 
 def job_settings(settings: Settings, sim: SimulatorHandle, **extra: Any) -> Settings:

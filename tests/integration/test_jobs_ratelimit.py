@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from etrack import db
-from etrack.etrac.ratelimit import RateLimiter
-from etrack.jobs.ratelimit import PgRateLimiter
+from etrack.provider.ratelimit import PgRateLimiter, RateLimiter
+from etrack.store import db
 
 
 def test_it_satisfies_the_clients_protocol(target: db.Target) -> None:

@@ -14,21 +14,16 @@ from typing import Any, TypeVar
 import pydantic
 import pytest
 
-from etrack import db, migrations
-from etrack.jobs.app import EtrackApp, JobEnv, JobTuning, open_app, require_job_queue
+from etrack.config import Settings
+from etrack.jobs.app import EtrackApp, JobEnv, open_app, require_job_queue
 from etrack.jobs.runs import list_runs, recorded_run
 from etrack.jobs.tasks import FETCH_LATEST
 from etrack.jobs.worker import recover_stalled_jobs, run_worker
-from etrack.settings import Settings
+from etrack.store import db, migrations
+from fixtures_jobs import FAST
 from fixtures_simulator import MakeSimulator
 
 T = TypeVar("T")
-FAST = JobTuning(
-    poll_s=0.1,
-    heartbeat_s=0.5,
-    stalled_after_s=2.0,
-    recover_cron="* * * * * */1",
-)
 
 
 def with_app(settings: Settings, target: db.Target, work: Callable[[EtrackApp], Awaitable[T]]) -> T:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from etrack import db, migrations
+from etrack.store import db, migrations
 from fixtures_db import SCHEMA, subprocess_env
 from schema_catalog import describe_schema
 

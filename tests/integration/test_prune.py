@@ -14,9 +14,12 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from etrack import cli, db, ingest
-from etrack.etrac import records
-from etrack.prune import (
+from etrack import cli
+from etrack.config import Settings
+from etrack.provider import parse as records
+from etrack.store import db
+from etrack.store import positions as ingest
+from etrack.store.retention import (
     RAW_CLEARED_MARK,
     Duration,
     cutoff_for,
@@ -24,7 +27,6 @@ from etrack.prune import (
     prune,
     prune_with_settings,
 )
-from etrack.settings import Settings
 
 TZ = ZoneInfo("America/Sao_Paulo")
 PLATES = ("ABC1234", "XYZ1D23")

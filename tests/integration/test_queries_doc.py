@@ -17,12 +17,12 @@ import pytest
 from psycopg import sql
 from pydantic import SecretStr
 
-from etrack import db
-from etrack.collector import open_collector
-from etrack.etrac.simulator import build_config, run_in_thread
-from etrack.routes import RouteParams
-from etrack.routes_store import compute_routes
-from etrack.settings import Settings
+from etrack.collect import open_collector
+from etrack.config import Settings
+from etrack.simulator.server import build_config, run_in_thread
+from etrack.store import db
+from etrack.trips.compute import compute_routes
+from etrack.trips.detect import RouteParams
 from fixtures_db import SCHEMA, with_database
 
 ROOT = Path(__file__).resolve().parents[2]

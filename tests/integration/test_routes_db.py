@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from etrack import db, ingest
-from etrack.etrac import records
-from etrack.etrac.fleet import Fleet, FleetConfig
-from etrack.routes import RouteParams
-from etrack.routes_store import compute_routes, fleet_day_summary
+from etrack.provider import parse as records
+from etrack.simulator.fleet import Fleet, FleetConfig
+from etrack.store import db
+from etrack.store import positions as ingest
+from etrack.trips.compute import compute_routes, fleet_day_summary
+from etrack.trips.detect import RouteParams
 
 TZ = ZoneInfo("America/Sao_Paulo")
 DAYS = [date(2025, 3, 4), date(2025, 3, 5)]

@@ -2,7 +2,7 @@
 
 50 vehicles x 3 days of the simulator's expected positions (default quirks:
 no-fix rows and GPS jumps stored with their quality flags) go into the
-database through etrack.ingest, no HTTP; then compute_routes, then every
+database through etrack.store.positions, no HTTP; then compute_routes, then every
 stored day is compared with `Fleet.true_trips` and `Fleet.true_distance_m`.
 """
 
@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from etrack import db, ingest
-from etrack.etrac import records
-from etrack.etrac.fleet import Fleet, FleetConfig, QuirkConfig
-from etrack.routes import RouteParams, compute_day_route
-from etrack.routes_store import compute_routes
+from etrack.provider import parse as records
+from etrack.simulator.fleet import Fleet, FleetConfig, QuirkConfig
+from etrack.store import db
+from etrack.store import positions as ingest
+from etrack.trips.compute import compute_routes
+from etrack.trips.detect import RouteParams, compute_day_route
 
 TZ = ZoneInfo("America/Sao_Paulo")
 DAYS = [date(2025, 3, 4), date(2025, 3, 5), date(2025, 3, 6)]

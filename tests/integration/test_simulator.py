@@ -19,8 +19,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from etrack.etrac.fleet import Account, FleetConfig, QuirkConfig, canonical_plate
-from etrack.etrac.simulator import (
+from etrack.simulator.fleet import Account, FleetConfig, QuirkConfig, canonical_plate
+from etrack.simulator.server import (
     FaultConfig,
     SimulatorConfig,
     SimulatorHandle,
@@ -488,7 +488,7 @@ def test_cli_help_lists_the_options() -> None:
 
 
 def test_cli_serves_until_interrupted() -> None:
-    script = "import typer; from etrack.etrac.simulator import command; typer.run(command)"
+    script = "import typer; from etrack.simulator.server import command; typer.run(command)"
     process = subprocess.Popen(
         [
             sys.executable, "-c", script, "--port", "0", "--vehicles", "3",

@@ -29,12 +29,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from etrack import db
-from etrack.collector import open_collector
-from etrack.etrac.simulator import SimulatorHandle, build_config, run_in_thread
-from etrack.routes import RouteParams
-from etrack.routes_store import compute_routes
-from etrack.settings import Settings
+from etrack.collect import open_collector
+from etrack.config import Settings
+from etrack.simulator.server import SimulatorHandle, build_config, run_in_thread
+from etrack.store import db
+from etrack.trips.compute import compute_routes
+from etrack.trips.detect import RouteParams
 from etrack.web import create_app
 
 TZ = ZoneInfo("America/Sao_Paulo")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from etrack import cli
-from etrack.accounts import AccountsError, load_accounts, select_accounts
-from etrack.settings import Settings
+from etrack.config import Settings
+from etrack.store.accounts import AccountsError, load_accounts, select_accounts
 
 GOOD = """
 [accounts.north]

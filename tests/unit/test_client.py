@@ -21,11 +21,12 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import stamina
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from etrack.etrac.client import (
+from etrack.config import Settings
+from etrack.provider.client import (
     MAX_WINDOW,
     ApiUnavailable,
     AuthenticationError,
@@ -40,8 +41,7 @@ from etrack.etrac.client import (
     WindowTooLarge,
     split_window,
 )
-from etrack.etrac.ratelimit import PyrateLimiter, UnlimitedLimiter, rate_for
-from etrack.settings import Settings
+from etrack.provider.ratelimit import PyrateLimiter, UnlimitedLimiter, rate_for
 
 pytestmark = pytest.mark.anyio
 
@@ -592,7 +592,6 @@ def check_windows(start: datetime, end: datetime, tz: ZoneInfo) -> None:
         assert after - before == timedelta(seconds=1)  # no gap, no overlap
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     start=st.datetimes(min_value=datetime(2017, 1, 1), max_value=datetime(2026, 12, 31)),
     hours=st.integers(min_value=0, max_value=24 * 9),

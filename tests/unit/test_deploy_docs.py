@@ -12,8 +12,8 @@ import pytest
 import typer
 
 from etrack import cli
-from etrack.ops_cli import register
-from etrack.settings import documented_settings
+from etrack.cli.ops import register
+from etrack.config import documented_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "operations.md", ROOT / "docs" / "scaling.md"]
@@ -37,7 +37,7 @@ _COMMAND = re.compile(
 
 def full_app() -> Any:
     """The `etrack` command tree with every layer's commands registered."""
-    from etrack.jobs.cli import register as register_jobs
+    from etrack.cli.jobs import register as register_jobs
 
     app = typer.Typer()
     app.callback()(cli._root)

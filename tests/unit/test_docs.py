@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from etrack.settings import documented_settings, render_env_example
+from etrack.config import documented_settings, render_env_example
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,12 +44,12 @@ def test_every_setting_is_in_env_example() -> None:
 
 
 def test_generated_reference_docs_are_current(monkeypatch: pytest.MonkeyPatch) -> None:
-    from etrack import docgen
+    from etrack.cli import docgen
 
     monkeypatch.chdir(ROOT)
     for name, render in docgen.RENDERERS.items():
         committed = (ROOT / "docs" / name).read_text(encoding="utf-8")
-        assert committed == render(), f"docs/{name} is stale: run python -m etrack.docgen --write"
+        assert committed == render(), f"docs/{name} is stale: run python -m etrack.cli.docgen --write"
 
 
 def test_every_cli_command_is_documented() -> None:

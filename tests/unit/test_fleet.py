@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from etrack.etrac.fleet import (
+from etrack.simulator.fleet import (
     DEFAULT_KEY,
     DEFAULT_USER,
     Account,

@@ -7,7 +7,7 @@ import pytest
 import typer
 
 from etrack import cli
-from etrack.jobs.cli import register
+from etrack.cli.jobs import register
 
 
 def test_register_adds_the_commands_once() -> None:

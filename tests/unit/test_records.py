@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from etrack.etrac.records import (
+from etrack.provider.parse import (
     BAD_PLATE,
     BAD_TIMESTAMP,
     DUPLICATE,

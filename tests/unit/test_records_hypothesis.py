@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from etrack.etrac.records import (
+from etrack.provider.parse import (
     BAD_PLATE,
     BAD_TIMESTAMP,
     DUPLICATE,
@@ -247,13 +247,11 @@ def parse(raw: object) -> Position | Reject:
     return parse_position(raw, SAO_PAULO, now=NOW, future_tolerance_s=600)
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated(base_position(), POSITION_FIELDS))
 def test_any_json_in_any_position_field(raw: dict[str, Any]) -> None:
     check_position(raw, parse(raw))
 
 
-@settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_any_json_value_as_a_position_row(raw: object) -> None:
     record = parse(raw)
@@ -263,7 +261,6 @@ def test_any_json_value_as_a_position_row(raw: object) -> None:
         assert record.reason == NOT_AN_OBJECT
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated(base_trip(), TRIP_FIELDS))
 def test_any_json_in_any_trip_field(raw: dict[str, Any]) -> None:
     record = parse_trip(raw, SAO_PAULO)
@@ -280,7 +277,6 @@ def test_any_json_in_any_trip_field(raw: dict[str, Any]) -> None:
     assert set(record.bad_fields) <= set(TRIP_FIELDS)
 
 
-@settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_any_json_value_as_a_trip_row(raw: object) -> None:
     record = parse_trip(raw, SAO_PAULO)
@@ -289,7 +285,6 @@ def test_any_json_value_as_a_trip_row(raw: object) -> None:
         assert record.reason in REASONS
 
 
-@settings(max_examples=500, deadline=None)
 @given(scalars)
 def test_coercers_raise_only_invalid_value(value: object) -> None:
     for coerce in (coerce_number, coerce_bool, lambda v: coerce_timestamp(v, SAO_PAULO)):
@@ -315,7 +310,6 @@ def dressed_plates(draw: st.DrawFn) -> tuple[str, str]:
     return plate, draw(outer) + "".join(pieces) + draw(outer)
 
 
-@settings(max_examples=300)
 @given(dressed_plates())
 def test_every_dressing_of_a_plate_is_the_same_plate(case: tuple[str, str]) -> None:
     plate, dressed = case
@@ -330,7 +324,6 @@ ZONES = [
 ]
 
 
-@settings(max_examples=400)
 @given(
     st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 12, 31)),
     st.sampled_from(ZONES),
@@ -373,7 +366,6 @@ def position_lists(draw: st.DrawFn) -> list[Position]:
     return positions
 
 
-@settings(max_examples=300, deadline=None)
 @given(position_lists(), st.booleans(), st.floats(min_value=1.0, max_value=1000.0))
 def test_flag_sequence_one_output_per_input(
     positions: list[Position], with_previous: bool, jump_speed: float

@@ -1,4 +1,4 @@
-"""Routes, trips and stops from hand-built tracks (etrack.routes, no database)."""
+"""Routes, trips and stops from hand-built tracks (etrack.trips.detect, no database)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from etrack.geo import EARTH_RADIUS_M, haversine_m
-from etrack.routes import (
+from etrack.trips.detect import (
     Point,
     RouteParams,
     compare_with_provider,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from etrack.settings import Settings, SettingsError, load_settings
+from etrack.config import Settings, SettingsError, load_settings
 from fixtures_db import subprocess_env
 
 

@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from etrack import db
-from etrack.accounts import DEFAULT_ACCOUNT, Account, is_due, owners
-from etrack.etrac.client import AuthenticationError, MissingCredentials
 from etrack.jobs.app import EtrackApp, fetch_all, run_sql
 from etrack.jobs.runs import describe_error
 from etrack.logs import secrets_of
+from etrack.provider.client import AuthenticationError, MissingCredentials
+from etrack.store import db
+from etrack.store.accounts import DEFAULT_ACCOUNT, Account, is_due, owners
 
 __all__ = ["AccountsRun", "each_account", "mark_refused", "plate_accounts", "spread"]
 
@@ -98,7 +98,7 @@ def _owners_now(app: EtrackApp, accounts: list[Account], plates: list[str]) -> d
 
 
 async def plate_accounts(app: EtrackApp, plates: Sequence[str]) -> dict[str, Account]:
-    """The account to ask about each plate (see etrack.accounts.owners)."""
+    """The account to ask about each plate (see etrack.store.accounts.owners)."""
     accounts = app.env.accounts()
     return await asyncio.to_thread(_owners_now, app, accounts, sorted(set(plates)))
 

@@ -19,13 +19,13 @@ from typing import Any, LiteralString
 import psycopg
 from procrastinate import App, PsycopgConnector
 
-from etrack import db, migrations
-from etrack.accounts import Account, load_accounts, select_accounts
-from etrack.collector import Collector
-from etrack.etrac.client import EtracClient
-from etrack.jobs.ratelimit import PgRateLimiter, account_key, async_conninfo
-from etrack.queries import query
-from etrack.settings import Settings
+from etrack.collect import Collector
+from etrack.config import Settings
+from etrack.provider.client import EtracClient
+from etrack.provider.ratelimit import PgRateLimiter, account_key, async_conninfo
+from etrack.store import db, migrations
+from etrack.store.accounts import Account, load_accounts, select_accounts
+from etrack.store.queries import query
 
 __all__ = [
     "EtrackApp",

@@ -29,13 +29,13 @@ from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 from procrastinate.types import JSONValue
 
+from etrack.dates import day_range
 from etrack.jobs.accounts import CREDENTIAL_ERRORS, mark_refused, plate_accounts, spread
 from etrack.jobs.app import EtrackApp, fetch_all, fetch_one, run_sql, session_lock
 from etrack.jobs.runs import Outcome, describe_error, record_job
 from etrack.logs import secrets_of
-from etrack.routes import RouteParams
-from etrack.routes_store import RoutesSummary, compute_routes
-from etrack.userinput import day_range
+from etrack.trips.compute import RoutesSummary, compute_routes
+from etrack.trips.detect import RouteParams
 
 __all__ = [
     "BackfillRequest",

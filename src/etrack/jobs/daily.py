@@ -19,14 +19,14 @@ from datetime import time as clock
 
 from procrastinate import exceptions as pexc
 
-from etrack.accounts import Account, fallback_account
-from etrack.collector import Collector
+from etrack.collect import Collector
 from etrack.jobs.accounts import AccountsRun, each_account, plate_accounts
 from etrack.jobs.app import EtrackApp, fetch_all, run_sql, session_lock
 from etrack.jobs.runs import Outcome, describe_error
 from etrack.logs import secrets_of
-from etrack.routes import RouteParams
-from etrack.routes_store import RoutesSummary, compute_routes
+from etrack.store.accounts import Account, fallback_account
+from etrack.trips.compute import RoutesSummary, compute_routes
+from etrack.trips.detect import RouteParams
 
 __all__ = [
     "CATCH_UP_DAYS",

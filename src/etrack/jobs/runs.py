@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from procrastinate import App, JobContext
 
-from etrack.db import redact
 from etrack.jobs.app import fetch_all, fetch_one, run_sql
 from etrack.logs import secrets_of
+from etrack.store.db import redact
 
 if TYPE_CHECKING:
     from procrastinate.worker import Worker

@@ -34,8 +34,8 @@ from procrastinate import JobContext, RetryDecision
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 
-from etrack import db
-from etrack.etrac.client import AuthenticationError, BusinessError, MissingCredentials
+from etrack.provider.client import AuthenticationError, BusinessError, MissingCredentials
+from etrack.store import db
 
 if TYPE_CHECKING:
     from etrack.jobs.app import EtrackApp
@@ -212,7 +212,7 @@ async def recover_stalled(context: JobContext, timestamp: int) -> dict[str, Any]
 async def prune_retention(context: JobContext, timestamp: int) -> dict[str, Any]:
     """Apply ETRACK_RETENTION / ETRACK_RETENTION_RAW (LGPD: tracks are personal data)."""
     from etrack.jobs.runs import Outcome
-    from etrack.prune import prune_with_settings
+    from etrack.store.retention import prune_with_settings
 
     app = _app(context)
 

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from etrack.config import Settings
 from etrack.jobs.app import EtrackApp, JobEnv, open_app
 from etrack.jobs.daily import defer_catch_up
 from etrack.jobs.runs import Outcome, mark_interrupted, record_job
 from etrack.jobs.tasks import BACKFILL_QUEUE, ETRACK_QUEUE
 from etrack.logs import RedactSecrets, secrets_of
-from etrack.settings import Settings
 
 __all__ = ["LOG_FILES", "recover_stalled_jobs", "run_worker", "setup_file_logging"]
 
@@ -27,7 +27,7 @@ logger = logging.getLogger("etrack.jobs.worker")
 # File -> loggers writing to it (the seed's names).
 LOG_FILES: dict[str, tuple[str, ...]] = {
     "fetch_latest.log": ("etrack.jobs.fetch_latest",),
-    "compute_routes.log": ("etrack.jobs.daily", "etrack.routes"),
+    "compute_routes.log": ("etrack.jobs.daily", "etrack.trips.detect"),
 }
 LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 5

@@ -1,5 +1,5 @@
 """The JSON API under /api (OpenAPI at /api/openapi.json). Handlers only wire:
-parse the input (etrack.web.inputs), read (etrack.web.data / days), encode."""
+parse the input (etrack.web.inputs), read (etrack.web.reader / days), encode."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from etrack.web import exports
 from etrack.web.app import WebContext
-from etrack.web.data import Encoded, Reader, Vehicle
 from etrack.web.days import DayData, load_day, today
 from etrack.web.inputs import (
     day_or_error,
@@ -22,6 +21,7 @@ from etrack.web.inputs import (
     plates_or_error,
     range_or_error,
 )
+from etrack.web.reader import Encoded, Reader, Vehicle
 
 router = APIRouter()
 

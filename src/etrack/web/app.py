@@ -28,14 +28,15 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from etrack import __version__, db
-from etrack.accounts import AccountsError, fallback_account, load_accounts
-from etrack.routes import RouteParams
-from etrack.settings import Settings
+from etrack import __version__
+from etrack.config import Settings
+from etrack.store import db
+from etrack.store.accounts import AccountsError, fallback_account, load_accounts
+from etrack.trips.detect import RouteParams
 from etrack.web import i18n
-from etrack.web.data import BodyCache, FleetCache, Reader, is_unavailable, open_pool
 from etrack.web.jobs import JobsClient
 from etrack.web.metrics import MetricsMiddleware, WebMetrics
+from etrack.web.reader import BodyCache, FleetCache, Reader, is_unavailable, open_pool
 from etrack.web.scheduler import EmbeddedScheduler
 from etrack.web.scope import AccountScopeMiddleware
 from etrack.web.security import (
@@ -295,7 +296,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT)
     """Run the UI with uvicorn until Ctrl-C (`etrack web`)."""
     import uvicorn
 
-    from etrack import migrations
+    from etrack.store import migrations
 
     if not is_loopback(host) and not auth_config(settings).configured:
         raise ValueError(

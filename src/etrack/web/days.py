@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from etrack.routes import DayRoute, compare_with_provider
-from etrack.web.data import Reader
+from etrack.trips.detect import DayRoute, compare_with_provider
+from etrack.web.reader import Reader
 
 __all__ = ["DayData", "load_day", "today"]
 

@@ -9,8 +9,8 @@ import sys
 from functools import cache
 from typing import Any
 
-from etrack import db, migrations
-from etrack.settings import Settings, SettingsError, load_settings
+from etrack.config import Settings, SettingsError, load_settings
+from etrack.store import db, migrations
 
 __all__ = ["asgi_app_from_env", "main", "wsgi_app_from_env"]
 

@@ -1,5 +1,5 @@
 """Request text -> plates, days and time ranges, or an HTTP error saying what
-was expected. The parsing rules are the CLI's (etrack.userinput)."""
+was expected. The parsing rules are the CLI's (etrack.dates)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException
 
-from etrack.etrac.records import canonical_plate
-from etrack.userinput import DATE_FORMS, parse_day, parse_moment
+from etrack.dates import DATE_FORMS, parse_day, parse_moment
+from etrack.provider.parse import canonical_plate
 
 __all__ = ["day_or_error", "plate_or_error", "plates_or_error", "range_or_error"]
 

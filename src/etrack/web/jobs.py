@@ -12,9 +12,9 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from etrack import db
-from etrack.settings import Settings
-from etrack.web.data import Reader, hide_plates
+from etrack.config import Settings
+from etrack.store import db
+from etrack.web.reader import Reader, hide_plates
 
 __all__ = ["JobsClient", "JobsUnavailable"]
 

@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from etrack.web.data import Reader
+from etrack.web.reader import Reader
 
 __all__ = ["MetricsMiddleware", "WebMetrics", "render_metrics"]
 

@@ -15,8 +15,8 @@ import inspect
 import logging
 from typing import Any, cast
 
-from etrack import db
-from etrack.settings import Settings
+from etrack.config import Settings
+from etrack.store import db
 
 __all__ = ["EmbeddedScheduler"]
 

@@ -4,7 +4,7 @@ It answers the four endpoints of the eTrac monitoring API (see
 `/work/shared/etrac-api.md`) under `/monitoramento`, all POST with HTTP Basic
 auth, with the provider's envelopes and its habit of reporting business errors
 inside HTTP 200 as `{"erro": ..., "code_header": 4xx}`. Data and ground truth
-come from `etrack.etrac.fleet` (read its docstring for the data model and the
+come from `etrack.simulator.fleet` (read its docstring for the data model and the
 quirks). A day without data answers an empty list (`"posicoes": []`,
 `"retorno": []`, code_header 200) unless `QuirkConfig.no_data_error` is on,
 then `{"erro": "Nenhum registro encontrado", "code_header": 404}`.
@@ -60,7 +60,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from etrack.etrac.fleet import (
+from etrack.simulator.fleet import (
     DEFAULT_KEY,
     DEFAULT_USER,
     Account,

@@ -118,7 +118,7 @@ def _plate_flags(ns: argparse.Namespace) -> list[str]:
 
 # ------------------------------------------------------------- jobs scripts
 def _ensure_jobs_commands() -> None:
-    from etrack.jobs.cli import register
+    from etrack.cli.jobs import register
 
     register(cli.app)
 

@@ -13,8 +13,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from etrack import __version__, db, embedded, migrations
-from etrack.settings import Settings, SettingsError, load_settings
+from etrack import __version__
+from etrack.config import Settings, SettingsError, load_settings
+from etrack.store import db, embedded, migrations
 
 # Exit codes a script can rely on (documented in docs/cli.md).
 EXIT_FAILURE = 1
@@ -91,7 +92,7 @@ def show_settings(
     ] = False,
 ) -> None:
     """Show the effective settings (secrets masked) or a documented .env.example."""
-    from etrack.settings import documented_settings, render_env_example
+    from etrack.config import documented_settings, render_env_example
 
     if env_example:
         typer.echo(render_env_example(), nl=False)
@@ -216,7 +217,7 @@ DateOpt = Annotated[str | None, typer.Option("--date", help="Local day: YYYY-MM-
 
 
 def _plate(text: str) -> str:
-    from etrack.userinput import parse_plate
+    from etrack.dates import parse_plate
 
     try:
         return parse_plate(text)
@@ -240,7 +241,7 @@ AccountOpt = Annotated[
 def chosen_accounts(account: str | None, plate: str | None = None) -> list[Any]:
     """The accounts a command works on: the one named, the one that lists
     `plate`, or all."""
-    from etrack.accounts import load_accounts, owners, select_accounts
+    from etrack.store.accounts import load_accounts, owners, select_accounts
 
     accounts = load_accounts(settings())
     if account is not None or plate is None or len(accounts) == 1:
@@ -258,9 +259,9 @@ def run_collector(
     """Run one fetch step for each account (at once, each under its own
     budget) and print its summary line; one account's failure does not stop
     the others, and is raised (exit code) once they are done."""
-    from etrack.accounts import mark_failing, mark_ok
-    from etrack.collector import open_collector
-    from etrack.etrac.client import AuthenticationError, MissingCredentials
+    from etrack.collect import open_collector
+    from etrack.provider.client import AuthenticationError, MissingCredentials
+    from etrack.store.accounts import mark_failing, mark_ok
 
     accounts = chosen_accounts(account, plate)
     target = database()
@@ -309,7 +310,7 @@ def fetch_latest(
     if not loop:
         run_collector(lambda c: c.fetch_latest(), account=account)
         return
-    from etrack.loop import run_forever
+    from etrack.collect import run_forever
 
     if account is not None or len(chosen_accounts(None)) > 1:
         raise UsageProblem(
@@ -341,7 +342,7 @@ def fetch_history(
     account: AccountOpt = None,
 ) -> None:
     """History of one plate for a day (--date) or any range (split into 24 h calls)."""
-    from etrack.userinput import parse_day, parse_moment
+    from etrack.dates import parse_day, parse_moment
 
     placa = _plate(plate)
     # Times typed are local to the account that lists the plate.
@@ -368,7 +369,7 @@ def fetch_trips(
     account: AccountOpt = None,
 ) -> None:
     """The provider's trip summaries (resumoviagens) of one plate and day into trips."""
-    from etrack.userinput import parse_day
+    from etrack.dates import parse_day
 
     placa = _plate(plate)
     day = _user_input(lambda: parse_day(date))
@@ -408,7 +409,7 @@ def web(
 
 
 @app.command("demo")
-def demo(
+def demo_command(
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="Port of the web UI.")
     ] = 5001,
@@ -423,8 +424,8 @@ def demo(
     """Everything on this machine, no account, no database: an embedded PostgreSQL of its
     own, the eTrac simulator, a backfill of the last days, the worker and the web UI.
     Prints the URL when ready; Ctrl-C stops everything; running it again reuses the data."""
-    from etrack import demo as demo_module
-    from etrack.jobs.cli import backfill_here
+    from etrack.cli import demo as demo_module
+    from etrack.cli.jobs import backfill_here
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise UsageProblem(
@@ -442,7 +443,7 @@ def demo(
 
 
 def _register_simulator() -> None:
-    from etrack.etrac import simulator
+    from etrack.simulator import server as simulator
 
     app.command(
         "simulator", help="Run the built-in eTrac API simulator (for demos, tests, benchmarks)."
@@ -453,7 +454,7 @@ _register_simulator()
 
 
 def _register_jobs() -> None:
-    from etrack.jobs.cli import register
+    from etrack.cli.jobs import register
 
     register(app)
 
@@ -462,7 +463,7 @@ _register_jobs()
 
 
 def _register_ops() -> None:
-    from etrack.ops_cli import register
+    from etrack.cli.ops import register
 
     register(app)
 
@@ -471,7 +472,7 @@ _register_ops()
 
 
 def _register_accounts() -> None:
-    from etrack.accounts_cli import register
+    from etrack.cli.accounts import register
 
     register(app)
 
@@ -496,7 +497,7 @@ PlatesFileOpt = Annotated[
 def _days(
     date: str | None, date_start: str | None, date_end: str | None, *, default: Any
 ) -> list[Any]:
-    from etrack.userinput import day_range, parse_day
+    from etrack.dates import day_range, parse_day
 
     if date is not None and (date_start or date_end):
         raise UsageProblem("give either --date or --date-start/--date-end, not both")
@@ -542,9 +543,9 @@ def routes_compute(
     """Compute and store routes, trips and stops (default: today, every plate with positions)."""
     from datetime import datetime as _datetime
 
-    from etrack.routes import RouteParams
-    from etrack.routes_store import compute_routes
-    from etrack.userinput import parse_plates
+    from etrack.dates import parse_plates
+    from etrack.trips.compute import compute_routes
+    from etrack.trips.detect import RouteParams
 
     current = settings()
     days = _days(date, date_start, date_end, default=_datetime.now(current.tz).date())
@@ -556,7 +557,7 @@ def routes_compute(
             accounts, target, chosen, days, latest=refresh_latest, history=with_history
         )
     if chosen is None and account is not None:
-        from etrack.accounts import load_accounts, plates_of
+        from etrack.store.accounts import load_accounts, plates_of
 
         with db.connection(target) as conn:
             chosen = plates_of(conn, load_accounts(current), accounts)
@@ -575,10 +576,9 @@ def _fetch_before_routes(
     latest: bool,
     history: bool,
 ) -> None:
-    from etrack.accounts import owners, plates_of
-    from etrack.collector import open_collector
-    from etrack.etrac.client import ApiUnavailable, MissingCredentials
-    from etrack.loop import TRANSIENT
+    from etrack.collect import TRANSIENT, open_collector
+    from etrack.provider.client import ApiUnavailable, MissingCredentials
+    from etrack.store.accounts import owners, plates_of
 
     def account_plates(account: Any) -> list[str]:
         with db.connection(target) as conn:
@@ -636,7 +636,7 @@ def main(argv: list[str] | None = None, *, prog_name: str | None = None) -> None
     except db.SchemaNotCurrent as exc:
         fail(str(exc), EXIT_SCHEMA)
     except Exception as exc:
-        from etrack.etrac import client as api
+        from etrack.provider import client as api
 
         if debug:
             raise

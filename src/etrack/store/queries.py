@@ -16,7 +16,7 @@ _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 @cache
 def all_queries() -> dict[str, str]:
-    text = resources.files("etrack").joinpath("sql/queries.sql").read_text(encoding="utf-8")
+    text = resources.files("etrack").joinpath("store/sql/queries.sql").read_text(encoding="utf-8")
     parts = _BLOCK.split(text)
     queries: dict[str, str] = {}
     # parts = [preamble, name1, body1, name2, body2, ...]

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from etrack import cli as root
-from etrack import db
+from etrack.config import Settings
 from etrack.jobs.app import EtrackApp, JobEnv, open_app, pool_sizes
-from etrack.settings import Settings
+from etrack.store import db
 
 if TYPE_CHECKING:
     from etrack.jobs.backfill import BackfillRequest, Counts
@@ -81,13 +81,13 @@ def _with_app(
 
 
 def _plates(plates: str | None, plates_file: Path | None) -> list[str] | None:
-    from etrack.userinput import parse_plates
+    from etrack.dates import parse_plates
 
     return root._user_input(lambda: parse_plates(plates, plates_file))
 
 
 def _day(text: str, option: str) -> date:
-    from etrack.userinput import parse_day
+    from etrack.dates import parse_day
 
     return root._user_input(lambda: parse_day(text, option=option))
 
@@ -121,8 +121,8 @@ def worker(
     Start as many as you like, on as many machines as you like: they share
     the database. Stop with Ctrl-C or SIGTERM (running jobs finish first).
     """
-    from etrack.accounts import load_accounts
     from etrack.jobs.worker import run_worker
+    from etrack.store.accounts import load_accounts
 
     current = root.settings()
     # A malformed accounts file is refused at start (exit 2), not job by job.
@@ -277,7 +277,7 @@ def backfill(
 
 
 def _check_range(first: date, last: date) -> None:
-    from etrack.userinput import day_range
+    from etrack.dates import day_range
 
     day_range(first, last)
 

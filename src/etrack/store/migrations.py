@@ -17,10 +17,10 @@ from importlib import resources
 
 from psycopg import sql
 
-from etrack import db
-from etrack.queries import query
+from etrack.store import db
+from etrack.store.queries import query
 
-logger = logging.getLogger("etrack.migrations")
+logger = logging.getLogger("etrack.store.migrations")
 
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
@@ -39,7 +39,7 @@ class UpgradeResult:
 
 
 def available() -> list[Migration]:
-    folder = resources.files("etrack").joinpath("sql/migrations")
+    folder = resources.files("etrack").joinpath("store/sql/migrations")
     found = []
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)

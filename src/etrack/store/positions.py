@@ -20,11 +20,11 @@ from typing import Any
 
 import orjson
 
-from etrack.db import Conn
-from etrack.etrac.records import Position, Reject, Trip
-from etrack.queries import query
+from etrack.provider.parse import Position, Reject, Trip
+from etrack.store.db import Conn
+from etrack.store.queries import query
 
-logger = logging.getLogger("etrack.ingest")
+logger = logging.getLogger("etrack.store.positions")
 
 # Months outside this window go to the default partition rather than get a
 # partition of their own: a tracker with a broken clock must not create

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from etrack import cli as root
-from etrack import db
+from etrack.store import db
 
 __all__ = ["register"]
 
@@ -38,7 +38,7 @@ def _accounts(ctx: typer.Context) -> None:
 @accounts_app.command("list")
 def list_accounts(account: AccountOpt = None) -> None:
     """Each account: vehicles, last successful fetch, rate limit, state."""
-    from etrack.accounts import load_accounts, select_accounts, states
+    from etrack.store.accounts import load_accounts, select_accounts, states
 
     accounts = load_accounts(root.settings())
     chosen = {a.name for a in select_accounts(accounts, account)}
@@ -60,9 +60,9 @@ def list_accounts(account: AccountOpt = None) -> None:
 def check_accounts(account: AccountOpt = None) -> None:
     """Call the API once per account (latest positions) and report; exit 1
     if any account fails."""
-    from etrack.accounts import load_accounts, mark_failing, mark_ok, select_accounts
-    from etrack.etrac.client import AuthenticationError, EtracClient, MissingCredentials
     from etrack.logs import secrets_of
+    from etrack.provider.client import AuthenticationError, EtracClient, MissingCredentials
+    from etrack.store.accounts import load_accounts, mark_failing, mark_ok, select_accounts
 
     current = root.settings()
     accounts = select_accounts(load_accounts(current), account)

@@ -21,10 +21,10 @@ from pathlib import Path
 import uvicorn
 from pydantic import SecretStr
 
-from etrack import db, embedded, migrations
-from etrack.settings import Settings
+from etrack.config import Settings
+from etrack.store import db, embedded, migrations
 
-logger = logging.getLogger("etrack.demo")
+logger = logging.getLogger("etrack.cli.demo")
 
 DEMO_SEED = 42
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -71,7 +71,7 @@ def demo_settings(
 
 @contextlib.contextmanager
 def _simulator(vehicles: int) -> Iterator[tuple[str, str, str]]:
-    from etrack.etrac.simulator import build_config, run_in_thread
+    from etrack.simulator.server import build_config, run_in_thread
 
     config = build_config(seed=DEMO_SEED, vehicles=vehicles, now=None, port=0)
     with run_in_thread(config) as handle:

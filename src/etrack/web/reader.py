@@ -23,9 +23,9 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from etrack import db
-from etrack.queries import query
-from etrack.routes import DayRoute, RouteParams, compute_sorted, day_bounds
+from etrack.store import db
+from etrack.store.queries import query
+from etrack.trips.detect import DayRoute, RouteParams, compute_sorted, day_bounds
 from etrack.web.scope import current_scope
 
 __all__ = [
@@ -52,7 +52,7 @@ def _sql(name: str) -> LiteralString:
 
 def pool_conninfo(target: db.Target) -> str:
     """The target's connection string with etrack's search_path and UTC
-    (the same session settings etrack.db gives its own connections)."""
+    (the same session settings etrack.store.db gives its own connections)."""
     return make_conninfo(
         target.conninfo,
         options=f"-c search_path={target.schema},public -c timezone=UTC",

@@ -1,6 +1,6 @@
 """Operations commands: `etrack deploy systemd|cron|compose` and `etrack prune`.
 
-They only wire options to etrack.deploy and etrack.prune; `register(app)` adds
+They only wire options to etrack.deploy and etrack.store.retention; `register(app)` adds
 them to the `etrack` Typer app (calling it twice is harmless).
 """
 
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from etrack import deploy
-from etrack.settings import Settings, SettingsError, load_settings
+from etrack.config import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from etrack import cli as root
-    from etrack.prune import Duration
+    from etrack.store.retention import Duration
 else:
 
     class _LazyCli:
@@ -304,8 +304,8 @@ def prune_command(
     """Retention: drop whole monthly partitions of positions older than the
     cutoff (rows of the default partition are deleted), or clear their raw JSON.
     Idempotent; routes are kept unless --routes."""
-    from etrack import db
-    from etrack.prune import cutoff_for, prune
+    from etrack.store import db
+    from etrack.store.retention import cutoff_for, prune
 
     current = root.settings()
     if raw_only and routes:
@@ -346,7 +346,7 @@ def prune_command(
 
 
 def _duration(text: str) -> Duration:
-    from etrack.prune import parse_duration
+    from etrack.store.retention import parse_duration
 
     return root._user_input(lambda: parse_duration(text))
 

@@ -9,7 +9,7 @@ ETRAC_TIMEZONE), so a unit, a crontab and the worker agree. No file carries a
 secret: systemd units read an env file (EnvironmentFile=), the compose stack
 reads `.env` at run time, and the image holds code only.
 
-`etrack deploy systemd|cron|compose` (etrack.ops_cli) writes or prints them.
+`etrack deploy systemd|cron|compose` (etrack.cli.ops) writes or prints them.
 """
 
 from __future__ import annotations
@@ -637,7 +637,7 @@ _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
 
 
 def _template(name: str) -> str:
-    return resources.files("etrack").joinpath("deploy_templates", name).read_text(encoding="utf-8")
+    return resources.files("etrack").joinpath("deploy/templates", name).read_text(encoding="utf-8")
 
 
 def _fill(text: str, values: dict[str, str]) -> str:

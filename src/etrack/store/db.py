@@ -21,10 +21,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from etrack import embedded
-from etrack.settings import Settings
+from etrack.config import Settings
+from etrack.store import embedded
 
-logger = logging.getLogger("etrack.db")
+logger = logging.getLogger("etrack.store.db")
 
 EMBEDDED_DATABASE = "etrack"
 

@@ -1,4 +1,4 @@
-"""Routes in the database: load positions, compute (etrack.routes), store, skip unchanged days.
+"""Routes in the database: load positions, compute (etrack.trips.detect), store, skip unchanged days.
 
 A run works in batches of plate-days (some plates x a run of consecutive
 days). Per batch: one query fingerprints every plate-day (positions of the day
@@ -32,10 +32,10 @@ from typing import Any, TypeVar
 import orjson
 from psycopg.types.json import Jsonb
 
-from etrack import db
-from etrack.etrac import records
-from etrack.queries import query
-from etrack.routes import (
+from etrack.provider import parse as records
+from etrack.store import db
+from etrack.store.queries import query
+from etrack.trips.detect import (
     Columns,
     DayRoute,
     ProviderTrip,
@@ -48,7 +48,7 @@ from etrack.routes import (
 
 __all__ = ["RoutesSummary", "compute_routes", "fleet_day_summary", "load_positions"]
 
-logger = logging.getLogger("etrack.routes")
+logger = logging.getLogger("etrack.trips.detect")
 
 _ROUTE_TYPES = [
     "text", "date", "jsonb", "jsonb", "jsonb", "timestamptz", "timestamptz", "int4", "int4",

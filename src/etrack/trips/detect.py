@@ -2,7 +2,7 @@
 
 Input is the plate's valid positions as plain tuples (see `Point`); output is a
 `DayRoute`. The database side (loading, fingerprints, storing) lives in
-`etrack.routes_store`.
+`etrack.trips.compute`.
 
 Rules, and why:
 

@@ -1,7 +1,7 @@
 """Async HTTP client for the eTrac monitoring API (WebService 1.1).
 
 The client speaks the wire protocol and nothing more: it returns the
-provider's rows as raw dicts (parsing them is :mod:`etrack.etrac.records`'s
+provider's rows as raw dicts (parsing them is :mod:`etrack.provider.parse`'s
 job) and turns everything else the provider can answer into either a retry or
 one of the typed errors below.
 
@@ -44,10 +44,10 @@ import httpx
 import stamina
 from pydantic import SecretStr
 
-from etrack.etrac.ratelimit import PyrateLimiter, RateLimiter
+from etrack.provider.ratelimit import PyrateLimiter, RateLimiter
 
 if TYPE_CHECKING:
-    from etrack.settings import Settings
+    from etrack.config import Settings
 
 __all__ = [
     "HISTORY",
@@ -481,7 +481,7 @@ class EtracClient:
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> Self:
-        """Build from :class:`etrack.settings.Settings` (ETRAC_* variables).
+        """Build from :class:`etrack.config.Settings` (ETRAC_* variables).
 
         Without *limiter*, paces requests with an in-process
         :class:`PyrateLimiter` at ``ETRAC_RATE_LIMIT`` per second and

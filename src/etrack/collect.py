@@ -1,32 +1,43 @@
-"""The fetch steps: API answer -> records -> batch upsert.
+"""The fetch steps: API answer -> records -> batch upsert, and the fetch loop.
 
 Each function fetches one thing, parses and flags it, and stores it; the CLI,
 the jobs and the web only call these. HTTP is async (many plates at once under
 one rate limit); database writes are plain psycopg calls run in a worker
 thread so they overlap with the next requests.
+
+`fetch-latest --loop` (:func:`run_forever`) survives outages: an unreachable
+API or database is logged and retried at the next tick. SIGTERM/SIGINT stop
+the loop after the current fetch has finished its write (the fetch is never
+cancelled half-way).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from psycopg_pool import ConnectionPool
+import httpx
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from etrack import db, ingest
-from etrack.accounts import DEFAULT_ACCOUNT
-from etrack.etrac import records
-from etrack.etrac.client import EtracClient, split_window
-from etrack.queries import query
-from etrack.settings import Settings
+from etrack.config import Settings
+from etrack.provider import parse as records
+from etrack.provider.client import ApiUnavailable, EtracClient, split_window
+from etrack.store import db
+from etrack.store import positions as ingest
+from etrack.store.accounts import DEFAULT_ACCOUNT
+from etrack.store.queries import query
 
-logger = logging.getLogger("etrack.collector")
+logger = logging.getLogger("etrack.collect")
 
 T = TypeVar("T")
 
@@ -271,7 +282,7 @@ async def open_collector(
     settings: Settings, target: db.Target, *, account: str = DEFAULT_ACCOUNT
 ) -> AsyncIterator[Collector]:
     """A Collector with its own API client and connection pool; `settings`
-    are the account's (etrack.accounts.Account.settings)."""
+    are the account's (etrack.store.accounts.Account.settings)."""
     client = EtracClient.from_settings(settings)
     pool = db.make_pool(target)
     try:
@@ -279,3 +290,54 @@ async def open_collector(
     finally:
         await client.aclose()
         await asyncio.to_thread(pool.close)
+
+
+logger = logging.getLogger("etrack.collect")
+
+# Failures that are worth waiting out; anything else (bad credentials, an
+# outdated schema, a bug) ends the loop so the supervisor sees it.
+TRANSIENT = (
+    db.DatabaseUnavailable,
+    psycopg.OperationalError,
+    PoolTimeout,
+    ApiUnavailable,
+    httpx.TransportError,
+)
+
+
+def run_forever(settings: Settings, *, interval: float, database: Callable[[], db.Target]) -> None:
+    asyncio.run(_run(settings, interval=interval, database=database))
+
+
+async def _run(settings: Settings, *, interval: float, database: Callable[[], db.Target]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    cycle = 0
+    async with AsyncExitStack() as stack:
+        collector: Collector | None = None
+        while not stop.is_set():
+            cycle += 1
+            started = time.monotonic()
+            try:
+                if collector is None:
+                    target = await asyncio.to_thread(database)
+                    collector = await stack.enter_async_context(open_collector(settings, target))
+                collector.summary = RunSummary()
+                # Shielded: a stop signal lets the current write finish.
+                await asyncio.shield(collector.fetch_latest())
+                print(f"cycle {cycle}: {collector.summary.line()}", flush=True)
+            except TRANSIENT as exc:
+                logger.warning(
+                    "cycle %d failed (%s: %s); next try in %.0f s",
+                    cycle,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                    interval,
+                )
+                print(f"cycle {cycle}: failed ({type(exc).__name__}), retrying", flush=True)
+            remaining = max(0.0, interval - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=remaining)
+    print(f"stopped after {cycle} cycle(s)", file=sys.stderr, flush=True)

@@ -31,8 +31,8 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from etrack.queries import query
-from etrack.settings import Settings, SettingsError, describe_validation_error
+from etrack.config import Settings, SettingsError, describe_validation_error
+from etrack.store.queries import query
 
 __all__ = [
     "DEFAULT_ACCOUNT",

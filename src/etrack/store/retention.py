@@ -31,9 +31,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from etrack import db
-from etrack.queries import query
-from etrack.settings import Settings
+from etrack.config import Settings
+from etrack.store import db
+from etrack.store.queries import query
 
 __all__ = [
     "RAW_CLEARED_MARK",
@@ -46,7 +46,7 @@ __all__ = [
     "prune_with_settings",
 ]
 
-logger = logging.getLogger("etrack.prune")
+logger = logging.getLogger("etrack.store.retention")
 
 # The comment prune leaves on a month whose raw JSON it cleared entirely.
 RAW_CLEARED_MARK = "etrack retention: raw JSON cleared"

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack.simulator.fleet import Account
+from etrack.simulator.config import Account
 from etrack.simulator.server import SimulatorHandle, build_config, run_in_thread
 
 TZ = ZoneInfo("America/Sao_Paulo")

@@ -32,19 +32,9 @@ from etrack.store import db
 TZ = ZoneInfo("America/Sao_Paulo")
 SIMULATOR_NOW = datetime(2025, 1, 8, 12, 0, tzinfo=TZ)
 
-# Registers the jobs commands when etrack.cli does not (yet) do it itself.
-_LAUNCH = (
-    "import sys; from etrack import cli; from etrack.cli.jobs import register; "
-    "register(cli.app); cli.main(sys.argv[1:], prog_name='etrack')"
-)
-
 
 def etrack_argv(*args: str) -> list[str]:
-    from etrack import cli
-
-    if any(group.name == "backfill" for group in cli.app.registered_groups):
-        return [sys.executable, "-m", "etrack", *args]
-    return [sys.executable, "-c", _LAUNCH, *args]
+    return [sys.executable, "-m", "etrack", *args]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -2,21 +2,24 @@
 
 Three paths over the same positions, side by side in one run:
 
-- etrack: per answer (one plate-day, as /ultimasposicoesterminal sends it):
-  JSON bytes -> orjson -> records.parse_positions -> flag_sequence ->
-  ingest.store_positions (COPY to staging + INSERT ... ON CONFLICT), one
-  transaction per batch of answers.
+- etrack: the collector's own path (`Collector.fetch_history_day`), its HTTP
+  client answered in memory: per answer (one plate-day, as
+  /ultimasposicoesterminal sends it) JSON bytes -> parse_positions ->
+  flag_sequence -> store_positions (COPY to staging + INSERT ... ON
+  CONFLICT), one transaction per answer, `--concurrency` answers in flight.
 - bare: the database limit: already-parsed tuples, the same COPY + INSERT ...
   ON CONFLICT, no Python parsing.
 - seed: what the seed's collector did: one INSERT and COMMIT per row (on a
   sample, extrapolated as a rate).
 
-Usage: python benchmarks/bench_ingest.py [--plates 100] [--days 3] [--batch-answers 20]
+Usage: python benchmarks/bench_ingest.py [--plates 100] [--days 3] [--concurrency 8]
+       [--batch-answers 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import resource
 import sys
@@ -26,23 +29,30 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack.provider import parse as records
+from etrack.collect import Collector
+from etrack.config import Settings
+from etrack.provider import parse
+from etrack.provider.client import EtracClient
+from etrack.provider.ratelimit import UnlimitedLimiter
 from etrack.store import db
-from etrack.store import positions as ingest
 from etrack.store.queries import query
 
 TZ = ZoneInfo("America/Sao_Paulo")
 
 
-def answers(plates: int, days: int) -> list[bytes]:
-    """One JSON answer per plate-day, 1 row a minute while 'driving' (16 h),
-    shaped like the API's: strings, units, decimal commas."""
-    out = []
+API_BASE = "http://bench.invalid/monitoramento"
+
+
+def answers(plates: int, days: int) -> dict[tuple[str, str], bytes]:
+    """One JSON answer per (plate, "DD/MM/YYYY"), 1 row a minute while
+    'driving' (16 h), shaped like the API's: strings, units, decimal commas."""
+    out = {}
     start = date(2025, 3, 3)
     for p in range(plates):
         placa = f"BEN{p // 100 % 10}{chr(65 + p % 26)}{p % 100:02d}"
@@ -68,14 +78,12 @@ def answers(plates: int, days: int) -> list[bytes]:
                         "bateria": "12,6 V",
                     }
                 )
-            out.append(
-                orjson.dumps(
-                    {
-                        "code_header": 200,
-                        "terminal": {"placa": placa, "descricao": f"Veículo {p}", "frota": "Bench"},
-                        "posicoes": rows,
-                    }
-                )
+            out[(placa, day.strftime("%d/%m/%Y"))] = orjson.dumps(
+                {
+                    "code_header": 200,
+                    "terminal": {"placa": placa, "descricao": f"Veículo {p}", "frota": "Bench"},
+                    "posicoes": rows,
+                }
             )
     return out
 
@@ -85,30 +93,51 @@ def reset(target: db.Target) -> None:
         conn.execute("TRUNCATE positions, terminals, position_rejects")
 
 
-def run_etrack(target: db.Target, bodies: list[bytes], batch_answers: int) -> tuple[int, float]:
-    now = datetime.now(UTC)
-    with db.connection(target) as conn:
+def run_etrack(
+    target: db.Target, bodies: dict[tuple[str, str], bytes], concurrency: int
+) -> tuple[int, float]:
+    """Every answer through the collector, as `etrack fetch-history` runs it."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked = orjson.loads(request.content)
+        return httpx.Response(200, content=bodies[(asked["placa"], asked["data"])])
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        etrac_api_base=API_BASE,
+        etrac_user="bench@example.com",
+        etrac_key="bench",
+        etrac_timezone=TZ.key,
+    )
+    client = EtracClient(
+        API_BASE,
+        "bench@example.com",
+        "bench",
+        tz=TZ,
+        limiter=UnlimitedLimiter(),
+        transport=httpx.MockTransport(answer),
+    )
+    requests = [(placa, datetime.strptime(day, "%d/%m/%Y").date()) for placa, day in bodies]
+
+    async def fetch_all(collector: Collector) -> None:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(placa: str, day: date) -> None:
+            async with gate:
+                await collector.fetch_history_day(placa, day)
+
+        await asyncio.gather(*(one(placa, day) for placa, day in requests))
+
+    pool = db.make_pool(target, max_size=max(1, concurrency // 2))
+    try:
+        collector = Collector(settings, client, pool)
         started = time.perf_counter()
-        writer = ingest.PipelinedWriter(conn)
-        batch: list[records.Position] = []
-        batch_rejects: list[records.Reject] = []
-        pending = 0
-        for body in bodies:
-            answer = orjson.loads(body)
-            parsed = records.parse_positions(
-                answer["posicoes"], TZ, now=now, future_tolerance_s=600
-            )
-            batch.extend(records.flag_sequence(parsed.positions, jump_speed_kmh=300))
-            batch_rejects.extend(parsed.rejects)
-            pending += 1
-            if pending == batch_answers:
-                writer.submit(batch, batch_rejects)
-                batch, batch_rejects, pending = [], [], 0
-        if batch:
-            writer.submit(batch, batch_rejects)
-        stats = writer.close()
+        asyncio.run(fetch_all(collector))
         elapsed = time.perf_counter() - started
-    return stats.inserted, elapsed
+    finally:
+        asyncio.run(client.aclose())
+        pool.close()
+    return collector.summary.positions.inserted, elapsed
 
 
 def prepared_tuples(bodies: list[bytes]) -> list[list[tuple[Any, ...]]]:
@@ -116,7 +145,7 @@ def prepared_tuples(bodies: list[bytes]) -> list[list[tuple[Any, ...]]]:
     batches = []
     for body in bodies:
         answer = orjson.loads(body)
-        parsed = records.parse_positions(answer["posicoes"], TZ, now=now, future_tolerance_s=600)
+        parsed = parse.parse_positions(answer["posicoes"], TZ, now=now, future_tolerance_s=600)
         batches.append(
             [
                 (
@@ -176,11 +205,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--plates", type=int, default=100)
     parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--batch-answers", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch-answers", type=int, default=20, help="bare path's batch size")
     parser.add_argument("--seed-sample", type=int, default=3000)
     args = parser.parse_args()
 
-    bodies = answers(args.plates, args.days)
+    by_request = answers(args.plates, args.days)
+    bodies = list(by_request.values())
     total_rows = sum(len(orjson.loads(b)["posicoes"]) for b in bodies)
     print(
         f"{len(bodies)} answers, {total_rows} positions, {sum(map(len, bodies)) / 1e6:.1f} MB of JSON"
@@ -188,7 +219,7 @@ def main() -> None:
     gc.collect()
     with bench_database() as target:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        n, t = run_etrack(target, bodies, args.batch_answers)
+        n, t = run_etrack(target, by_request, args.concurrency)
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         ours = n / t
         print(

@@ -4,7 +4,7 @@ Side by side in one run, over the same plate-days:
 
 - read: merely reading the positions `compute_routes` needs, with the same
   query and the same batches, into Python tuples (the floor).
-- compute: `routes_store.compute_routes(..., force=True)`: fingerprints, load,
+- compute: `compute_routes(..., force=True)`: fingerprints, load,
   per-point computation, provider comparison, upsert of `routes` and
   replacement of `route_trips`/`route_stops`.
 - skip: the same run again without force: every day unchanged.
@@ -28,12 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack.provider.parse import Position
-from etrack.simulator.fleet import Fleet, FleetConfig
+from etrack.model import Position
+from etrack.simulator.config import FleetConfig
+from etrack.simulator.fleet import Fleet
 from etrack.store import db
 from etrack.store import positions as ingest
-from etrack.trips.compute import compute_routes, load_positions
-from etrack.trips.detect import RouteParams, day_bounds
+from etrack.store.routes import load_positions
+from etrack.trips.compute import compute_routes
+from etrack.trips.day import day_bounds
+from etrack.trips.params import RouteParams
 
 FIRST_DAY = date(2025, 3, 3)  # a Monday: most vehicles work
 BATCH_PLATE_DAYS = 100

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from etrack.simulator.fleet import Fleet, FleetConfig
+from etrack.simulator.config import FleetConfig
+from etrack.simulator.fleet import Fleet
 from etrack.simulator.server import build_config, run_in_thread
 
 TZ = ZoneInfo("America/Sao_Paulo")

@@ -2,7 +2,7 @@
 
 The positions are the built-in simulator's history answers (API-shaped rows,
 its default quirks included), through the collector's own path:
-records.parse_positions -> flag_sequence -> ingest.store_positions, so `raw`
+parse_positions -> flag_sequence -> ingest.store_positions, so `raw`
 holds exactly what the collector stores. Sizes are PostgreSQL's own
 (pg_relation_size / pg_table_size / pg_indexes_size of every month
 partition of positions) after VACUUM ANALYZE.
@@ -27,13 +27,16 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 
-from etrack.provider import parse as records
-from etrack.simulator.fleet import Fleet, FleetConfig
+from etrack.model import Position
+from etrack.provider.parse import parse_positions
+from etrack.quality import flag_sequence
+from etrack.simulator.config import FleetConfig
+from etrack.simulator.fleet import Fleet
 from etrack.store import db
 from etrack.store import positions as ingest
 from etrack.store.retention import prune
 from etrack.trips.compute import compute_routes
-from etrack.trips.detect import RouteParams
+from etrack.trips.params import RouteParams
 
 TZ = ZoneInfo("America/Sao_Paulo")
 FIRST_DAY = date(2025, 3, 3)  # a Monday; all in March: whole months to clear
@@ -57,12 +60,12 @@ def load(target: db.Target, fleet: Fleet, days: list[date]) -> tuple[int, float]
     started = time.perf_counter()
     with db.connection(target, autocommit=True) as conn:
         for plate in fleet.plates():
-            batch: list[records.Position] = []
+            batch: list[Position] = []
             for day in days:
-                parsed = records.parse_positions(
+                parsed = parse_positions(
                     fleet.history_rows(plate, day), TZ, now=now, future_tolerance_s=600
                 )
-                batch.extend(records.flag_sequence(parsed.positions, jump_speed_kmh=300))
+                batch.extend(flag_sequence(parsed.positions, jump_speed_kmh=300))
             stored += ingest.store_positions(conn, batch, partitions=keeper).inserted
         conn.execute("VACUUM ANALYZE positions")
     return stored, time.perf_counter() - started

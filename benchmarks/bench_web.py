@@ -41,11 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import bench_database
 
-from etrack.provider.parse import Position
+from etrack.model import Position
 from etrack.store import db
 from etrack.store import positions as ingest
 from etrack.trips.compute import compute_routes
-from etrack.trips.detect import RouteParams
+from etrack.trips.params import RouteParams
 
 TZ = ZoneInfo("America/Sao_Paulo")
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,26 +25,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-import httpx
-import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
-
-from etrack.config import Settings
-from etrack.provider import parse as records
-from etrack.provider.client import ApiUnavailable, EtracClient, split_window
+from etrack.config import DEFAULT_ACCOUNT, Settings
+from etrack.errors import is_transient
+from etrack.model import VALID, Position, ProviderTrip, Reject, Terminal
+from etrack.provider import parse
+from etrack.provider.client import (
+    HISTORY,
+    LATEST_POSITION,
+    LATEST_POSITIONS,
+    TRIPS,
+    EtracClient,
+    Row,
+    split_window,
+)
+from etrack.quality import flag_sequence
 from etrack.store import db
 from etrack.store import positions as ingest
-from etrack.store.accounts import DEFAULT_ACCOUNT
 from etrack.store.queries import query
 
 logger = logging.getLogger("etrack.collect")
 
 T = TypeVar("T")
-
-LATEST = "/ultimas-posicoes"
-PLATE = "/ultimaposicao"
-HISTORY = "/ultimasposicoesterminal"
-TRIPS = "/resumoviagens"
 
 
 @dataclass(slots=True)
@@ -82,7 +83,7 @@ class Collector:
         self,
         settings: Settings,
         client: EtracClient,
-        pool: ConnectionPool,
+        pool: db.Pool,
         *,
         account: str = DEFAULT_ACCOUNT,
     ) -> None:
@@ -112,23 +113,23 @@ class Collector:
 
     def parse_positions(
         self, rows: Sequence[object], *, use_stored_neighbours: bool
-    ) -> tuple[list[records.Position], list[records.Reject]]:
+    ) -> tuple[list[Position], list[Reject]]:
         """Parse and flag one answer's rows."""
-        parsed, rejects = records.parse_positions(
+        parsed, rejects = parse.parse_positions(
             rows,
             self.settings.tz,
             now=self._now(),
             future_tolerance_s=self.settings.etrac_future_tolerance_s,
         )
-        previous: dict[str, records.Position] | None = None
+        previous: dict[str, Position] | None = None
         if use_stored_neighbours and parsed:
             previous = self._stored_neighbours(parsed)
-        flagged = records.flag_sequence(
+        flagged = flag_sequence(
             parsed, jump_speed_kmh=self.settings.etrac_jump_speed_kmh, previous=previous
         )
         return flagged, rejects
 
-    def _stored_neighbours(self, parsed: Sequence[records.Position]) -> dict[str, records.Position]:
+    def _stored_neighbours(self, parsed: Sequence[Position]) -> dict[str, Position]:
         plates = sorted({p.placa for p in parsed})
         newest = max(p.data_transmissao for p in parsed)
         with self._conn() as conn:
@@ -137,10 +138,10 @@ class Collector:
 
     def _store(
         self,
-        positions: Sequence[records.Position],
-        rejects: Sequence[records.Reject],
+        positions: Sequence[Position],
+        rejects: Sequence[Reject],
         endpoint: str,
-        terminal: dict[str, Any] | None,
+        terminals: Sequence[Terminal],
     ) -> ingest.IngestStats:
         with self._conn() as conn:
             stats = ingest.store_positions(
@@ -149,14 +150,18 @@ class Collector:
                 rejects,
                 endpoint=endpoint,
                 partitions=self.partitions,
-                terminal=terminal,
+                terminals=terminals,
             )
             plates = sorted({p.placa for p in positions})
             if plates:
                 # The fleet list is the authority on which account sees a
                 # plate; a history answer only adopts plates nobody listed,
                 # so backfilling an old account never steals a moved plate.
-                name = "accounts_claim_plates" if endpoint == LATEST else "accounts_adopt_plates"
+                name = (
+                    "accounts_claim_plates"
+                    if endpoint == LATEST_POSITIONS
+                    else "accounts_adopt_plates"
+                )
                 with conn.transaction():
                     conn.execute(query(name), {"account": self.account, "plates": plates})
             return stats
@@ -167,12 +172,23 @@ class Collector:
         endpoint: str,
         *,
         use_stored_neighbours: bool,
-        terminal: dict[str, Any] | None = None,
+        terminal: Row | None = None,
     ) -> ingest.IngestStats:
-        positions, rejects = await self._in_thread(
-            lambda: self.parse_positions(rows, use_stored_neighbours=use_stored_neighbours)
-        )
-        stats = await self._in_thread(self._store, positions, rejects, endpoint, terminal)
+        def parse_answer() -> tuple[list[Position], list[Reject], list[Terminal]]:
+            positions, rejects = self.parse_positions(
+                rows, use_stored_neighbours=use_stored_neighbours
+            )
+            terminals: list[Terminal] = []
+            if terminal is not None:
+                block = parse.parse_terminal(terminal)
+                if isinstance(block, Terminal):
+                    terminals.append(block)
+                else:
+                    rejects.append(block)
+            return positions, rejects, terminals
+
+        positions, rejects, terminals = await self._in_thread(parse_answer)
+        stats = await self._in_thread(self._store, positions, rejects, endpoint, terminals)
         self.summary.positions.add(stats)
         self._sync_api_counts()
         return stats
@@ -181,12 +197,12 @@ class Collector:
     async def fetch_latest(self) -> ingest.IngestStats:
         """Latest position of every vehicle; new plates become terminals."""
         rows = await self.client.latest_positions()
-        return await self._ingest_rows(rows, LATEST, use_stored_neighbours=True)
+        return await self._ingest_rows(rows, LATEST_POSITIONS, use_stored_neighbours=True)
 
     async def fetch_plate(self, placa: str) -> ingest.IngestStats:
         """One vehicle's latest position."""
         rows = await self.client.latest_position(placa)
-        return await self._ingest_rows(rows, PLATE, use_stored_neighbours=True)
+        return await self._ingest_rows(rows, LATEST_POSITION, use_stored_neighbours=True)
 
     async def fetch_history_day(self, placa: str, day: date) -> ingest.IngestStats:
         """One plate's positions for one local day (one API call)."""
@@ -229,11 +245,14 @@ class Collector:
     async def fetch_trips(self, placa: str, day: date) -> ingest.TripStats:
         """The provider's trip summaries of one plate and day."""
         rows = await self.client.trip_summaries(placa, day)
-        trips: list[records.Trip] = []
-        rejects: list[records.Reject] = []
+        trips: list[ProviderTrip] = []
+        rejects: list[Reject] = []
         for raw in rows:
-            result = records.parse_trip(raw, self.settings.tz)
-            (rejects if isinstance(result, records.Reject) else trips).append(result)  # type: ignore[arg-type]
+            result = parse.parse_trip(raw, self.settings.tz)
+            if isinstance(result, Reject):
+                rejects.append(result)
+            else:
+                trips.append(result)
 
         def store() -> ingest.TripStats:
             with self._conn() as conn:
@@ -253,9 +272,9 @@ class Collector:
 _SECOND = timedelta(seconds=1)
 
 
-def stored_point(placa: str, ts: datetime, latitude: float, longitude: float) -> records.Position:
+def stored_point(placa: str, ts: datetime, latitude: float, longitude: float) -> Position:
     """A stored valid point as a Position, to serve as a jump-check neighbour."""
-    return records.Position(
+    return Position(
         placa=placa,
         data_transmissao=ts,
         latitude=latitude,
@@ -272,7 +291,7 @@ def stored_point(placa: str, ts: datetime, latitude: float, longitude: float) ->
         equipamento_serial=None,
         data_gravacao=None,
         placa_raw=placa,
-        quality="valid",
+        quality=VALID,
         raw={},
     )
 
@@ -282,7 +301,7 @@ async def open_collector(
     settings: Settings, target: db.Target, *, account: str = DEFAULT_ACCOUNT
 ) -> AsyncIterator[Collector]:
     """A Collector with its own API client and connection pool; `settings`
-    are the account's (etrack.store.accounts.Account.settings)."""
+    are the account's (etrack.config.Settings.for_account)."""
     client = EtracClient.from_settings(settings)
     pool = db.make_pool(target)
     try:
@@ -290,19 +309,6 @@ async def open_collector(
     finally:
         await client.aclose()
         await asyncio.to_thread(pool.close)
-
-
-logger = logging.getLogger("etrack.collect")
-
-# Failures that are worth waiting out; anything else (bad credentials, an
-# outdated schema, a bug) ends the loop so the supervisor sees it.
-TRANSIENT = (
-    db.DatabaseUnavailable,
-    psycopg.OperationalError,
-    PoolTimeout,
-    ApiUnavailable,
-    httpx.TransportError,
-)
 
 
 def run_forever(settings: Settings, *, interval: float, database: Callable[[], db.Target]) -> None:
@@ -328,7 +334,11 @@ async def _run(settings: Settings, *, interval: float, database: Callable[[], db
                 # Shielded: a stop signal lets the current write finish.
                 await asyncio.shield(collector.fetch_latest())
                 print(f"cycle {cycle}: {collector.summary.line()}", flush=True)
-            except TRANSIENT as exc:
+            except Exception as exc:
+                # An outage is waited out; anything else (bad credentials, an
+                # outdated schema, a bug) ends the loop so the supervisor sees it.
+                if not is_transient(exc):
+                    raise
                 logger.warning(
                     "cycle %d failed (%s: %s); next try in %.0f s",
                     cycle,

@@ -1,29 +1,194 @@
-"""One validated settings object, read from the environment and `.env`.
+"""Configuration: one validated settings object (environment and `.env`) and
+the eTrac accounts (the accounts file, or the one account of the settings).
 
 The variable names are the seed's (ETRAC_*, PG*, DATABASE_URL,
 DISABLE_UI_SCHEDULER); pydantic-settings matches them case-insensitively to
 the field names below, so the field name *is* the documented variable name.
+
+Values that are not plain text (durations, cron strings, plates, time zones)
+have a type of their own, checked and parsed here once: code above reads the
+parsed value. Each type's `str()` is the text as the user writes it, so
+`etrack settings` and the generated docs show `ETRACK_RETENTION=400d`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
-from functools import cached_property
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from croniter import croniter  # type: ignore[import-untyped]  # ships no type hints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    PlainSerializer,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import core_schema
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from etrack.errors import AccountsError, SettingsError
+from etrack.model import canonical_plate
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "Account",
+    "Cron",
+    "Duration",
+    "Plate",
+    "Settings",
+    "TimeZone",
+    "default_data_dir",
+    "documented_settings",
+    "load_accounts",
+    "load_settings",
+    "parse_duration",
+    "render_env_example",
+    "select_accounts",
+]
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class SettingsError(Exception):
-    """A setting has a value we cannot use; the message is one line naming it."""
+# ====================================================================== types
+_DURATION = re.compile(r"^\s*(\d+)\s*(d|w|mo|m|y)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A period of `amount` days, weeks, months or years: 90d, 12w, 24m, 2y.
+
+    Not a timedelta: a month here is a calendar month (31 March minus one
+    month is 28/29 February), which a fixed number of days cannot express.
+    Always at least one unit: retention is the only user, and 0d ("everything
+    before today") is too easy to type by mistake.
+    """
+
+    amount: int
+    unit: Literal["d", "w", "m", "y"]
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+    def before(self, day: date) -> date:
+        """The calendar day this period before `day`."""
+        if self.unit == "d":
+            return day - timedelta(days=self.amount)
+        if self.unit == "w":
+            return day - timedelta(weeks=self.amount)
+        return _months_back(day, self.amount if self.unit == "m" else 12 * self.amount)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            _as_duration,
+            json_schema_input_schema=core_schema.str_schema(),
+            serialization=core_schema.to_string_ser_schema(),
+        )
+
+
+def parse_duration(text: str) -> Duration:
+    """90d, 12w, 24m (or 24mo) and 2y, as ETRACK_RETENTION takes them."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"expected a duration like 90d, 12w, 24m or 2y, got {text!r}")
+    amount, unit = int(match[1]), match[2].lower()
+    if amount <= 0:
+        raise ValueError(f"a retention period must be at least one day, got {text!r}")
+    if unit == "d":
+        return Duration(amount, "d")
+    if unit == "w":
+        return Duration(amount, "w")
+    return Duration(amount, "y") if unit == "y" else Duration(amount, "m")
+
+
+def _as_duration(value: object) -> Duration:
+    if isinstance(value, Duration):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration like 90d, 12w, 24m or 2y, got {value!r}")
+    return parse_duration(value)
+
+
+def _months_back(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    # Clamp the day: 31 March minus one month is 28/29 February.
+    next_month = date(year + month // 12, month % 12 + 1, 1)
+    last = (next_month - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def _cron(value: str) -> str:
+    fields = value.split()
+    # Procrastinate reads the schedule with croniter: a 6th field is seconds.
+    if len(fields) not in (5, 6) or not bool(croniter.is_valid(" ".join(fields))):
+        raise ValueError(f"expected a cron expression like '*/2 * * * *', got {value!r}")
+    return " ".join(fields)
+
+
+def _zone(value: object) -> ZoneInfo:
+    if isinstance(value, ZoneInfo):
+        return value
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone like America/Sao_Paulo, got {value!r}"
+        ) from None
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s):// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+"""A cron schedule (5 fields, or 6 with seconds), whitespace normalised."""
+
+TimeZone = Annotated[
+    ZoneInfo,
+    PlainValidator(_zone),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string"}),
+]
+"""An IANA time zone, given by name; `str()` of the value is the name."""
+
+Plate = Annotated[str, AfterValidator(canonical_plate)]
+"""A vehicle plate in its canonical form (ABC1234, ABC1D23)."""
+
+ApiBase = Annotated[str, AfterValidator(_http_url)]
+RateLimit = Annotated[float, Field(gt=0)]
 
 
 def default_data_dir() -> Path:
@@ -72,12 +237,12 @@ class Settings(BaseSettings):
     etrac_key: SecretStr | None = Field(
         default=None, description="eTrac API key generated in the platform (HTTP Basic password)."
     )
-    etrac_api_base: str = Field(
+    etrac_api_base: ApiBase = Field(
         default="https://api.etrac.com.br/monitoramento",
         description="Base URL of the eTrac monitoring API.",
     )
-    etrac_timezone: str = Field(
-        default="America/Sao_Paulo",
+    etrac_timezone: TimeZone = Field(
+        default=ZoneInfo("America/Sao_Paulo"),
         description="Time zone of the account: API timestamps are local times of this zone.",
     )
     etrac_timeout: str = Field(
@@ -88,7 +253,7 @@ class Settings(BaseSettings):
     etrac_max_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
         default=5, description="Attempts per API call (first try included) before giving up."
     )
-    etrac_rate_limit: Annotated[float, Field(gt=0)] = Field(
+    etrac_rate_limit: RateLimit = Field(
         default=5.0, description="Requests per second allowed per account (shared by all tasks)."
     )
     etrac_rate_sleep: Annotated[float, Field(ge=0)] = Field(
@@ -152,12 +317,12 @@ class Settings(BaseSettings):
     )
 
     # --- retention (LGPD) ----------------------------------------------------
-    etrack_retention: str | None = Field(
+    etrack_retention: Annotated[Duration | None, BeforeValidator(_blank_is_none)] = Field(
         default=None,
         description="Drop whole monthly partitions of positions older than this (e.g. 24m, 2y, "
         "400d); unset keeps everything. Applied daily by the worker.",
     )
-    etrack_retention_raw: str | None = Field(
+    etrack_retention_raw: Annotated[Duration | None, BeforeValidator(_blank_is_none)] = Field(
         default=None,
         description="Clear the raw JSON of positions older than this (e.g. 90d, 6m), keeping the "
         "parsed columns; unset keeps it.",
@@ -178,7 +343,7 @@ class Settings(BaseSettings):
     etrac_log_level: str = Field(
         default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR."
     )
-    etrack_fetch_cron: str = Field(
+    etrack_fetch_cron: Cron = Field(
         default="*/2 * * * *",
         description="Schedule of the periodic fetch of latest positions (cron, local time of "
         "ETRAC_TIMEZONE; a 6th field adds seconds).",
@@ -237,7 +402,7 @@ class Settings(BaseSettings):
         description="A worker silent this many seconds is dead: its running jobs are retried "
         "(must be at least twice ETRACK_JOB_HEARTBEAT_S).",
     )
-    etrack_job_recover_cron: str = Field(
+    etrack_job_recover_cron: Cron = Field(
         default="* * * * *",
         description="Schedule of the stalled-job recovery (cron; a 6th field adds seconds).",
     )
@@ -256,25 +421,6 @@ class Settings(BaseSettings):
                 f"expected a plain lower-case SQL identifier like e_track, got {value!r}"
             )
         return value
-
-    @field_validator("etrac_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"expected an IANA time zone like America/Sao_Paulo, got {value!r}"
-            ) from None
-        return value
-
-    @field_validator("etrac_api_base")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"expected an http(s):// URL, got {value!r}")
-        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod
@@ -311,28 +457,11 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("etrack_fetch_cron", "etrack_job_recover_cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) not in (5, 6):
-            raise ValueError(f"expected a cron expression like '*/2 * * * *', got {value!r}")
-        return " ".join(fields)
-
     @field_validator("etrac_timeout")
     @classmethod
     def _timeout(cls, value: str) -> str:
         _parse_timeout(value)
         return value
-
-    @field_validator("etrack_retention", "etrack_retention_raw")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        if not re.match(r"^\s*\d+\s*(d|w|m|mo|y)\s*$", value, re.IGNORECASE):
-            raise ValueError(f"expected a duration like 90d, 12w, 24m or 2y, got {value!r}")
-        return value.strip().lower().replace(" ", "")
 
     @field_validator(
         "pghost",
@@ -348,9 +477,10 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     # --------------------------------------------------------------- derived
-    @cached_property
+    @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.etrac_timezone)
+        """ETRAC_TIMEZONE, by its short name."""
+        return self.etrac_timezone
 
     @property
     def timeouts(self) -> tuple[float, float]:
@@ -372,6 +502,22 @@ class Settings(BaseSettings):
             (self.pghost, self.pgport, self.pgdatabase, self.pguser, self.pgpassword)
         )
 
+    def for_account(self, account: Account) -> Settings:
+        """These settings with the account's ETRAC_* values (credentials, API
+        base, zone, budget): what one account's client, limiter and collector
+        read. The same object when the account is these settings' own."""
+        update: dict[str, object] = {
+            "etrac_user": account.user,
+            "etrac_key": account.key,
+            "etrac_api_base": account.api_base,
+            "etrac_timezone": account.timezone,
+            "etrac_rate_limit": account.rate_limit,
+        }
+        if all(getattr(self, name) == value for name, value in update.items()):
+            return self
+        # Every value was validated as part of the account: no re-validation.
+        return self.model_copy(update=update)
+
 
 def _parse_timeout(value: str) -> tuple[float, float]:
     try:
@@ -390,26 +536,28 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(describe_validation_error(exc)) from None
+        field, message = _first_problem(exc, Settings)
+        if field is None:
+            raise SettingsError(f"invalid settings: {message}") from None
+        raise SettingsError(f"invalid setting {field.upper()}: {message}") from None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def _first_problem(exc: ValidationError, model: type[BaseModel]) -> tuple[str | None, str]:
+    """(field name or None, one line) of the first error, never a secret value."""
     first = exc.errors()[0]
-    name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+    name = str(first["loc"][0]) if first["loc"] else None
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] in ("int_parsing", "float_parsing", "bool_parsing"):
         kind = first["type"].split("_")[0]
         expected = {"int": "an integer", "float": "a number", "bool": "1/0, true/false"}[kind]
         message = f"expected {expected}, got {first.get('input')!r}"
     elif "input" in first and first["type"] not in ("value_error",):
-        field = Settings.model_fields.get(str(first["loc"][0])) if first["loc"] else None
+        field = model.model_fields.get(name) if name is not None else None
         secret = field is not None and "SecretStr" in repr(field.annotation)
         if not secret:
             message = f"{message}, got {first['input']!r}"
     extra = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    if not first["loc"]:
-        return f"invalid settings: {message}{extra}"
-    return f"invalid setting {name}: {message}{extra}"
+    return name, f"{message}{extra}"
 
 
 def documented_settings() -> list[tuple[str, str, str, bool]]:
@@ -446,3 +594,152 @@ def render_env_example() -> str:
         lines.append(f"# {variable}={value}")
         lines.append("")
     return "\n".join(lines)
+
+
+# =================================================================== accounts
+# The accounts file (ETRACK_ACCOUNTS_FILE):
+#
+#     [accounts.north]
+#     user = "fleet@north.example"
+#     key_env = "NORTH_ETRAC_KEY"      # or: key = "..."
+#     api_base = "https://api.etrac.com.br/monitoramento"   # default ETRAC_API_BASE
+#     timezone = "America/Manaus"      # default ETRAC_TIMEZONE
+#     rate_limit = 5                   # requests per second, default ETRAC_RATE_LIMIT
+#
+# Without the file, the one account of ETRAC_USER / ETRAC_KEY is `default`, so
+# a single-account installation behaves exactly as before. The file is read
+# again on every use (it is small): fixing a key, in the file or in the
+# environment variable it names, needs no restart.
+
+DEFAULT_ACCOUNT = "default"
+_ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ACCOUNT_KEYS = {"user", "key", "key_env", "api_base", "timezone", "rate_limit"}
+
+
+class Account(BaseModel):
+    """One eTrac login: credentials, API base, time zone and request budget.
+
+    `Settings.for_account` gives the settings one account's fetches run with.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    user: str | None
+    key: SecretStr | None
+    api_base: ApiBase
+    timezone: TimeZone
+    rate_limit: RateLimit
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the credentials or the API base change: a failing
+        account whose entry changed is tried again at once. A digest, so the
+        key itself is never stored."""
+        key = self.key.get_secret_value() if self.key else ""
+        text = f"{self.user}\0{key}\0{self.api_base}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_accounts(settings: Settings) -> list[Account]:
+    """The configured accounts, in the file's order (or the one `default`)."""
+    path = settings.etrack_accounts_file
+    if path is None:
+        return [
+            Account(
+                name=DEFAULT_ACCOUNT,
+                user=settings.etrac_user,
+                key=settings.etrac_key,
+                api_base=settings.etrac_api_base,
+                timezone=settings.etrac_timezone,
+                rate_limit=settings.etrac_rate_limit,
+            )
+        ]
+    return _read_accounts_file(Path(path), settings)
+
+
+def select_accounts(accounts: Sequence[Account], name: str | None) -> list[Account]:
+    """All accounts, or the one named by `--account NAME`."""
+    if name is None:
+        return list(accounts)
+    chosen = [account for account in accounts if account.name == name]
+    if not chosen:
+        known = ", ".join(account.name for account in accounts)
+        raise AccountsError(f"unknown account {name!r}; accounts: {known}")
+    return chosen
+
+
+def _read_accounts_file(path: Path, settings: Settings) -> list[Account]:
+    def problem(message: str) -> AccountsError:
+        return AccountsError(f"accounts file {path}: {message}")
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise problem("no such file") from None
+    except OSError as exc:
+        raise problem(f"cannot read it ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise problem("not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise problem(f"not valid TOML: {exc}") from None
+    table = data.get("accounts")
+    if not isinstance(table, dict) or not table:
+        raise problem("expected one [accounts.NAME] table per account, found none")
+    unknown = set(data) - {"accounts"}
+    if unknown:
+        raise problem(f"unknown top-level key {sorted(unknown)[0]!r} (only [accounts.NAME])")
+    accounts: list[Account] = []
+    users: dict[str, str] = {}
+    for name, entry in table.items():
+        if not _ACCOUNT_NAME.match(name):
+            raise problem(f"account name {name!r}: expected lower-case letters, digits, '-' or '_'")
+        if not isinstance(entry, dict):
+            raise problem(f"account {name!r}: expected a table [accounts.{name}]")
+        account = _account(name, entry, settings, problem)
+        user = (account.user or "").casefold()
+        if user in users:
+            raise problem(f"accounts {users[user]!r} and {name!r} have the same user")
+        users[user] = name
+        accounts.append(account)
+    return accounts
+
+
+def _account(
+    name: str,
+    entry: dict[str, Any],
+    settings: Settings,
+    problem: Callable[[str], AccountsError],
+) -> Account:
+    extra = set(entry) - _ACCOUNT_KEYS
+    if extra:
+        raise problem(f"account {name!r}: unknown key {sorted(extra)[0]!r}")
+    user = entry.get("user")
+    if not isinstance(user, str) or not user.strip():
+        raise problem(f"account {name!r}: 'user' (the eTrac login e-mail) is missing")
+    if ("key" in entry) == ("key_env" in entry):
+        raise problem(f"account {name!r}: give exactly one of 'key' or 'key_env'")
+    if "key" in entry:
+        key = entry["key"]
+        if not isinstance(key, str) or not key:
+            raise problem(f"account {name!r}: 'key' must be a non-empty string")
+    else:
+        variable = entry["key_env"]
+        if not isinstance(variable, str) or not variable:
+            raise problem(f"account {name!r}: 'key_env' must name an environment variable")
+        key = os.environ.get(variable, "")
+        if not key:
+            raise problem(f"account {name!r}: environment variable {variable} is not set")
+    try:
+        # Validated by the same types as the variables they stand for.
+        return Account(
+            name=name,
+            user=user.strip(),
+            key=SecretStr(key),
+            api_base=entry.get("api_base", settings.etrac_api_base),
+            timezone=entry.get("timezone", settings.etrac_timezone),
+            rate_limit=entry.get("rate_limit", settings.etrac_rate_limit),
+        )
+    except ValidationError as exc:
+        field, message = _first_problem(exc, Account)
+        raise problem(f"account {name!r}: {field}: {message}") from None

@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from etrack.provider.parse import canonical_plate
+from etrack.model import canonical_plate
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _BR_DATE = re.compile(r"^(\d{2})[/-](\d{2})[/-](\d{4})$")

@@ -190,6 +190,11 @@ class ApiUnavailable(ProviderError):
 class DailyBusy(EtrackError):
     """Another daily run holds ETRAC_DAILY_LOCK_ID."""
 
+    # `etrack daily` beside a running one says so and exits 0: nothing is wrong.
+    # A worker's daily job retries later instead: the other run may fail.
+    exit_code = EXIT_OK
+    transient = True
+
     def __init__(self, lock_id: int) -> None:
         self.lock_id = lock_id
         super().__init__(

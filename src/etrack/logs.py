@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
-from etrack.config import Settings
-from etrack.store.db import redact
+from etrack.config import Account, Settings
+
+_URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@")
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Remove secret values and URL passwords from a message."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 class RedactSecrets(logging.Filter):
@@ -30,13 +40,15 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def secrets_of(settings: Settings) -> list[str]:
+def secrets_of(settings: Settings, *accounts: Account) -> list[str]:
+    """Every secret value of the settings, and the keys of `accounts`."""
     values = [
         settings.etrac_key,
         settings.pgpassword,
         settings.database_url,
         settings.etrack_web_password,
         settings.etrack_secret_key,
+        *(account.key for account in accounts),
     ]
     return [v.get_secret_value() for v in values if v is not None]
 

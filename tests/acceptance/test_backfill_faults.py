@@ -18,8 +18,9 @@ from acceptance.test_backfill_support import (
     stop,
 )
 from etrack.config import Settings
-from etrack.jobs.app import JobEnv, open_app
+from etrack.jobs.app import open_app
 from etrack.jobs.backfill import status
+from etrack.jobs.env import JobEnv
 from etrack.store import db
 from fixtures_simulator import MakeSimulator
 

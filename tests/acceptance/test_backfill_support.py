@@ -7,7 +7,6 @@ command) and a real PostgreSQL.
 
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
 import time
@@ -20,48 +19,15 @@ import psycopg
 
 from etrack.simulator.server import SimulatorHandle
 from fixtures_db import subprocess_env
+from fixtures_jobs import FAST_ENV
 
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Worker timings for tests: dead workers are noticed within ~2 s.
-FAST_JOBS = {
-    "ETRACK_JOB_POLL_S": "0.2",
-    "ETRACK_JOB_HEARTBEAT_S": "0.5",
-    "ETRACK_JOB_STALLED_AFTER_S": "2",
-    "ETRACK_JOB_RECOVER_CRON": "* * * * * */1",
-}
-
-# Until etrack.cli registers the jobs commands itself, add them on the way in.
-_LAUNCH = (
-    "import sys; from etrack import cli; from etrack.cli.jobs import register; "
-    "register(cli.app); cli.main(sys.argv[1:], prog_name='etrack')"
-)
-
-
-@functools.cache
-def _registered_by_etrack() -> bool:
-    # Asked of a fresh interpreter: tests in this process may have registered
-    # the commands into etrack.cli.app themselves.
-    probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from etrack import cli; "
-            "print(any(g.name == 'backfill' for g in cli.app.registered_groups))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return probe.stdout.strip() == "True"
-
 
 def etrack_argv(*args: str) -> list[str]:
-    if _registered_by_etrack():
-        return [sys.executable, "-m", "etrack", *args]
-    return [sys.executable, "-c", _LAUNCH, *args]
+    return [sys.executable, "-m", "etrack", *args]
 
 
 def jobs_env(sim: SimulatorHandle, database_url: str, **extra: str) -> dict[str, str]:
@@ -71,7 +37,7 @@ def jobs_env(sim: SimulatorHandle, database_url: str, **extra: str) -> dict[str,
         "ETRAC_USER": sim.user,
         "ETRAC_KEY": sim.key,
         "ETRAC_RATE_LIMIT": "200",
-        **FAST_JOBS,
+        **FAST_ENV,
     }
     return subprocess_env(**{**settings, **extra})
 

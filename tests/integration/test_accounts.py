@@ -12,14 +12,15 @@ from typing import Any, TypeVar
 import pydantic
 import pytest
 
-from etrack.config import Settings
+from etrack.config import Settings, load_accounts
 from etrack.jobs import backfill as bf
-from etrack.jobs.app import EtrackApp, JobEnv, open_app
+from etrack.jobs.app import open_app
 from etrack.jobs.daily import DailyOptions, fetch_latest_once, run_daily
-from etrack.simulator.fleet import Account as SimAccount
+from etrack.jobs.env import EtrackApp, JobEnv
+from etrack.simulator.config import Account as SimAccount
 from etrack.simulator.server import SimulatorHandle
 from etrack.store import db
-from etrack.store.accounts import load_accounts, states
+from etrack.store.accounts import states
 from fixtures_jobs import FAST
 from fixtures_simulator import SIMULATOR_TZ, MakeSimulator
 

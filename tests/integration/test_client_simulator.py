@@ -17,18 +17,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import stamina
 
-from etrack.provider.client import (
-    ApiUnavailable,
-    AuthenticationError,
-    EtracClient,
-    History,
-    SyncClient,
-    UnknownPlate,
-    split_window,
-)
+from etrack.errors import ApiUnavailable, AuthenticationError, UnknownPlate
+from etrack.provider.client import EtracClient, History, split_window
 from etrack.provider.ratelimit import PyrateLimiter, UnlimitedLimiter
-from etrack.simulator.fleet import parse_local
 from etrack.simulator.server import SimulatorHandle
+from etrack.simulator.wire import parse_local
 
 pytestmark = pytest.mark.anyio
 
@@ -279,11 +272,3 @@ async def test_the_key_stays_out_of_logs_and_errors(
     assert client.stats.retries >= 1
     texts.append(caplog.text)
     assert all(simulator.key not in text for text in texts)
-
-
-def test_sync_client_for_the_cli(simulator: SimulatorHandle) -> None:
-    plate = simulator.fleet.plates()[0]
-    with SyncClient(client_for(simulator)) as client:
-        assert client.latest_positions() == simulator.fleet.latest_rows()
-        assert client.history_day(plate, DAY).rows == simulator.fleet.history_rows(plate, DAY)
-        assert client.stats.summary() == "API calls 2, retries 0"

@@ -8,10 +8,13 @@ import math
 from datetime import date, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from etrack.collect import Collector, open_collector
 from etrack.config import Settings
+from etrack.provider.client import EtracClient
+from etrack.provider.ratelimit import UnlimitedLimiter
 from etrack.simulator.server import SimulatorHandle
 from etrack.store import db
 from fixtures_simulator import MakeSimulator
@@ -49,6 +52,7 @@ def stored_rows(target: db.Target) -> dict[tuple[str, Any], tuple[Any, ...]]:
     return {(r[0], r[1]): tuple(r[2:]) for r in rows}
 
 
+@pytest.mark.slow
 def test_fleet_history_is_stored_exactly_once(
     make_simulator: MakeSimulator, settings: Settings, target: db.Target
 ) -> None:
@@ -211,3 +215,56 @@ def test_nothing_after_now_is_stored(
         newest = conn.execute("SELECT max(data_transmissao) FROM positions").fetchone()
     assert newest is not None
     assert newest[0] <= sim.fleet.now()
+
+
+def test_control_characters_in_a_history_answer_never_fail_its_batch(
+    settings: Settings, target: db.Target
+) -> None:
+    # The terminal block goes through the parser like the rows: a NUL (which
+    # PostgreSQL text refuses) is stripped, the text "null" is no value.
+    terminal = {"placa": "ABC-1234", "descricao": "Caminhão\x00 Baú", "frota": " NULL "}
+    rows = [
+        {
+            "placa": "ABC1234",
+            "data_transmissao": f"07/01/2025 08:{minute:02d}:00",
+            "latitude": f"{-23.55 + minute * 0.001:.6f}",
+            "longitude": "-46.633308",
+            "velocidade": "30",
+            "ignicao": "1",
+            "logradouro": "Rua A\x00\nCentro",
+        }
+        for minute in range(5)
+    ]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/ultimasposicoesterminal")
+        body = {"code_header": 200, "terminal": terminal, "posicoes": rows}
+        return httpx.Response(200, json=body)
+
+    client = EtracClient(
+        "http://etrac.test/monitoramento",
+        "frota@example.com",
+        "key",
+        tz=settings.tz,
+        limiter=UnlimitedLimiter(),
+        transport=httpx.MockTransport(answer),
+    )
+    pool = db.make_pool(target)
+
+    async def run() -> tuple[int, int]:
+        try:
+            stats = await Collector(settings, client, pool).fetch_history_day("ABC1234", DAYS[2])
+        finally:
+            await client.aclose()
+        return stats.inserted, stats.rejected
+
+    try:
+        assert asyncio.run(run()) == (5, 0)
+    finally:
+        pool.close()
+    with db.connection(target) as conn:
+        assert conn.execute("SELECT count(*) FROM positions").fetchone() == (5,)
+        described = conn.execute("SELECT placa, descricao, frota FROM terminals").fetchall()
+        addresses = {r[0] for r in conn.execute("SELECT logradouro FROM positions")}
+    assert described == [("ABC1234", "Caminhão Baú", None)]
+    assert addresses == {"Rua A Centro"}

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from etrack.logs import RedactSecrets
+from etrack.errors import DatabaseUnavailable, is_transient
+from etrack.logs import RedactSecrets, redact
 from etrack.store import db, embedded
 from fixtures_db import subprocess_env
 
@@ -70,7 +74,7 @@ def test_url_of_an_external_server_is_printed_without_password(
     with_password = database_url.replace(
         "postgresql://postgres", "postgresql://postgres:pw-1a2b3c", 1
     )
-    url = db.redact(with_password, [])
+    url = redact(with_password, [])
     assert "pw-1a2b3c" not in url
     assert "***" in url or "pw-1a2b3c" not in with_password
 
@@ -91,12 +95,106 @@ def test_redaction_filter_scrubs_logged_secrets(caplog: pytest.LogCaptureFixture
     assert text.count("***") == 2
 
 
+def unreachable(port: int) -> db.Target:
+    return db.Target(f"postgresql://bob:pw-5e6f@127.0.0.1:{port}/fleet", "e_track", embedded=False)
+
+
+def assert_unavailable(error: DatabaseUnavailable, target: db.Target) -> None:
+    message = str(error)
+    assert message.startswith(f"cannot reach PostgreSQL at {target.describe().split(' ')[0]}")
+    assert "pw-" not in message
+    assert "\n" not in message
+    assert is_transient(error)
+
+
+def terminate(target: db.Target, pid: int) -> None:
+    with db.connection(target, autocommit=True) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def lose_the_connection(target: db.Target, block: AbstractContextManager[db.Conn]) -> None:
+    with block as conn:
+        terminate(target, conn.info.backend_pid)
+        conn.execute("SELECT 1")
+
+
+def cancel_a_query(target: db.Target) -> None:
+    with db.connection(target) as conn:
+        conn.execute("SET statement_timeout = 1")
+        conn.execute("SELECT pg_sleep(1)")
+
+
+def test_a_connection_lost_inside_the_block_is_database_unavailable(target: db.Target) -> None:
+    with pytest.raises(DatabaseUnavailable) as error:
+        lose_the_connection(target, db.connection(target))
+    assert_unavailable(error.value, target)
+
+
+def test_sql_errors_inside_the_block_are_not_outages(target: db.Target) -> None:
+    # QueryCanceled is an OperationalError too, but the server is fine.
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        cancel_a_query(target)
+
+
+def test_every_session_gets_the_same_options(target: db.Target) -> None:
+    assert db.session_options("fleet") == "-c search_path=fleet,public -c timezone=UTC"
+    with db.connection(target) as conn:
+        row = conn.execute("SELECT current_setting('search_path'), current_setting('TimeZone')")
+        assert row.fetchone() == (f"{target.schema},public", "UTC")
+
+
+def test_pools_turn_outages_into_database_unavailable(target: db.Target) -> None:
+    with pytest.raises(DatabaseUnavailable) as error:
+        db.make_pool(unreachable(free_port()))
+    assert "pw-" not in str(error.value)
+    pool = db.make_pool(target, max_size=1)
+    try:
+        with pytest.raises(DatabaseUnavailable) as error:
+            lose_the_connection(target, pool.connection())
+        assert_unavailable(error.value, target)
+        with pool.connection() as conn:  # the pool replaced the broken connection
+            assert conn.execute("SHOW search_path").fetchone() == (f"{target.schema},public",)
+    finally:
+        pool.close()
+
+
+def test_async_connections_and_pools_turn_outages_into_database_unavailable(
+    target: db.Target,
+) -> None:
+    down = unreachable(free_port())
+
+    async def go() -> None:
+        with pytest.raises(DatabaseUnavailable) as error:
+            await db.connect_async(down)
+        assert_unavailable(error.value, down)
+        pool = db.AsyncPool(down, min_size=1, max_size=1, open=False, timeout=1)
+        await pool.open(wait=False)
+        try:
+            with pytest.raises(DatabaseUnavailable) as error:
+                async with pool.connection():
+                    pass
+            assert_unavailable(error.value, down)
+        finally:
+            await pool.close()
+        live = db.AsyncPool(target, min_size=1, max_size=1, open=False, timeout=10)
+        await live.open(wait=True)
+        try:
+            async with live.connection() as conn:
+                cursor = await conn.execute("SHOW search_path")
+                assert await cursor.fetchone() == (f"{target.schema},public",)
+        finally:
+            await live.close()
+
+    asyncio.run(go())
+
+
 def test_target_repr_hides_the_password() -> None:
     target = db.Target("postgresql://u:pw-0000@h:5/d", "e_track", embedded=False)
     assert "pw-0000" not in repr(target)
     assert "h:5" in repr(target)
 
 
+@pytest.mark.slow
 def test_embedded_start_status_stop(tmp_path: Path) -> None:
     # Outside pytest's basetemp, which concurrent pytest runs prune.
     data_dir = Path(tempfile.mkdtemp(prefix="etrack-embedded-test-")) / "data"

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from etrack.model import Position, Reject, Terminal
 from etrack.provider import parse as records
+from etrack.quality import flag_sequence
 from etrack.store import db
 from etrack.store import positions as ingest
 
@@ -36,9 +38,9 @@ def raw_row(minute: int, **extra: Any) -> dict[str, Any]:
     return row
 
 
-def parse(rows: Sequence[object]) -> tuple[list[records.Position], list[records.Reject]]:
+def parse(rows: Sequence[object]) -> tuple[list[Position], list[Reject]]:
     parsed = records.parse_positions(rows, TZ, now=NOW, future_tolerance_s=600)
-    return records.flag_sequence(parsed.positions, jump_speed_kmh=300), parsed.rejects
+    return flag_sequence(parsed.positions, jump_speed_kmh=300), parsed.rejects
 
 
 def snapshot(conn: db.Conn) -> list[tuple[Any, ...]]:
@@ -116,10 +118,21 @@ def test_terminals_take_the_newest_description(conn: db.Conn) -> None:
 
 def test_history_rows_get_the_terminal_block(conn: db.Conn) -> None:
     rows = [raw_row(0, descricao=None, frota=None)]
-    ingest.store_positions(
-        conn, *parse(rows), terminal={"placa": "ABC1234", "descricao": "Van", "frota": "Sul"}
-    )
+    terminal = records.parse_terminal({"placa": "ABC1234", "descricao": "Van", "frota": "Sul"})
+    assert isinstance(terminal, Terminal)
+    ingest.store_positions(conn, *parse(rows), terminals=[terminal])
     assert conn.execute("SELECT descricao, frota FROM terminals").fetchone() == ("Van", "Sul")
+
+
+def test_a_nul_in_the_terminal_block_keeps_the_batch(conn: db.Conn) -> None:
+    rows = [raw_row(k, descricao=None, frota=None) for k in range(3)]
+    terminal = records.parse_terminal(
+        {"placa": "ABC-1234", "descricao": "Van\x00 1", "frota": "null"}
+    )
+    assert isinstance(terminal, Terminal)
+    stats = ingest.store_positions(conn, *parse(rows), terminals=[terminal])
+    assert (stats.inserted, stats.rejected) == (3, 0)
+    assert conn.execute("SELECT descricao, frota FROM terminals").fetchone() == ("Van 1", None)
 
 
 def test_positions_far_in_time_never_fail_the_batch(conn: db.Conn) -> None:
@@ -128,11 +141,11 @@ def test_positions_far_in_time_never_fail_the_batch(conn: db.Conn) -> None:
     assert stats.inserted == 2
 
 
-class KillingRows(Sequence[records.Position]):
+class KillingRows(Sequence[Position]):
     """Rows whose iteration kills the writing connection half-way: a crash
     in the middle of the COPY."""
 
-    def __init__(self, rows: list[records.Position], kill: Any, after: int) -> None:
+    def __init__(self, rows: list[Position], kill: Any, after: int) -> None:
         self._rows, self._kill, self._after = rows, kill, after
 
     def __len__(self) -> int:
@@ -141,7 +154,7 @@ class KillingRows(Sequence[records.Position]):
     def __getitem__(self, index: Any) -> Any:
         return self._rows[index]
 
-    def __iter__(self) -> Iterator[records.Position]:
+    def __iter__(self) -> Iterator[Position]:
         for n, row in enumerate(self._rows):
             if n == self._after:
                 self._kill()

@@ -13,8 +13,10 @@ import pytest
 
 from etrack.config import Settings
 from etrack.jobs import backfill as bf
-from etrack.jobs.app import EtrackApp, JobEnv, fetch_all, open_app
-from etrack.jobs.tasks import BACKFILL_PARTITION, PARTITION_RETRY
+from etrack.jobs.app import open_app
+from etrack.jobs.env import EtrackApp, JobEnv, fetch_all
+from etrack.jobs.names import BACKFILL_PARTITION
+from etrack.jobs.tasks import PARTITION_RETRY
 from etrack.simulator.server import SimulatorHandle
 from etrack.store import db
 from fixtures_jobs import FAST

@@ -12,15 +12,11 @@ import pydantic
 import pytest
 
 from etrack.config import Settings
-from etrack.jobs.app import EtrackApp, JobEnv, open_app, session_lock
-from etrack.jobs.daily import (
-    DailyBusy,
-    DailyOptions,
-    defer_catch_up,
-    run_daily,
-    run_daily_job,
-)
-from etrack.jobs.tasks import DAILY
+from etrack.errors import DailyBusy
+from etrack.jobs.app import open_app
+from etrack.jobs.daily import DailyOptions, defer_catch_up, run_daily, run_daily_job
+from etrack.jobs.env import EtrackApp, JobEnv, session_lock
+from etrack.jobs.names import DAILY
 from etrack.simulator.server import SimulatorHandle
 from etrack.store import db
 from fixtures_jobs import FAST

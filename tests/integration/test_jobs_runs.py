@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 import pydantic
 import pytest
 
-from etrack.config import Settings
-from etrack.jobs.app import EtrackApp, JobEnv, open_app, require_job_queue
-from etrack.jobs.runs import list_runs, recorded_run
-from etrack.jobs.tasks import FETCH_LATEST
-from etrack.jobs.worker import recover_stalled_jobs, run_worker
+from etrack.config import Settings, parse_duration
+from etrack.errors import SchemaNotCurrent
+from etrack.jobs.app import open_app, require_job_queue
+from etrack.jobs.env import EtrackApp, JobEnv
+from etrack.jobs.names import FETCH_LATEST, PRUNE_RETENTION
+from etrack.jobs.runs import list_runs, recorded_run, recover_stalled_jobs
+from etrack.jobs.worker import run_worker
 from etrack.store import db, migrations
 from fixtures_jobs import FAST
 from fixtures_simulator import MakeSimulator
@@ -43,7 +45,7 @@ def test_upgrade_installs_the_job_queue_in_the_etrack_schema(conn: db.Conn) -> N
 
 def test_jobs_refuse_a_database_without_the_job_queue(empty_database_url: str) -> None:
     target = db.Target(empty_database_url, "e_track", embedded=False)
-    with pytest.raises(db.SchemaNotCurrent, match="run `etrack db upgrade`"):
+    with pytest.raises(SchemaNotCurrent, match="run `etrack db upgrade`"):
         require_job_queue(target)
 
 
@@ -171,15 +173,13 @@ def test_the_worker_runs_the_schedule_and_logs_to_files(
 def test_the_retention_task_drops_old_months_and_is_recorded(
     settings: Settings, target: db.Target, conn: db.Conn
 ) -> None:
-    from etrack.jobs.tasks import PRUNE_RETENTION
-
     conn.execute("SELECT ensure_positions_partition('2020-01-15 00:00+00')")
     conn.execute(
         "INSERT INTO positions (placa, data_transmissao, latitude, longitude) VALUES"
         " ('ABC1234', '2020-01-15 10:00+00', -23.5, -46.6),"
         " ('ABC1234', now() - interval '1 day', -23.5, -46.6)"
     )
-    current = settings.model_copy(update={"etrack_retention": "24m"})
+    current = settings.model_copy(update={"etrack_retention": parse_duration("24m")})
 
     async def work() -> None:
         async with open_app(JobEnv(current, target, FAST), schedule=True) as app:

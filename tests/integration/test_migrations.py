@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from etrack.errors import SchemaNotCurrent
 from etrack.store import db, migrations
 from fixtures_db import SCHEMA, subprocess_env
 from schema_catalog import describe_schema
@@ -78,7 +79,7 @@ def test_schema_sql_equals_the_migrations(empty_database_url: str, database_url:
 
 def test_commands_needing_the_schema_say_run_upgrade(empty_database_url: str) -> None:
     target = db.Target(empty_database_url, SCHEMA, embedded=False)
-    with pytest.raises(db.SchemaNotCurrent, match="run `etrack db upgrade`"):
+    with pytest.raises(SchemaNotCurrent, match="run `etrack db upgrade`"):
         migrations.check_current(target, auto_upgrade=False)
     migrations.check_current(target, auto_upgrade=True)
     with db.connection(target) as conn:
@@ -130,5 +131,5 @@ def test_a_position_far_outside_the_partitions_still_lands(
 def test_a_database_newer_than_etrack_is_refused(target: db.Target) -> None:
     with db.connection(target, autocommit=True) as conn:
         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (9999, 'future')")
-    with pytest.raises(db.SchemaNotCurrent, match="newer than this etrack"):
+    with pytest.raises(SchemaNotCurrent, match="newer than this etrack"):
         migrations.check_current(target, auto_upgrade=True)

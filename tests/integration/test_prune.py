@@ -14,16 +14,14 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from etrack import cli
-from etrack.config import Settings
-from etrack.provider import parse as records
+from etrack import model as records
+from etrack.config import Duration, Settings, parse_duration
+from etrack.errors import EXIT_USAGE
 from etrack.store import db
 from etrack.store import positions as ingest
 from etrack.store.retention import (
     RAW_CLEARED_MARK,
-    Duration,
     cutoff_for,
-    parse_duration,
     prune,
     prune_with_settings,
 )
@@ -338,7 +336,7 @@ def test_prune_with_settings_runs_both_passes(loaded: db.Conn, settings: Setting
     none = prune_with_settings(loaded, settings, now=now)
     assert none == []
     configured = settings.model_copy(
-        update={"etrack_retention": "2m", "etrack_retention_raw": "30d"}
+        update={"etrack_retention": Duration(2, "m"), "etrack_retention_raw": Duration(30, "d")}
     )
     reports = prune_with_settings(loaded, configured, now=now)
     assert [r.raw_only for r in reports] == [False, True]
@@ -397,10 +395,10 @@ def test_cli_defaults_come_from_the_settings(
     assert "[ETRACK_RETENTION]" in out
     assert "[ETRACK_RETENTION_RAW]" in out
     code, _out, err = run_etrack("prune", "--raw-only", "--routes")
-    assert code == cli.EXIT_USAGE
+    assert code == EXIT_USAGE
     assert "--routes" in err
     code, _out, err = run_etrack("prune", "--older-than", "0d")
-    assert code == cli.EXIT_USAGE
+    assert code == EXIT_USAGE
     assert "at least one day" in err
 
 

@@ -22,7 +22,7 @@ from etrack.config import Settings
 from etrack.simulator.server import build_config, run_in_thread
 from etrack.store import db
 from etrack.trips.compute import compute_routes
-from etrack.trips.detect import RouteParams
+from etrack.trips.params import RouteParams
 from fixtures_db import SCHEMA, with_database
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,12 +11,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from etrack.provider import parse as records
-from etrack.simulator.fleet import Fleet, FleetConfig
+from etrack.model import InvalidPlate, Position, ProviderTrip
+from etrack.provider.parse import parse_trip
+from etrack.simulator.config import FleetConfig
+from etrack.simulator.fleet import Fleet
 from etrack.store import db
 from etrack.store import positions as ingest
-from etrack.trips.compute import compute_routes, fleet_day_summary
-from etrack.trips.detect import RouteParams
+from etrack.store.routes import fleet_day_summary
+from etrack.trips.compute import compute_routes
+from etrack.trips.params import RouteParams
 
 TZ = ZoneInfo("America/Sao_Paulo")
 DAYS = [date(2025, 3, 4), date(2025, 3, 5)]
@@ -24,9 +27,9 @@ FLEET = Fleet(FleetConfig(seed=5, vehicles=4, now=datetime(2025, 3, 10, 12, 0, t
 PARAMS = RouteParams(tz=TZ)
 
 
-def position(e: Any) -> records.Position:
+def position(e: Any) -> Position:
     vehicle = FLEET.vehicle(e.placa)
-    return records.Position(
+    return Position(
         e.placa, e.data_transmissao, e.latitude, e.longitude, e.velocidade, e.ignicao,
         e.odometro, None, e.horimetro, e.bateria, e.logradouro, vehicle.descricao,
         vehicle.frota, None, None, e.placa, e.quality, {},
@@ -96,9 +99,8 @@ def test_compute_store_skip_and_recompute(conn: db.Conn) -> None:
     late_at = datetime(2025, 3, 5, 12, 0, 7, tzinfo=TZ)
     stored = ingest.store_positions(
         conn,
-        [records.Position(plates[0], late_at, -23.55, -46.63, 0.0, False, None, None,
-                          None, None, "Rua Nova", None, None, None, None, plates[0],
-                          "valid", {})],
+        [Position(plates[0], late_at, -23.55, -46.63, 0.0, False, None, None, None, None,
+                  "Rua Nova", None, None, None, None, plates[0], "valid", {})],
     )  # fmt: skip
     assert stored.inserted == 1
     third = compute_routes(conn, PARAMS, plates=plates, days=DAYS)
@@ -148,8 +150,8 @@ def test_a_backfill_near_midnight_recomputes_the_neighbour_day(conn: db.Conn) ->
     late = datetime(2025, 3, 5, 0, 0, 30, tzinfo=TZ)
     ingest.store_positions(
         conn,
-        [records.Position(plates[0], late, -23.5, -46.6, 0.0, False, None, None, None,
-                          None, None, None, None, None, None, plates[0], "valid", {})],
+        [Position(plates[0], late, -23.5, -46.6, 0.0, False, None, None, None, None, None,
+                  None, None, None, None, plates[0], "valid", {})],
     )  # fmt: skip
     again = compute_routes(conn, PARAMS, plates=plates, days=DAYS)
     assert (again.computed, again.skipped) == (2, 0)
@@ -161,8 +163,8 @@ def test_empty_days_and_days_with_only_invalid_points(conn: db.Conn) -> None:
     bad_day = DAYS[1]
     noon = datetime(2025, 3, 5, 12, 0, tzinfo=TZ)
     flagged = [
-        records.Position(plates[0], noon + timedelta(minutes=k), 0.0, 0.0, 0.0, False, None,
-                         None, None, None, None, None, None, None, None, plates[0], "no_fix", {})
+        Position(plates[0], noon + timedelta(minutes=k), 0.0, 0.0, 0.0, False, None, None,
+                 None, None, None, None, None, None, None, plates[0], "no_fix", {})
         for k in range(3)
     ]  # fmt: skip
     ingest.store_positions(conn, flagged)
@@ -197,9 +199,9 @@ def test_provider_comparison_is_stored_and_followed(conn: db.Conn) -> None:
     assert conn.execute(
         "SELECT count(*) FROM routes WHERE provider_comparison IS NOT NULL"
     ).fetchone() == (0,)
-    trips = [records.parse_trip(raw, TZ) for raw in FLEET.trip_summaries(plates[0], day)]
-    assert all(isinstance(t, records.Trip) for t in trips)
-    ingest.store_trips(conn, [t for t in trips if isinstance(t, records.Trip)], tz=TZ)
+    trips = [parse_trip(raw, TZ) for raw in FLEET.trip_summaries(plates[0], day)]
+    assert all(isinstance(t, ProviderTrip) for t in trips)
+    ingest.store_trips(conn, [t for t in trips if isinstance(t, ProviderTrip)], tz=TZ)
     # New provider trips make that day stale: the comparison appears.
     summary = compute_routes(conn, PARAMS, plates=plates, days=DAYS)
     assert (summary.computed, summary.skipped) == (1, 3)
@@ -333,5 +335,5 @@ def test_plates_are_canonicalized(conn: db.Conn) -> None:
     summary = compute_routes(conn, PARAMS, plates=[spelled], days=DAYS[:1])
     assert (summary.computed, summary.empty) == (1, 0)
     assert conn.execute("SELECT placa FROM routes").fetchall() == [(plate,)]
-    with pytest.raises(records.InvalidPlate):
+    with pytest.raises(InvalidPlate):
         compute_routes(conn, PARAMS, plates=["not a plate"], days=DAYS[:1])

@@ -19,7 +19,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from etrack.simulator.fleet import Account, FleetConfig, QuirkConfig, canonical_plate
+from etrack.model import canonical_plate
+from etrack.simulator.config import Account, FleetConfig, QuirkConfig
 from etrack.simulator.server import (
     FaultConfig,
     SimulatorConfig,

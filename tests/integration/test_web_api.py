@@ -34,7 +34,7 @@ from etrack.config import Settings
 from etrack.simulator.server import SimulatorHandle, build_config, run_in_thread
 from etrack.store import db
 from etrack.trips.compute import compute_routes
-from etrack.trips.detect import RouteParams
+from etrack.trips.params import RouteParams
 from etrack.web import create_app
 
 TZ = ZoneInfo("America/Sao_Paulo")
@@ -400,6 +400,7 @@ def test_security_headers_and_no_stack_traces(client: TestClient) -> None:
     assert "Traceback" not in missing.text
 
 
+@pytest.mark.slow
 def test_database_outage_is_a_503_without_details(web_data: WebData) -> None:
     broken = db.Target("postgresql://nobody@127.0.0.1:1/none", SCHEMA, embedded=False)
     app = create_app(web_data.settings, broken, scheduler=False)

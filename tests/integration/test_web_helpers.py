@@ -10,9 +10,9 @@ import pytest
 from fastapi import HTTPException
 
 from etrack.web import i18n
-from etrack.web.api import sort_rows
 from etrack.web.inputs import day_range_or_error, plates_or_error, range_or_error
 from etrack.web.reader import BodyCache, Encoded, vehicle_state
+from etrack.web.reports import sort_rows
 from etrack.web.security import content_security_policy, is_loopback, safe_next, tile_source
 
 TZ = ZoneInfo("America/Sao_Paulo")

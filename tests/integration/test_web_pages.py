@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from etrack.web import create_app
 from etrack.web.security import hash_password, verify_password
@@ -131,7 +132,8 @@ def test_login_csrf_and_network_rule(web_data: WebData) -> None:
     settings = web_data.settings.model_copy(
         update={
             "etrack_web_user": "admin",
-            "etrack_web_password": hash_password("s3cret", iterations=1000),
+            # model_copy does not validate: give the field its type.
+            "etrack_web_password": SecretStr(hash_password("s3cret", iterations=1000)),
         }
     )
     app = create_app(settings, web_data.target, scheduler=False)

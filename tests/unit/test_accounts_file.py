@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from etrack import cli
-from etrack.config import Settings
-from etrack.store.accounts import AccountsError, load_accounts, select_accounts
+from etrack.config import Settings, load_accounts, select_accounts
+from etrack.errors import AccountsError
 
 GOOD = """
 [accounts.north]
@@ -33,7 +33,7 @@ def test_without_a_file_the_single_account_is_default() -> None:
     current = settings_for(None, etrac_user="me@example.com", etrac_key="k")
     [account] = load_accounts(current)
     assert account.name == "default"
-    assert account.settings is current
+    assert current.for_account(account) is current
 
 
 def test_each_account_has_its_own_credentials_zone_and_budget(
@@ -44,12 +44,20 @@ def test_each_account_has_its_own_credentials_zone_and_budget(
     path.write_text(GOOD)
     north, south = load_accounts(settings_for(path, etrac_rate_limit=7.0))
     assert (north.name, north.user, north.rate_limit) == ("north", "north@example.com", 2.5)
-    assert north.settings.tz.key == "America/Manaus"
-    assert south.settings.tz.key == "America/Sao_Paulo"
+    assert north.timezone.key == "America/Manaus"
+    assert south.timezone.key == "America/Sao_Paulo"
     assert south.rate_limit == 7.0  # ETRAC_RATE_LIMIT is the default
-    assert south.settings.etrac_key is not None
-    assert south.settings.etrac_key.get_secret_value() == "south-secret"
-    assert south.settings.etrac_api_base == "http://127.0.0.1:9/monitoramento"
+    assert south.key is not None
+    assert south.key.get_secret_value() == "south-secret"
+    assert south.api_base == "http://127.0.0.1:9/monitoramento"
+    # The settings one account's fetches run with carry its values.
+    current = settings_for(path, etrac_rate_limit=7.0)
+    north_settings = current.for_account(north)
+    assert north_settings.tz.key == "America/Manaus"
+    assert north_settings.etrac_rate_limit == 2.5
+    assert north_settings.etrac_user == "north@example.com"
+    assert current.for_account(south).etrac_api_base == "http://127.0.0.1:9/monitoramento"
+    assert current.tz.key == "America/Sao_Paulo"
     # A changed key changes the fingerprint (a failing account is retried).
     before = south.fingerprint
     monkeypatch.setenv("SOUTH_KEY", "fixed")

@@ -26,21 +26,18 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from etrack.config import Settings
-from etrack.provider.client import (
-    MAX_WINDOW,
+from etrack.errors import (
     ApiUnavailable,
     AuthenticationError,
     BusinessError,
-    EtracClient,
-    History,
     InvalidDate,
     MissingCredentials,
-    SyncClient,
+    ProviderError,
     UnexpectedResponse,
     UnknownPlate,
     WindowTooLarge,
-    split_window,
 )
+from etrack.provider.client import MAX_WINDOW, EtracClient, History, split_window
 from etrack.provider.ratelimit import PyrateLimiter, UnlimitedLimiter, rate_for
 
 pytestmark = pytest.mark.anyio
@@ -500,6 +497,20 @@ async def test_cancellation_passes_through_untouched() -> None:
         assert (client.stats.requests, client.stats.retries) == (1, 0)
 
 
+async def test_no_httpx_error_leaves_the_client() -> None:
+    # A deployment mistake is a ProviderError at once; the rest of httpx's
+    # errors (an undecodable body, say) are an UnexpectedResponse.
+    mistake, _ = scripted(httpx.UnsupportedProtocol("no such scheme"))
+    async with make_client(mistake) as client:
+        with pytest.raises(ProviderError, match="cannot send POST"):
+            await client.latest_positions()
+    undecodable, seen = scripted(httpx.DecodingError("bad gzip"))
+    async with make_client(undecodable) as client:
+        with pytest.raises(UnexpectedResponse, match="DecodingError: bad gzip"):
+            await client.latest_positions()
+    assert len(seen) == 1
+
+
 def test_unsupported_scheme_and_credentials_in_url_are_refused() -> None:
     with pytest.raises(ValueError, match="http"):
         EtracClient("ftp://api.test/x", USER, KEY)
@@ -793,16 +804,6 @@ async def test_stats_count_calls_per_endpoint_and_bytes() -> None:
     assert (stats.total_calls, stats.requests, stats.retries) == (3, 4, 1)
     assert stats.bytes_received > 3 * len(json.dumps(VEHICLE))
     assert stats.summary() == "API calls 3, retries 1"
-
-
-def test_sync_client() -> None:
-    handler, seen = scripted(ok({"code_header": 200, "retorno": [VEHICLE]}))
-    with SyncClient(make_client(handler)) as client:
-        assert client.latest_positions() == [VEHICLE]
-        assert client.latest_position("ABC1234") == [VEHICLE]
-        assert client.stats.total_calls == 2
-        assert repr(client) == f"SyncClient(EtracClient(base_url={BASE!r}, user={USER!r}))"
-    assert len(seen) == 2
 
 
 # -------------------------------------------------------------------- secrets

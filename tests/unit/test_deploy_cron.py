@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from etrack import cli
-from etrack.deploy import (
+from etrack import errors
+from etrack.deploy.cron import (
     CRON_BEGIN,
     CRON_END,
-    CrontabError,
     UserCrontab,
     install_cron_block,
     remove_cron_block,
 )
+from etrack.errors import CrontabError
 
 USER_LINES = "MAILTO=ops@example.com\n# my backups\n30 4 * * * /usr/local/bin/backup --all\n"
 
@@ -63,7 +63,7 @@ def test_seconds_cannot_go_to_cron(
 ) -> None:
     monkeypatch.setenv("ETRACK_FETCH_CRON", "* * * * * */30")
     code, _, err = run_etrack("deploy", "cron")
-    assert code == cli.EXIT_USAGE
+    assert code == errors.EXIT_USAGE
     assert "5 fields" in err
 
 
@@ -127,7 +127,7 @@ def test_damaged_block_is_left_alone(
     code, _, err = run_etrack(
         "deploy", "cron", "--install", "--crontab-file", str(crontab), "--log-dir", str(tmp_path)
     )
-    assert code == cli.EXIT_FAILURE
+    assert code == errors.EXIT_FAILURE
     assert "damaged" in err
     assert crontab.read_text() == damaged
     with pytest.raises(CrontabError):

@@ -12,7 +12,6 @@ import pytest
 import typer
 
 from etrack import cli
-from etrack.cli.ops import register
 from etrack.config import documented_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,16 +35,8 @@ _COMMAND = re.compile(
 
 
 def full_app() -> Any:
-    """The `etrack` command tree with every layer's commands registered."""
-    from etrack.cli.jobs import register as register_jobs
-
-    app = typer.Typer()
-    app.callback()(cli._root)
-    app.registered_commands.extend(cli.app.registered_commands)
-    app.registered_groups.extend(cli.app.registered_groups)
-    register_jobs(app)
-    register(app)
-    return typer.main.get_command(app)
+    """The `etrack` command tree, every group's commands registered."""
+    return typer.main.get_command(cli.app)
 
 
 def mentions() -> list[tuple[str, list[str], list[str]]]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from etrack import cli
-from etrack.deploy import SystemdOptions, _exec_arg, cron_to_calendar, render_systemd
+from etrack import errors
+from etrack.deploy.systemd import SystemdOptions, _exec_arg, cron_to_calendar, render_systemd
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent  # the running one: its executables exist
@@ -159,7 +159,7 @@ def test_printed_without_output(run_etrack: Callable[..., tuple[int, str, str]])
 
 def test_bad_user_is_a_usage_error(run_etrack: Callable[..., tuple[int, str, str]]) -> None:
     code, _, err = run_etrack("deploy", "systemd", "--user", "bad user;rm")
-    assert code == cli.EXIT_USAGE
+    assert code == errors.EXIT_USAGE
     assert "--user" in err
 
 

@@ -10,11 +10,11 @@ import pytest
 from croniter import croniter
 from procrastinate.jobs import Job
 
-from etrack.config import SettingsError, load_settings
+from etrack.config import load_settings
+from etrack.errors import ApiUnavailable, SettingsError, UnknownPlate
 from etrack.jobs.backfill import Counts, PlateSummary, summary_lines
 from etrack.jobs.daily import DailyResult, due_days
 from etrack.jobs.tasks import Backoff, daily_cron, local_cron_to_utc, local_day_before
-from etrack.provider.client import ApiUnavailable, UnknownPlate
 from etrack.trips.compute import RoutesSummary
 
 SP = ZoneInfo("America/Sao_Paulo")

@@ -11,37 +11,35 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from etrack.provider.parse import (
-    BAD_PLATE,
-    BAD_TIMESTAMP,
+from etrack.model import (
     DUPLICATE,
     FUTURE,
     JUMP,
-    MISSING_PLATE,
-    MISSING_TIMESTAMP,
     NO_FIX,
-    NOT_AN_OBJECT,
     OUT_OF_RANGE,
     VALID,
     InvalidPlate,
     InvalidValue,
     Position,
+    ProviderTrip,
     Reject,
     Terminal,
-    Trip,
     canonical_plate,
-    coerce_bool,
-    coerce_duration_s,
-    coerce_number,
-    coerce_text,
-    coerce_timestamp,
-    flag_sequence,
+    short_repr,
+)
+from etrack.provider.parse import (
+    BAD_PLATE,
+    BAD_TIMESTAMP,
+    MISSING_PLATE,
+    MISSING_TIMESTAMP,
+    NOT_AN_OBJECT,
     parse_position,
     parse_positions,
     parse_terminal,
     parse_trip,
     parse_vehicle,
 )
+from etrack.quality import flag_sequence
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2025, 7, 2, 12, 0, tzinfo=UTC)
@@ -112,6 +110,44 @@ def reject(raw: object) -> Reject:
     record = parse(raw)
     assert isinstance(record, Reject), record
     return record
+
+
+# The rules for one field, read through the row parsers (the only way the
+# code reads a field): a value is put in a field of a valid row, and a field
+# listed in `bad_fields` raises InvalidValue like a standalone coercer would.
+
+
+def _field(record: Position | ProviderTrip | Reject, name: str, value: object, kind: str) -> Any:
+    assert not isinstance(record, Reject), record
+    if name in record.bad_fields:
+        raise InvalidValue(f"expected {kind}, got {short_repr(value)}")
+    return getattr(record, name)
+
+
+def coerce_number(value: object) -> float | None:
+    record = parse(vehicle_row(odometro=value))
+    return _field(record, "odometro", value, "a number")  # type: ignore[no-any-return]
+
+
+def coerce_bool(value: object) -> bool | None:
+    record = parse(vehicle_row(ignicao=value))
+    return _field(record, "ignicao", value, "1/0, true/false, on/off or sim/não")  # type: ignore[no-any-return]
+
+
+def coerce_text(value: object) -> str | None:
+    record = parse(vehicle_row(logradouro=value))
+    return _field(record, "logradouro", value, "text")  # type: ignore[no-any-return]
+
+
+def coerce_timestamp(value: object, tz: ZoneInfo) -> datetime | None:
+    record = parse_position(vehicle_row(data_gravacao=value), tz, now=NOW, future_tolerance_s=0)
+    kind = "a time like DD/MM/YYYY HH:MM:SS or ISO 8601"
+    return _field(record, "data_gravacao", value, kind)  # type: ignore[no-any-return]
+
+
+def coerce_duration_s(value: object) -> int | None:
+    record = parse_trip(trip_row(duracao_conducao=value), SAO_PAULO)
+    return _field(record, "duracao_conducao", value, "a duration like HH:MM:SS")  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------- plates
@@ -710,7 +746,7 @@ def test_parse_positions_splits_records_and_rejects() -> None:
 def test_a_realistic_trip_row() -> None:
     raw = trip_row()
     record = parse_trip(raw, SAO_PAULO)
-    assert isinstance(record, Trip)
+    assert isinstance(record, ProviderTrip)
     assert record.placa == "ABC1D23"
     assert record.data_inicio_conducao == utc(2025, 7, 1, 11, 0, 0)
     assert record.data_fim_conducao == utc(2025, 7, 1, 12, 30, 15)
@@ -741,7 +777,7 @@ def test_trip_with_unreadable_optional_fields() -> None:
         ),
         SAO_PAULO,
     )
-    assert isinstance(record, Trip)
+    assert isinstance(record, ProviderTrip)
     assert record.duracao_conducao is None
     assert record.distancia_conducao is None
     assert record.data_fim_conducao is None
@@ -756,7 +792,7 @@ def test_trip_with_unreadable_optional_fields() -> None:
 
 def test_trip_in_progress_has_no_end() -> None:
     record = parse_trip(trip_row(data_fim_conducao="", duracao_conducao=""), SAO_PAULO)
-    assert isinstance(record, Trip)
+    assert isinstance(record, ProviderTrip)
     assert record.data_fim_conducao is None
     assert record.bad_fields == ()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,30 +11,28 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from etrack.provider.parse import (
-    BAD_PLATE,
-    BAD_TIMESTAMP,
+from etrack.model import (
     DUPLICATE,
     FUTURE,
     JUMP,
-    MISSING_PLATE,
-    MISSING_TIMESTAMP,
     NO_FIX,
-    NOT_AN_OBJECT,
     OUT_OF_RANGE,
     VALID,
-    InvalidValue,
     Position,
+    ProviderTrip,
     Reject,
-    Trip,
     canonical_plate,
-    coerce_bool,
-    coerce_number,
-    coerce_timestamp,
-    flag_sequence,
+)
+from etrack.provider.parse import (
+    BAD_PLATE,
+    BAD_TIMESTAMP,
+    MISSING_PLATE,
+    MISSING_TIMESTAMP,
+    NOT_AN_OBJECT,
     parse_position,
     parse_trip,
 )
+from etrack.quality import flag_sequence
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2025, 7, 2, 12, 0, tzinfo=UTC)
@@ -235,6 +234,7 @@ def check_position(raw: object, record: Position | Reject) -> None:
         value = getattr(record, name)
         assert value is None or (type(value) is str and value == value.strip() and value)
         assert value is None or "\x00" not in value
+        assert value is None or not any(unicodedata.category(c) == "Cc" for c in value)
     if record.quality == VALID:
         assert record.latitude is not None
         assert record.longitude is not None
@@ -268,7 +268,7 @@ def test_any_json_in_any_trip_field(raw: dict[str, Any]) -> None:
         assert record.reason in REASONS, record
         assert record.raw is raw
         return
-    assert isinstance(record, Trip)
+    assert isinstance(record, ProviderTrip)
     assert record.raw is raw
     assert record.data_inicio_conducao.utcoffset() == timedelta(0)
     assert record.duracao_conducao is None or record.duracao_conducao >= 0
@@ -280,20 +280,19 @@ def test_any_json_in_any_trip_field(raw: dict[str, Any]) -> None:
 @given(json_values)
 def test_any_json_value_as_a_trip_row(raw: object) -> None:
     record = parse_trip(raw, SAO_PAULO)
-    assert isinstance(record, Trip | Reject)
+    assert isinstance(record, ProviderTrip | Reject)
     if isinstance(record, Reject):
         assert record.reason in REASONS
 
 
 @given(scalars)
-def test_coercers_raise_only_invalid_value(value: object) -> None:
-    for coerce in (coerce_number, coerce_bool, lambda v: coerce_timestamp(v, SAO_PAULO)):
-        try:
-            result = coerce(value)
-        except InvalidValue:
-            continue
-        if isinstance(result, float):
-            assert math.isfinite(result)
+def test_any_scalar_in_a_number_boolean_or_time_field(value: object) -> None:
+    # A value the field cannot read is None and named in bad_fields, never an error.
+    raw = {**base_position(), "odometro": value, "ignicao": value, "data_gravacao": value}
+    record = parse(raw)
+    check_position(raw, record)
+    assert isinstance(record, Position)
+    assert record.odometro is None or math.isfinite(record.odometro)
 
 
 # ------------------------------------------------------------------- plates
@@ -334,8 +333,11 @@ def test_local_times_match_zoneinfo(naive: datetime, zone: ZoneInfo, dashes: boo
     text = naive.strftime("%d-%m-%Y %H:%M:%S" if dashes else "%d/%m/%Y %H:%M:%S")
     expected = naive.replace(tzinfo=zone).astimezone(UTC)
     # Twice: the first fills the per-hour cache, the second reads it.
-    assert coerce_timestamp(text, zone) == expected
-    assert coerce_timestamp(text, zone) == expected
+    for _ in range(2):
+        raw = {**base_position(), "data_transmissao": text}
+        record = parse_position(raw, zone, now=NOW, future_tolerance_s=600)
+        assert isinstance(record, Position)
+        assert record.data_transmissao == expected
 
 
 # ------------------------------------------------------------ flag_sequence

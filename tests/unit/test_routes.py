@@ -1,24 +1,32 @@
-"""Routes, trips and stops from hand-built tracks (etrack.trips.detect, no database)."""
+"""Routes, trips and stops from hand-built tracks (etrack.trips, no database)."""
 
 from __future__ import annotations
 
 import itertools
 import math
-import random
+import re
 from datetime import UTC, date, datetime, time, timedelta
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from etrack.config import Settings
 from etrack.geo import EARTH_RADIUS_M, haversine_m
-from etrack.trips.detect import (
-    Point,
-    RouteParams,
-    compare_with_provider,
-    compute_day_route,
+from etrack.model import DayStats, StopRow, TripRow
+from etrack.store.queries import query
+from etrack.trips.compare import compare_with_provider
+from etrack.trips.day import (
+    DayRoute,
+    compute_sorted,
     day_bounds,
+    day_stats,
+    stop_rows,
+    trip_rows,
 )
+from etrack.trips.params import RouteParams
+
+Point = tuple[float, float, float, float | None, bool | None, float | None, str | None]
+"""(POSIX seconds, latitude, longitude, speed km/h, ignition, odometer km, address)."""
 
 TZ = ZoneInfo("America/Sao_Paulo")
 DAY = date(2025, 3, 4)
@@ -92,6 +100,15 @@ class Track:
         self.odometer_km += metres / 1000.0
         self.emit()
         return self
+
+
+def compute_day_route(points: list[Point], day: date, params: RouteParams) -> DayRoute:
+    """The route of `day` from points in time order, one per timestamp: what
+    storage reads (the tests' tracks are built that way)."""
+    if not points:
+        return compute_sorted([], [], [], [], [], [], [], day, params)
+    ts, lats, lons, speeds, ignitions, odometers, addresses = zip(*points, strict=True)
+    return compute_sorted(ts, lats, lons, speeds, ignitions, odometers, addresses, day, params)
 
 
 def path_m(points: list[Point]) -> float:
@@ -230,34 +247,10 @@ def test_a_day_with_one_point() -> None:
     assert route.driving_s == route.idle_s == route.parked_s == 0
 
 
-def test_a_day_with_only_unusable_points_is_empty() -> None:
-    points: list[Point] = [
-        (at(10), None, None, 0.0, False, None, None),  # type: ignore[list-item]
-        (at(11), math.nan, -46.6, 0.0, False, None, None),
-        (at(12), -123.0, -46.6, 0.0, False, None, None),
-    ]
-    route = compute_day_route(points, DAY, PARAMS)
-    assert route.empty
-    assert route.point_count == 0
-    assert route.geojson is None
-    assert route.trips == []
-    assert route.stops == []
-    assert route.distance_m == 0
-
-
 def test_no_points_at_all_and_points_of_other_days() -> None:
     assert compute_day_route([], DAY, PARAMS).empty
     other_day = Track(at(10, day=DAY + timedelta(days=3))).drive(600, 30).points
     assert compute_day_route(other_day, DAY, PARAMS).empty
-
-
-def test_out_of_order_input_gives_the_same_route() -> None:
-    points = working_day().points
-    shuffled = points[:]
-    random.Random(7).shuffle(shuffled)
-    # A repeated timestamp keeps one point.
-    shuffled.append(points[10])
-    assert compute_day_route(shuffled, DAY, PARAMS) == compute_day_route(points, DAY, PARAMS)
 
 
 def test_the_simplified_line_keeps_the_ends_and_drops_straight_runs() -> None:
@@ -338,8 +331,11 @@ def test_provider_comparison() -> None:
 
 
 def test_params_from_settings_and_validation() -> None:
-    settings = SimpleNamespace(
-        tz=ZoneInfo("America/Manaus"), etrac_speed_limit_kmh=60, etrac_route_mode="ignition"
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        etrac_timezone="America/Manaus",
+        etrac_speed_limit_kmh=60,
+        etrac_route_mode="ignition",
     )
     params = RouteParams.from_settings(settings)
     assert params.speed_limit_kmh == 60
@@ -351,3 +347,35 @@ def test_params_from_settings_and_validation() -> None:
         RouteParams(mode="teleport")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="stop_duration_s"):
         RouteParams(stop_duration_s=0)
+
+
+def test_the_stored_rows_follow_the_copy_columns() -> None:
+    # Storage writes DayStats, TripRow and StopRow as they are, after the plate and day.
+    def columns(name: str) -> list[str]:
+        listed = re.search(r"\((.*?)\)", query(name), re.DOTALL)
+        assert listed is not None
+        return [c.strip() for c in listed.group(1).split(",")]
+
+    routes = columns("routes_copy_routes")
+    start = routes.index("start_ts")
+    assert list(DayStats._fields) == routes[start : start + len(DayStats._fields)]
+    assert columns("routes_copy_trips") == ["placa", "rota_date", *TripRow._fields]
+    assert columns("routes_copy_stops") == ["placa", "rota_date", *StopRow._fields]
+
+
+def test_the_rows_of_a_day() -> None:
+    route = compute_day_route(working_day().points, DAY, PARAMS)
+    stats = day_stats(route, invalid_count=2)
+    assert stats.invalid_count == 2
+    assert (stats.trip_count, stats.stop_count) == (len(route.trips), len(route.stops))
+    assert stats.distance_m == route.distance_m
+    assert day_stats(route).invalid_count is None
+    trip = route.trips[0]
+    (row,) = trip_rows(route)
+    assert (row.seq, row.start_ts, row.end_latitude, row.end_longitude) == (
+        trip.seq,
+        trip.start_ts,
+        trip.end_lat,
+        trip.end_lon,
+    )
+    assert [s.ignition_on_s for s in stop_rows(route)] == [s.ignition_on_s for s in route.stops]

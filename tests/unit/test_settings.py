@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from etrack.config import Settings, SettingsError, load_settings
+from etrack.config import Duration, Settings, documented_settings, load_settings
+from etrack.errors import SettingsError
 from fixtures_db import subprocess_env
 
 
@@ -45,6 +49,19 @@ from fixtures_db import subprocess_env
         ("ETRAC_LOG_LEVEL", "LOUD", "invalid setting ETRAC_LOG_LEVEL: expected one of DEBUG"),
         ("DISABLE_UI_SCHEDULER", "maybe", "invalid setting DISABLE_UI_SCHEDULER: expected 1/0"),
         ("ETRAC_TIMEOUT", "0", "invalid setting ETRAC_TIMEOUT: expected seconds"),
+        (
+            "ETRACK_RETENTION",
+            "0d",
+            "invalid setting ETRACK_RETENTION: a retention period must be at least one day, "
+            "got '0d'",
+        ),
+        ("ETRACK_RETENTION_RAW", "3h", "invalid setting ETRACK_RETENTION_RAW: expected a duration"),
+        (
+            "ETRACK_FETCH_CRON",
+            "61 * * * *",
+            "invalid setting ETRACK_FETCH_CRON: expected a cron expression",
+        ),
+        ("ETRACK_JOB_RECOVER_CRON", "* * *", "invalid setting ETRACK_JOB_RECOVER_CRON"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_variable(
@@ -64,9 +81,72 @@ def test_defaults_are_the_seeds() -> None:
     assert current.etrac_schema == "e_track"
     assert current.etrac_daily_lock_id == 123456789
     assert current.etrac_backfill_lock_id == 987654321
-    assert current.etrac_timezone == "America/Sao_Paulo"
+    assert str(current.etrac_timezone) == "America/Sao_Paulo"
     assert current.disable_ui_scheduler is False
     assert current.uses_embedded_database
+
+
+def test_typed_values_are_parsed_once_and_shown_as_typed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ETRACK_RETENTION", " 400D ")
+    monkeypatch.setenv("ETRACK_RETENTION_RAW", "")
+    monkeypatch.setenv("ETRAC_TIMEZONE", "America/Manaus")
+    monkeypatch.setenv("ETRACK_FETCH_CRON", "*/5   * * * *")
+    current = load_settings(_env_file=None)
+    assert current.etrack_retention == Duration(400, "d")
+    assert current.etrack_retention_raw is None
+    assert current.etrac_timezone == ZoneInfo("America/Manaus")
+    assert current.tz is current.etrac_timezone
+    assert current.etrack_fetch_cron == "*/5 * * * *"
+    # str() is what `etrack settings` prints, and it reads back the same.
+    assert str(current.etrack_retention) == "400d"
+    assert str(current.etrac_timezone) == "America/Manaus"
+    again = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        etrack_retention=str(current.etrack_retention),
+        etrac_timezone=str(current.etrac_timezone),
+    )
+    assert again.etrack_retention == current.etrack_retention
+    assert again.etrac_timezone == current.etrac_timezone
+    assert '"etrack_retention":"400d"' in current.model_dump_json()
+
+
+def test_durations_count_calendar_months() -> None:
+    assert Duration(1, "m").before(date(2025, 3, 31)) == date(2025, 2, 28)
+    assert Duration(2, "y").before(date(2024, 2, 29)) == date(2022, 2, 28)
+    assert Duration(2, "w").before(date(2025, 1, 10)) == date(2024, 12, 27)
+
+
+def test_documented_defaults_are_the_typed_text() -> None:
+    defaults = {variable: default for variable, default, _, _ in documented_settings()}
+    assert defaults["ETRAC_TIMEZONE"] == "America/Sao_Paulo"
+    assert defaults["ETRACK_FETCH_CRON"] == "*/2 * * * *"
+    assert defaults["ETRACK_RETENTION"] == ""
+
+
+def test_settings_command_shows_values_as_typed(
+    monkeypatch: pytest.MonkeyPatch, run_etrack: Callable[..., tuple[int, str, str]]
+) -> None:
+    monkeypatch.setenv("ETRACK_RETENTION", "400d")
+    monkeypatch.setenv("ETRAC_TIMEZONE", "America/Manaus")
+    code, out, err = run_etrack("settings")
+    assert code == 0, err
+    assert "ETRACK_RETENTION=400d" in out.splitlines()
+    assert "ETRAC_TIMEZONE=America/Manaus" in out.splitlines()
+
+
+def test_zero_retention_stops_etrack_settings_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, run_etrack: Callable[..., tuple[int, str, str]]
+) -> None:
+    monkeypatch.setenv("ETRACK_RETENTION", "0d")
+    code, out, err = run_etrack("settings")
+    assert code == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "etrack: error: invalid setting ETRACK_RETENTION: a retention period must be at least "
+        "one day, got '0d'"
+    ]
 
 
 def test_timeout_one_number_is_read_with_shorter_connect() -> None:

@@ -17,12 +17,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 
+import typer
 import uvicorn
 from pydantic import SecretStr
 
+from etrack.cli.common import echo, settings
+from etrack.cli.jobs import backfill_here
 from etrack.config import Settings
+from etrack.errors import UsageError
+from etrack.simulator import server as simulator
 from etrack.store import db, embedded, migrations
+from etrack.web.app import create_app
+
+__all__ = ["DemoPlan", "demo_command", "register", "run"]
 
 logger = logging.getLogger("etrack.cli.demo")
 
@@ -71,10 +80,8 @@ def demo_settings(
 
 @contextlib.contextmanager
 def _simulator(vehicles: int) -> Iterator[tuple[str, str, str]]:
-    from etrack.simulator.server import build_config, run_in_thread
-
-    config = build_config(seed=DEMO_SEED, vehicles=vehicles, now=None, port=0)
-    with run_in_thread(config) as handle:
+    config = simulator.build_config(seed=DEMO_SEED, vehicles=vehicles, now=None, port=0)
+    with simulator.run_in_thread(config) as handle:
         yield handle.base_url, handle.user, handle.key
 
 
@@ -86,8 +93,6 @@ def run(
     backfill: Callable[[Settings, db.Target, date, date], int],
 ) -> int:
     """Start everything, print the URL when ready, serve until Ctrl-C."""
-    from etrack.web.app import create_app
-
     with _simulator(plan.vehicles) as (url, user, key):
         current = demo_settings(base, plan, url, user, key)
         say(f"eTrac simulator: {plan.vehicles} vehicles at {url}")
@@ -144,3 +149,43 @@ class _ReadyServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if not self.should_exit:
             self._on_ready()
+
+
+def demo_command(
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port of the web UI.")
+    ] = 5001,
+    host: Annotated[str, typer.Option("--host", help="Address of the web UI.")] = "127.0.0.1",
+    vehicles: Annotated[
+        int, typer.Option("--vehicles", min=1, max=5000, help="Simulated fleet size.")
+    ] = 25,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=60, help="Days to backfill before today.")
+    ] = 7,
+) -> None:
+    """Everything on this machine, no account, no database: an embedded PostgreSQL of its
+    own, the eTrac simulator, a backfill of the last days, the worker and the web UI.
+    Prints the URL when ready; Ctrl-C stops everything; running it again reuses the data."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise UsageError("the demo serves simulated data without a login: keep --host on loopback")
+    current = settings()
+    plan = DemoPlan(
+        vehicles=vehicles,
+        days=days,
+        host=host,
+        port=port,
+        data_dir=current.etrack_data_dir / "demo",
+    )
+    run(current, plan, say=echo, backfill=backfill_here)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `demo` and `simulator` (the eTrac stand-in it runs) to the `etrack` app
+    (once: calling again is harmless)."""
+    commands = {info.name for info in app.registered_commands}
+    if "demo" not in commands:
+        app.command("demo")(demo_command)
+    if "simulator" not in commands:
+        app.command(
+            "simulator", help="Run the built-in eTrac API simulator (for demos, tests, benchmarks)."
+        )(simulator.command)

@@ -7,30 +7,48 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from etrack import cli as root
-from etrack.config import Settings
-from etrack.jobs.app import EtrackApp, JobEnv, open_app, pool_sizes
+from etrack.cli.common import (
+    AccountOpt,
+    PlatesFileOpt,
+    chosen_accounts,
+    database,
+    echo,
+    read_day,
+    read_plates,
+    settings,
+    user_input,
+)
+from etrack.config import Settings, load_accounts
+from etrack.dates import day_range
+from etrack.errors import EXIT_FAILURE, EXIT_INTERRUPTED, DailyBusy, UsageError
+from etrack.jobs import backfill as bf
+from etrack.jobs.app import open_app, pool_sizes
+from etrack.jobs.backfill import BackfillRequest, Counts
+from etrack.jobs.daily import DailyOptions, run_daily
+from etrack.jobs.env import EtrackApp, JobEnv
+from etrack.jobs.runs import list_runs, recorded_run
+from etrack.jobs.worker import run_worker
 from etrack.store import db
 
-if TYPE_CHECKING:
-    from etrack.jobs.backfill import BackfillRequest, Counts
-
-__all__ = ["register"]
+__all__ = ["backfill_app", "backfill_here", "register"]
 
 T = TypeVar("T")
 
-EXIT_INTERRUPTED = 130
-
 PlatesOpt = Annotated[
     str | None, typer.Option("--plates", help="Comma-separated plates (default: the whole fleet).")
-]
-PlatesFileOpt = Annotated[
-    Path | None, typer.Option("--plates-file", help="File with one plate per line (# comments).")
 ]
 SleepOpt = Annotated[
     float | None,
@@ -58,7 +76,7 @@ backfill_app = typer.Typer(
 
 # ----------------------------------------------------------------- helpers
 def _settings(sleep: float | None = None) -> Settings:
-    current = root.settings()
+    current = settings()
     if sleep is not None:
         current = current.model_copy(update={"etrac_rate_sleep": sleep})
     return current
@@ -71,7 +89,7 @@ def _with_app(
     pool_size: int = 4,
     max_pool: int = 6,
 ) -> T:
-    env = JobEnv(_settings(sleep), root.database(), pool_size=pool_size)
+    env = JobEnv(_settings(sleep), database(), pool_size=pool_size)
 
     async def go() -> T:
         async with open_app(env, max_pool=max_pool) as app:
@@ -80,22 +98,10 @@ def _with_app(
     return asyncio.run(go())
 
 
-def _plates(plates: str | None, plates_file: Path | None) -> list[str] | None:
-    from etrack.dates import parse_plates
-
-    return root._user_input(lambda: parse_plates(plates, plates_file))
-
-
-def _day(text: str, option: str) -> date:
-    from etrack.dates import parse_day
-
-    return root._user_input(lambda: parse_day(text, option=option))
-
-
 def _account(name: str | None) -> str | None:
     """`--account NAME`, checked against the accounts file (exit 2 if unknown)."""
     if name is not None:
-        root.chosen_accounts(name)
+        chosen_accounts(name)
     return name
 
 
@@ -121,15 +127,13 @@ def worker(
     Start as many as you like, on as many machines as you like: they share
     the database. Stop with Ctrl-C or SIGTERM (running jobs finish first).
     """
-    from etrack.jobs.worker import run_worker
-    from etrack.store.accounts import load_accounts
 
-    current = root.settings()
+    current = settings()
     # A malformed accounts file is refused at start (exit 2), not job by job.
     load_accounts(current)
     slots = concurrency or current.etrack_worker_concurrency
     collector_pool, job_pool = pool_sizes(slots)
-    env = JobEnv(current, root.database(), pool_size=collector_pool)
+    env = JobEnv(current, database(), pool_size=collector_pool)
     asyncio.run(run_worker(env, concurrency=slots, queues=queue or None, max_pool=job_pool))
 
 
@@ -141,13 +145,12 @@ def jobs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs, newest first.")] = 20,
 ) -> None:
     """List the recorded runs of every job (worker jobs and commands)."""
-    from etrack.jobs.runs import list_runs
 
     runs = _with_app(lambda app: list_runs(app, failed_only=failed, limit=limit))
     if not runs:
-        root.echo("no failed runs recorded" if failed else "no runs recorded yet")
+        echo("no failed runs recorded" if failed else "no runs recorded yet")
         return
-    tz = root.settings().tz
+    tz = settings().tz
     for run in runs:
         start = run.started_at.astimezone(tz)
         took = (
@@ -156,12 +159,10 @@ def jobs(
             else "-"
         )
         args = " ".join(f"{k}={v}" for k, v in sorted(run.args.items()))
-        root.echo(
-            f"#{run.id} {start:%Y-%m-%d %H:%M:%S} {run.status:<11} {run.kind} {args} ({took})"
-        )
+        echo(f"#{run.id} {start:%Y-%m-%d %H:%M:%S} {run.status:<11} {run.kind} {args} ({took})")
         detail = run.error if run.status in ("failed", "interrupted") else run.summary
         if detail:
-            root.echo("    " + detail.strip().splitlines()[-1 if run.error else 0][:300])
+            echo("    " + detail.strip().splitlines()[-1 if run.error else 0][:300])
 
 
 # ------------------------------------------------------------------- daily
@@ -173,18 +174,16 @@ def daily(
     plates_file: PlatesFileOpt = None,
     sleep: SleepOpt = None,
     batch_size: BatchOpt = None,
-    account: root.AccountOpt = None,
+    account: AccountOpt = None,
 ) -> None:
     """Yesterday's (or --date's) history, provider trips and routes of every
     plate. One run at a time (ETRAC_DAILY_LOCK_ID): a second exits 0 saying so."""
-    from etrack.jobs.daily import DailyBusy, DailyOptions, run_daily
-    from etrack.jobs.runs import recorded_run
 
-    current = root.settings()
-    day = _day(date_text, "date") if date_text else _yesterday(current)
+    current = settings()
+    day = read_day(date_text, "date") if date_text else _yesterday(current)
     options = DailyOptions(
         day=day,
-        plates=_plates(plates, plates_file),
+        plates=read_plates(plates, plates_file),
         sleep=sleep,
         batch_size=batch_size,
         account=_account(account),
@@ -204,10 +203,10 @@ def daily(
                 outcome.summary, outcome.error = done.summary, done.error
         except DailyBusy as busy:
             return str(busy), 0
-        return result.line(), root.EXIT_FAILURE if result.failed else 0
+        return result.line(), EXIT_FAILURE if result.failed else 0
 
     line, code = _with_app(go, sleep=sleep)
-    root.echo(line)
+    echo(line)
     if code:
         raise typer.Exit(code)
 
@@ -239,7 +238,7 @@ def backfill(
     force: Annotated[
         bool, typer.Option("--force", help="Fetch again partitions already done.")
     ] = False,
-    account: root.AccountOpt = None,
+    account: AccountOpt = None,
 ) -> None:
     """Backfill --date-start..--date-end for some plates (default: the whole
     fleet). Resumable: running it again only does what is missing.
@@ -248,18 +247,17 @@ def backfill(
     if ctx.invoked_subcommand is not None:
         return
     if date_start is None or date_end is None:
-        raise root.UsageProblem(
+        raise UsageError(
             "backfill needs --date-start and --date-end (or a subcommand: status, retry-failed, summary)"
         )
-    from etrack.jobs.backfill import BackfillRequest
 
-    current = root.settings()
-    first, last = _day(date_start, "date-start"), _day(date_end, "date-end")
-    root._user_input(lambda: _check_range(first, last))
+    current = settings()
+    first, last = read_day(date_start, "date-start"), read_day(date_end, "date-end")
+    user_input(lambda: day_range(first, last))
     request = BackfillRequest(
         date_start=first,
         date_end=last,
-        plates=_plates(plates, plates_file),
+        plates=read_plates(plates, plates_file),
         with_trips=with_trips,
         force=force,
         batch_size=batch_size or current.etrac_batch_size,
@@ -276,19 +274,11 @@ def backfill(
         raise typer.Exit(code)
 
 
-def _check_range(first: date, last: date) -> None:
-    from etrack.dates import day_range
-
-    day_range(first, last)
-
-
 async def _backfill(
     app: EtrackApp, request: BackfillRequest, *, concurrency: int, enqueue_only: bool
 ) -> int:
-    from etrack.jobs.backfill import plan
-    from etrack.jobs.runs import recorded_run
 
-    args = {
+    args: dict[str, Any] = {
         "date_start": request.date_start.isoformat(),
         "date_end": request.date_end.isoformat(),
         "plates": len(request.plates) if request.plates is not None else "fleet",
@@ -299,14 +289,12 @@ async def _backfill(
     if request.account is not None:
         args["account"] = request.account
     async with recorded_run(app, "backfill", args) as outcome:
-        result = await plan(
+        result = await bf.plan(
             app,
             request,
-            on_wait=lambda: root.echo(
-                "waiting for another backfill controller to finish enqueueing..."
-            ),
+            on_wait=lambda: echo("waiting for another backfill controller to finish enqueueing..."),
         )
-        root.echo(result.line())
+        echo(result.line())
         outcome.counts = {
             "partitions": result.total,
             "done": result.done,
@@ -314,7 +302,7 @@ async def _backfill(
         }
         if enqueue_only:
             outcome.summary = result.line()
-            root.echo(
+            echo(
                 f"left to `etrack worker` processes; follow with `etrack backfill status {result.backfill.id}`"
             )
             return 0
@@ -330,7 +318,6 @@ def backfill_here(
 ) -> int:
     """Backfill the whole fleet over first..last in this process (what
     `etrack backfill` does); the exit code. `etrack demo` uses it."""
-    from etrack.jobs.backfill import BackfillRequest
 
     request = BackfillRequest(
         date_start=first,
@@ -353,7 +340,6 @@ def backfill_here(
 async def _work_and_report(app: EtrackApp, backfill_id: int, concurrency: int) -> tuple[int, str]:
     """Work the backfill off here, then print its status and summary; the
     exit code and a one-line summary."""
-    from etrack.jobs import backfill as bf
 
     current = await bf.load_backfill(app, backfill_id)
     assert current is not None
@@ -363,35 +349,26 @@ async def _work_and_report(app: EtrackApp, backfill_id: int, concurrency: int) -
     assert final is not None
     summary = f"backfill #{backfill_id}: {final.counts.line()}"
     if not finished:
-        root.echo(f"interrupted: {summary}; run the same command again to resume")
+        echo(f"interrupted: {summary}; run the same command again to resume")
         return EXIT_INTERRUPTED, summary
-    for line in final.lines(root.settings().tz):
-        root.echo(line)
+    for line in final.lines(settings().tz):
+        echo(line)
     b = final.backfill
     if b.finished_at is None:
-        root.echo(
+        echo(
             f"the routes of backfill #{backfill_id} could not be computed (see `etrack jobs --failed`)"
         )
-        return root.EXIT_FAILURE, summary
+        return EXIT_FAILURE, summary
     rows = await bf.summarize(app, plates=b.plates, date_start=b.date_start, date_end=b.date_end)
     for line in bf.summary_lines(rows):
-        root.echo(line)
-    return (root.EXIT_FAILURE if final.counts.failed else 0), summary
+        echo(line)
+    return (EXIT_FAILURE if final.counts.failed else 0), summary
 
 
 class _ProgressBar:
     """A rich progress bar on stderr: partitions done/total, rows, rate, ETA, errors."""
 
     def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
         self._progress = Progress(
             TextColumn("backfill"),
@@ -440,15 +417,14 @@ def backfill_status(
     ] = None,
 ) -> None:
     """Progress of the last (or a given) backfill, with current failures."""
-    from etrack.jobs.backfill import status
 
-    found = _with_app(lambda app: status(app, backfill_id))
+    found = _with_app(lambda app: bf.status(app, backfill_id))
     if found is None:
-        raise root.UsageProblem(
+        raise UsageError(
             "no backfill recorded yet" if backfill_id is None else f"no backfill #{backfill_id}"
         )
-    for line in found.lines(root.settings().tz):
-        root.echo(line)
+    for line in found.lines(settings().tz):
+        echo(line)
 
 
 @backfill_app.command("retry-failed")
@@ -464,16 +440,15 @@ def backfill_retry_failed(
     ] = False,
 ) -> None:
     """Put the partitions that failed for good back in the queue (and work them off)."""
-    from etrack.jobs.backfill import retry_failed
 
     async def go(app: EtrackApp) -> int:
-        found = await retry_failed(app, backfill_id)
+        found = await bf.retry_failed(app, backfill_id)
         if found is None:
-            raise root.UsageProblem(
+            raise UsageError(
                 "no backfill recorded yet" if backfill_id is None else f"no backfill #{backfill_id}"
             )
         backfill, count = found
-        root.echo(f"backfill #{backfill.id}: {count} failed partition(s) enqueued again")
+        echo(f"backfill #{backfill.id}: {count} failed partition(s) enqueued again")
         if enqueue_only or not count:
             return 0
         code, _summary = await _work_and_report(app, backfill.id, concurrency)
@@ -493,14 +468,13 @@ def backfill_summary(
     plates_file: PlatesFileOpt = None,
 ) -> None:
     """Per plate: days with routes and points over a range (summarize_backfill.py)."""
-    from etrack.jobs.backfill import summarize, summary_lines
 
-    first, last = _day(date_start, "date-start"), _day(date_end, "date-end")
-    root._user_input(lambda: _check_range(first, last))
-    chosen = _plates(plates, plates_file)
-    rows = _with_app(lambda app: summarize(app, plates=chosen, date_start=first, date_end=last))
-    for line in summary_lines(rows):
-        root.echo(line)
+    first, last = read_day(date_start, "date-start"), read_day(date_end, "date-end")
+    user_input(lambda: day_range(first, last))
+    chosen = read_plates(plates, plates_file)
+    rows = _with_app(lambda app: bf.summarize(app, plates=chosen, date_start=first, date_end=last))
+    for line in bf.summary_lines(rows):
+        echo(line)
 
 
 # ---------------------------------------------------------------- register

@@ -1,7 +1,7 @@
 """Operations commands: `etrack deploy systemd|cron|compose` and `etrack prune`.
 
-They only wire options to etrack.deploy and etrack.store.retention; `register(app)` adds
-them to the `etrack` Typer app (calling it twice is harmless).
+They only wire options to etrack.deploy and etrack.store.retention; `register(app)`
+adds them to the `etrack` Typer app (calling it twice is harmless).
 """
 
 from __future__ import annotations
@@ -9,28 +9,17 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
-from etrack import deploy
-from etrack.config import Settings, SettingsError, load_settings
-
-if TYPE_CHECKING:
-    from etrack import cli as root
-    from etrack.store.retention import Duration
-else:
-
-    class _LazyCli:
-        """etrack.cli, imported on first use: cli.py imports this module to
-        register its commands, so importing cli here would be circular."""
-
-        def __getattr__(self, name: str) -> Any:
-            from etrack import cli
-
-            return getattr(cli, name)
-
-    root = _LazyCli()
+from etrack.cli.common import database, echo, settings, user_input
+from etrack.config import Duration, Settings, load_settings, parse_duration
+from etrack.deploy import compose, cron, systemd
+from etrack.deploy.common import WEB_PORT
+from etrack.errors import EXIT_FAILURE, CrontabError, SettingsError, UsageError
+from etrack.store import db
+from etrack.store.retention import cutoff_for, prune
 
 __all__ = ["deploy_app", "prune_command", "register"]
 
@@ -53,6 +42,7 @@ WorkdirOpt = Annotated[
 ]
 
 
+# ------------------------------------------------------------------- deploy
 def _workdir(workdir: Path | None) -> Path:
     return (workdir or Path.cwd()).expanduser().resolve()
 
@@ -62,13 +52,13 @@ def _emit(files: dict[str, str], output: Path | None) -> None:
     if output is None:
         for index, (name, text) in enumerate(files.items()):
             if len(files) > 1:
-                root.echo(("\n" if index else "") + f"# ===== {name} =====")
+                echo(("\n" if index else "") + f"# ===== {name} =====")
             typer.echo(text, nl=False)
         return
     output.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (output / name).write_text(text, encoding="utf-8")
-    root.echo(f"wrote {len(files)} file(s) to {output}: {', '.join(files)}")
+    echo(f"wrote {len(files)} file(s) to {output}: {', '.join(files)}")
 
 
 def _warn(message: str) -> None:
@@ -107,7 +97,7 @@ def deploy_systemd(
     ] = "127.0.0.1",
     web_port: Annotated[
         int, typer.Option("--web-port", min=1, max=65535, help="Port of the web UI.")
-    ] = deploy.WEB_PORT,
+    ] = WEB_PORT,
     output: OutputOpt = None,
 ) -> None:
     """systemd units: web UI, worker, the seed's collector, and timers (fetch-latest,
@@ -117,31 +107,31 @@ def deploy_systemd(
     current = _settings_from(env_path)
     mode = _database_mode(database, current)
     venv_path = (venv or folder / ".venv").expanduser().absolute()
-    options = deploy.SystemdOptions(
+    options = systemd.SystemdOptions(
         user=user or getpass.getuser(),
         workdir=folder,
         env_file=env_path,
         venv=venv_path,
         embedded_db=mode == "embedded",
-        timezone=current.etrac_timezone,
+        timezone=current.etrac_timezone.key,
         fetch_cron=current.etrack_fetch_cron,
         daily_at=current.etrack_daily_at,
         web_host=web_host,
         web_port=web_port,
     )
-    files = root._user_input(lambda: deploy.render_systemd(options))
+    files = user_input(lambda: systemd.render_systemd(options))
     if not options.etrack.exists():
         _warn(f"{options.etrack} does not exist here: create the virtualenv there first")
     if options.user == "root":
         _warn("the services would run as root; prefer a dedicated user (--user etrack)")
     _emit(files, output)
     if output is not None:
-        root.echo(
+        echo(
             f"install: sudo cp {output}/*.service {output}/*.timer /etc/systemd/system/ "
             "&& sudo systemctl daemon-reload"
         )
-        root.echo("then: sudo systemctl enable --now etrack-web.service etrack-worker.service")
-        root.echo(
+        echo("then: sudo systemctl enable --now etrack-web.service etrack-worker.service")
+        echo(
             "  or, without a worker: sudo systemctl enable --now etrack-web.service "
             "etrack-fetch-latest.timer etrack-daily.timer etrack-prune.timer"
         )
@@ -150,11 +140,11 @@ def deploy_systemd(
 def _settings_from(env_file: Path) -> Settings:
     """The settings the services will see: the environment plus the env file."""
     if not env_file.is_file():
-        return root.settings()
+        return settings()
     try:
         return load_settings(_env_file=str(env_file))
     except SettingsError as exc:
-        raise root.UsageProblem(f"{env_file}: {exc}") from None
+        raise UsageError(f"{env_file}: {exc}") from None
 
 
 def _database_mode(choice: str, current: Settings) -> Literal["embedded", "server"]:
@@ -162,7 +152,7 @@ def _database_mode(choice: str, current: Settings) -> Literal["embedded", "serve
         return "embedded" if current.uses_embedded_database else "server"
     if choice in ("embedded", "server"):
         return "embedded" if choice == "embedded" else "server"
-    raise root.UsageProblem(f"--database: expected auto, embedded or server, got {choice!r}")
+    raise UsageError(f"--database: expected auto, embedded or server, got {choice!r}")
 
 
 # --------------------------------------------------------------------- cron
@@ -205,13 +195,13 @@ def deploy_cron(
     """The seed's two crontab lines (latest positions every 2 minutes, routes at
     01:00, each appending to a log file): printed, installed or removed."""
     if install and uninstall:
-        raise root.UsageProblem("give --install or --uninstall, not both")
-    current = root.settings()
+        raise UsageError("give --install or --uninstall, not both")
+    current = settings()
     folder = _workdir(workdir)
     logs = log_dir or current.etrack_log_dir
     logs = (logs if logs.is_absolute() else folder / logs).expanduser()
-    lines = root._user_input(
-        lambda: deploy.render_cron(
+    lines = user_input(
+        lambda: cron.render_cron(
             folder,
             logs,
             fetch_cron=current.etrack_fetch_cron,
@@ -219,38 +209,38 @@ def deploy_cron(
             daily=daily,
         )
     )
-    block = deploy.cron_block(lines, timezone=current.etrac_timezone)
+    block = cron.cron_block(lines, timezone=current.etrac_timezone.key)
     if not (install or uninstall):
         typer.echo(block)
         return
-    store: deploy.CrontabStore = (
-        deploy.CrontabFile(crontab_file) if crontab_file else deploy.UserCrontab()
+    store: cron.CrontabStore = (
+        cron.CrontabFile(crontab_file) if crontab_file else cron.UserCrontab()
     )
     try:
         existing = store.read()
         if uninstall:
-            text, changed = deploy.remove_cron_block(existing)
+            text, changed = cron.remove_cron_block(existing)
             if changed:
                 store.write(text)
-            root.echo(
+            echo(
                 f"removed etrack's lines from {store.describe()}"
                 if changed
                 else f"no etrack lines in {store.describe()}; nothing to remove"
             )
             return
-        text, changed = deploy.install_cron_block(existing, block)
-        for line in deploy.stray_seed_lines(existing):
+        text, changed = cron.install_cron_block(existing, block)
+        for line in cron.stray_seed_lines(existing):
             _warn(f"this line outside etrack's block also runs the collector: {line}")
         if changed:
             logs.mkdir(parents=True, exist_ok=True)
             store.write(text)
-        root.echo(
+        echo(
             f"installed etrack's lines in {store.describe()} (logs in {logs})"
             if changed
             else f"etrack's lines are already in {store.describe()}; nothing changed"
         )
-    except (deploy.CrontabError, OSError) as exc:
-        root.fail(str(exc), root.EXIT_FAILURE)
+    except OSError as exc:
+        raise CrontabError(str(exc)) from None
 
 
 # ------------------------------------------------------------------ compose
@@ -260,19 +250,19 @@ def deploy_compose(output: OutputOpt = None) -> None:
     policies, settings from .env) and a Dockerfile (slim, non-root, no secrets)."""
     project = Path.cwd().resolve()
     if output is None:
-        files = deploy.render_compose(".", "Dockerfile")
+        files = compose.render_compose(".", "Dockerfile")
     else:
         folder = output.expanduser().resolve()
         context = os.path.relpath(project, folder)
         dockerfile = os.path.relpath(folder / "Dockerfile", project)
-        files = deploy.render_compose(Path(context).as_posix(), Path(dockerfile).as_posix())
+        files = compose.render_compose(Path(context).as_posix(), Path(dockerfile).as_posix())
     if not (project / "pyproject.toml").is_file():
         _warn(f"{project} is not the etrack project root: the image is built from there")
     _emit(files, output)
     if output is not None:
         env = output / ".env"
         hint = "" if env.exists() else f"etrack settings --env-example > {env}; edit it; "
-        root.echo(f"next: {hint}docker compose -f {output}/docker-compose.yml up -d --build")
+        echo(f"next: {hint}docker compose -f {output}/docker-compose.yml up -d --build")
 
 
 # -------------------------------------------------------------------- prune
@@ -304,34 +294,29 @@ def prune_command(
     """Retention: drop whole monthly partitions of positions older than the
     cutoff (rows of the default partition are deleted), or clear their raw JSON.
     Idempotent; routes are kept unless --routes."""
-    from etrack.store import db
-    from etrack.store.retention import cutoff_for, prune
-
-    current = root.settings()
+    current = settings()
     if raw_only and routes:
-        raise root.UsageProblem("--routes goes with a full prune, not with --raw-only")
-    passes: list[tuple[str, bool, str]] = []  # (duration, raw_only, source)
+        raise UsageError("--routes goes with a full prune, not with --raw-only")
+    passes: list[tuple[Duration, bool, str]] = []  # (duration, raw_only, source)
     if older_than is not None:
-        passes.append((older_than, raw_only, "--older-than"))
+        passes.append((_duration(older_than), raw_only, "--older-than"))
     else:
-        if not raw_only and current.etrack_retention:
+        if not raw_only and current.etrack_retention is not None:
             passes.append((current.etrack_retention, False, "ETRACK_RETENTION"))
-        if current.etrack_retention_raw:
+        if current.etrack_retention_raw is not None:
             passes.append((current.etrack_retention_raw, True, "ETRACK_RETENTION_RAW"))
         if routes and not any(not raw for _, raw, _ in passes):
-            raise root.UsageProblem("--routes needs --older-than or ETRACK_RETENTION")
+            raise UsageError("--routes needs --older-than or ETRACK_RETENTION")
     if not passes:
         wanted = (
             "ETRACK_RETENTION_RAW is"
             if raw_only
             else "ETRACK_RETENTION and ETRACK_RETENTION_RAW are"
         )
-        root.echo(f"nothing to prune: {wanted} unset (or give --older-than)")
+        echo(f"nothing to prune: {wanted} unset (or give --older-than)")
         return
-    cutoffs = [
-        (cutoff_for(_duration(text), current.tz), raw, source) for text, raw, source in passes
-    ]
-    target = root.database()
+    cutoffs = [(cutoff_for(duration, current.tz), raw, source) for duration, raw, source in passes]
+    target = database()
     failed = False
     with db.connection(target, autocommit=True) as conn:
         for cutoff, raw, source in cutoffs:
@@ -339,16 +324,14 @@ def prune_command(
             lines = report.lines()
             lines[0] += f" [{source}]"
             for line in lines:
-                root.echo(line)
+                echo(line)
             failed = failed or report.counts()["failed"] > 0
     if failed:
-        raise typer.Exit(root.EXIT_FAILURE)
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def _duration(text: str) -> Duration:
-    from etrack.store.retention import parse_duration
-
-    return root._user_input(lambda: parse_duration(text))
+    return user_input(lambda: parse_duration(text))
 
 
 # ----------------------------------------------------------------- register

@@ -1,5 +1,8 @@
 """The seed's command lines (`python3 e-track/collector.py --fetch-latest`...),
 translated into `etrack` commands. The files under e-track/ only call these.
+
+A front end of the whole command line, so it sits above the root app
+(etrack.cli imports none of this).
 """
 
 from __future__ import annotations
@@ -9,17 +12,18 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from etrack import cli
+from etrack.cli import main
+from etrack.errors import EXIT_USAGE
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(cli.EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _run(prog: str, argv: list[str]) -> NoReturn:
-    cli.main(argv, prog_name=prog)
+    main(argv, prog_name=prog)
     sys.exit(0)
 
 
@@ -117,12 +121,6 @@ def _plate_flags(ns: argparse.Namespace) -> list[str]:
 
 
 # ------------------------------------------------------------- jobs scripts
-def _ensure_jobs_commands() -> None:
-    from etrack.cli.jobs import register
-
-    register(cli.app)
-
-
 def _add_plate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plates", help="comma-separated plates (default: every plate)")
     parser.add_argument("--plates-file", help="file with one plate per line")
@@ -160,7 +158,6 @@ def backfill_controller(args: Sequence[str] | None = None) -> NoReturn:
     ns = parser.parse_args(args)
     names = ("date_start", "date_end", "plates", "plates_file", "sleep", "batch_size",
              "concurrency", "with_trips", "enqueue_only", "force")  # fmt: skip
-    _ensure_jobs_commands()
     _run("backfill_controller.py", ["backfill", *_forward(ns, names)])
 
 
@@ -176,7 +173,6 @@ def daily_routes_runner(args: Sequence[str] | None = None) -> NoReturn:
     parser.add_argument("--sleep", type=float, help="seconds between requests (ETRAC_RATE_SLEEP)")
     parser.add_argument("--batch-size", type=int, help="plates per batch (ETRAC_BATCH_SIZE)")
     ns = parser.parse_args(args)
-    _ensure_jobs_commands()
     names = ("date", "plates", "plates_file", "sleep", "batch_size")
     _run("daily_routes_runner.py", ["daily", *_forward(ns, names)])
 
@@ -192,6 +188,5 @@ def summarize_backfill(args: Sequence[str] | None = None) -> NoReturn:
     parser.add_argument("--date-end", required=True, help="last day (included)")
     _add_plate_options(parser)
     ns = parser.parse_args(args)
-    _ensure_jobs_commands()
     names = ("date_start", "date_end", "plates", "plates_file")
     _run("summarize_backfill.py", ["backfill", "summary", *_forward(ns, names)])

@@ -1,11 +1,14 @@
 """The jobs layer: Procrastinate worker, periodic schedule, daily run, backfill.
 
-- `app`: the Procrastinate App bound to one database and the settings.
-- `tasks`: the tasks and their schedule (fetch latest, daily, stalled-job recovery,
-  backfill partitions and their routes).
-- `runs`: every run of every job, recorded for `etrack jobs`.
+Its modules import one way only, from the bottom up:
+
+- `names`: the queue, task and lock names stored with every job.
+- `env`: what jobs run with (`JobEnv`, `JobTuning`), the App type that carries
+  it (`EtrackApp`), and the queries a job runs through that App.
+- `runs`: every run of every job, recorded for `etrack jobs`; stalled-job recovery.
+- `accounts`: one piece of work for every eTrac account, each on its own budget.
 - `daily`, `backfill`: the two long runs, each step callable alone.
-- `ratelimit`: one request pace per eTrac account, shared through PostgreSQL.
+- `tasks`: the tasks and their schedule, as a Procrastinate Blueprint.
+- `app`: the App bound to one database and the settings, with those tasks.
 - `worker`: `etrack worker` (catch-up at start, file logs).
-- `cli`: the Typer commands, registered by `etrack.cli`.
 """

@@ -14,21 +14,33 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from etrack.jobs.app import EtrackApp, fetch_all, run_sql
+from etrack.config import DEFAULT_ACCOUNT, Account
+from etrack.errors import AuthenticationError, MissingCredentials
+from etrack.jobs.env import EtrackApp, fetch_all, run_sql
 from etrack.jobs.runs import describe_error
 from etrack.logs import secrets_of
-from etrack.provider.client import AuthenticationError, MissingCredentials
 from etrack.store import db
-from etrack.store.accounts import DEFAULT_ACCOUNT, Account, is_due, owners
+from etrack.store.accounts import is_due, owners
 
-__all__ = ["AccountsRun", "each_account", "mark_refused", "plate_accounts", "spread"]
+__all__ = [
+    "AccountsRun",
+    "credentials_refused",
+    "each_account",
+    "mark_refused",
+    "plate_accounts",
+    "spread",
+]
 
 logger = logging.getLogger("etrack.jobs.accounts")
 
 T = TypeVar("T")
 D = TypeVar("D")
 
-CREDENTIAL_ERRORS = (AuthenticationError, MissingCredentials)
+
+def credentials_refused(exc: BaseException) -> bool:
+    """The account's credentials are missing or were refused: asking again
+    with them cannot work, so the account is marked failing."""
+    return isinstance(exc, (AuthenticationError, MissingCredentials))
 
 
 @dataclass(slots=True)
@@ -71,18 +83,16 @@ async def each_account(
             return
         try:
             run.results[account.name] = await work(account)
-        except CREDENTIAL_ERRORS as exc:
-            reason = describe_error(exc, secrets_of(account.settings))
+        except Exception as exc:
+            reason = describe_error(exc, secrets_of(app.env.settings, account))
             run.failed[account.name] = reason
             run.errors[account.name] = exc
-            run.refused.add(account.name)
-            logger.warning("account %s is failing: %s", account.name, reason)
-            await mark_refused(app, account, exc)
-            return
-        except Exception as exc:
-            run.failed[account.name] = describe_error(exc, secrets_of(account.settings))
-            run.errors[account.name] = exc
-            logger.warning("account %s: %s", account.name, run.failed[account.name])
+            if credentials_refused(exc):
+                run.refused.add(account.name)
+                logger.warning("account %s is failing: %s", account.name, reason)
+                await mark_refused(app, account, exc)
+            else:
+                logger.warning("account %s: %s", account.name, reason)
             return
         await run_sql(
             app, "accounts_mark_ok", account=account.name, fingerprint=account.fingerprint
@@ -134,7 +144,7 @@ async def mark_refused(app: EtrackApp, account: Account, exc: BaseException) -> 
         app,
         "accounts_mark_failing",
         account=account.name,
-        reason=describe_error(exc, secrets_of(account.settings)),
+        reason=describe_error(exc, secrets_of(app.env.settings, account)),
         fingerprint=account.fingerprint,
         retry_s=app.env.settings.etrack_account_retry_s,
     )

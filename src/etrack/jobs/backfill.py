@@ -30,12 +30,14 @@ from procrastinate.retry import BaseRetryStrategy
 from procrastinate.types import JSONValue
 
 from etrack.dates import day_range
-from etrack.jobs.accounts import CREDENTIAL_ERRORS, mark_refused, plate_accounts, spread
-from etrack.jobs.app import EtrackApp, fetch_all, fetch_one, run_sql, session_lock
-from etrack.jobs.runs import Outcome, describe_error, record_job
+from etrack.jobs.accounts import credentials_refused, mark_refused, plate_accounts, spread
+from etrack.jobs.daily import fetch_latest_once, fleet_plates
+from etrack.jobs.env import EtrackApp, fetch_all, fetch_one, run_sql, session_lock
+from etrack.jobs.names import BACKFILL_PARTITION, BACKFILL_QUEUE, BACKFILL_ROUTES
+from etrack.jobs.runs import Outcome, describe_error, record_job, recover_stalled_jobs
 from etrack.logs import secrets_of
 from etrack.trips.compute import RoutesSummary, compute_routes
-from etrack.trips.detect import RouteParams
+from etrack.trips.params import RouteParams
 
 __all__ = [
     "BackfillRequest",
@@ -226,8 +228,6 @@ async def resolve_plates(
 ) -> list[str]:
     """The request's plates, or the fleet (of every account, or of one)
     after a fetch_latest."""
-    from etrack.jobs.daily import fetch_latest_once, fleet_plates
-
     if plates is not None:
         return sorted(set(plates))
     await fetch_latest_once(app, account)
@@ -256,8 +256,6 @@ async def enqueue(
     """Register the backfill's partitions and give each one with work left a
     live job: jobs already queued or running are left alone, jobs of dead
     workers are put back in the queue, and the rest get a new job."""
-    from etrack.jobs.tasks import BACKFILL_PARTITION
-
     members = _member_params(backfill)
     await run_sql(
         app, "jobs_partitions_register", id=backfill.id, want_trips=backfill.with_trips, **members
@@ -371,13 +369,13 @@ async def work_partition(
             counts.update(trips=trips.received)
             await run_sql(app, "jobs_partition_trips_done", trips=trips.received, **where)
     except Exception as exc:
-        if isinstance(exc, CREDENTIAL_ERRORS):
+        if credentials_refused(exc):
             await mark_refused(app, account, exc)
         final = retry.get_retry_decision(exception=exc, job=job) is None
         await run_sql(
             app,
             "jobs_partition_failed",
-            error=describe_error(exc, secrets_of(account.settings)),
+            error=describe_error(exc, secrets_of(app.env.settings, account)),
             will_retry=not final,
             **where,
         )
@@ -398,8 +396,6 @@ async def finish_ready(
 ) -> list[int]:
     """Defer the routes job of every backfill (holding this partition, or
     this one) whose partitions have all settled; returns their ids."""
-    from etrack.jobs.tasks import BACKFILL_ROUTES
-
     rows = await fetch_all(app, "jobs_backfills_ready", placa=placa, day=day, id=backfill_id)
     ready: list[int] = []
     for row in rows:
@@ -550,9 +546,6 @@ async def work_off(
     """Run a worker in this process on the backfill queue until this
     backfill's partitions have settled and its routes are computed; False
     if it was interrupted (a signal stopped the worker) first."""
-    from etrack.jobs.tasks import BACKFILL_QUEUE
-    from etrack.jobs.worker import recover_stalled_jobs
-
     tuning = app.env.tuning
     # Cancelling run_worker_async stops the worker gracefully: running jobs
     # finish, nothing new is fetched.

@@ -20,17 +20,19 @@ from datetime import time as clock
 from procrastinate import exceptions as pexc
 
 from etrack.collect import Collector
+from etrack.config import Account
+from etrack.errors import DailyBusy, DailyIncomplete
 from etrack.jobs.accounts import AccountsRun, each_account, plate_accounts
-from etrack.jobs.app import EtrackApp, fetch_all, run_sql, session_lock
+from etrack.jobs.env import EtrackApp, fetch_all, run_sql, session_lock
+from etrack.jobs.names import DAILY
 from etrack.jobs.runs import Outcome, describe_error
 from etrack.logs import secrets_of
-from etrack.store.accounts import Account, fallback_account
+from etrack.store.accounts import fallback_account
 from etrack.trips.compute import RoutesSummary, compute_routes
-from etrack.trips.detect import RouteParams
+from etrack.trips.params import RouteParams
 
 __all__ = [
     "CATCH_UP_DAYS",
-    "DailyBusy",
     "DailyOptions",
     "DailyResult",
     "defer_catch_up",
@@ -44,17 +46,6 @@ logger = logging.getLogger("etrack.jobs.daily")
 fetch_logger = logging.getLogger("etrack.jobs.fetch_latest")
 
 CATCH_UP_DAYS = 7
-
-
-class DailyBusy(Exception):
-    """Another daily run holds ETRAC_DAILY_LOCK_ID."""
-
-    def __init__(self, lock_id: int) -> None:
-        self.lock_id = lock_id
-        super().__init__(
-            f"another daily run is active (advisory lock ETRAC_DAILY_LOCK_ID={lock_id}); "
-            "nothing done"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +239,7 @@ async def run_daily(app: EtrackApp, options: DailyOptions) -> DailyResult:
                     plates,
                     options.day,
                     batch_size=batch,
-                    secrets=secrets_of(account.settings),
+                    secrets=secrets_of(app.env.settings, account),
                 )
                 return plates, failed, collector.summary.line()
 
@@ -280,10 +271,6 @@ async def run_daily(app: EtrackApp, options: DailyOptions) -> DailyResult:
             )
         logger.info("%s", result.line())
         return result
-
-
-class DailyIncomplete(Exception):
-    """Some plates failed: the job is retried (the day is not marked done)."""
 
 
 async def run_daily_job(app: EtrackApp, day: date) -> Outcome:
@@ -331,8 +318,6 @@ async def defer_catch_up(app: EtrackApp, *, now: datetime | None = None) -> list
     """Defer the daily job of every missed day (see `due_days`); several
     workers starting at once defer each day once (queueing lock, and days
     already queued or running are left alone)."""
-    from etrack.jobs.tasks import DAILY
-
     settings = app.env.settings
     local_now = (now or datetime.now(UTC)).astimezone(settings.tz)
     horizon_start = local_now.date() - timedelta(days=CATCH_UP_DAYS + 2)

@@ -8,7 +8,9 @@ backfill`) by `recorded_run`. A task reports what it did by returning an
 A process killed with `kill -9` leaves its run 'running'. The stalled-job
 recovery marks the runs of the jobs it retries 'interrupted'; for the rest,
 `list_runs` shows 'interrupted' when the run's job is no longer running, or
-when its process is gone (same host only).
+when its process is gone (same host only). That recovery, `recover_stalled_jobs`,
+is here too: the worker runs it at start and on a schedule, a backfill's
+in-process worker while it waits.
 """
 
 from __future__ import annotations
@@ -22,16 +24,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from procrastinate import App, JobContext
+from procrastinate import JobContext
 
-from etrack.jobs.app import fetch_all, fetch_one, run_sql
-from etrack.logs import secrets_of
-from etrack.store.db import redact
+from etrack.jobs.env import EtrackApp, fetch_all, fetch_one, job_app, run_sql
+from etrack.logs import redact, secrets_of
 
 if TYPE_CHECKING:
     from procrastinate.worker import Worker
-
-    from etrack.jobs.app import EtrackApp
 
 __all__ = [
     "Outcome",
@@ -41,6 +40,7 @@ __all__ = [
     "mark_interrupted",
     "record_job",
     "recorded_run",
+    "recover_stalled_jobs",
 ]
 
 logger = logging.getLogger("etrack.jobs.runs")
@@ -86,7 +86,9 @@ def describe_error(exc: BaseException, secrets: list[str]) -> str:
     return redact(text, secrets)[:ERROR_CHARS]
 
 
-async def start_run(app: App, *, kind: str, args: dict[str, Any], job_id: int | None = None) -> int:
+async def start_run(
+    app: EtrackApp, *, kind: str, args: dict[str, Any], job_id: int | None = None
+) -> int:
     row = await fetch_one(
         app,
         "jobs_run_start",
@@ -101,7 +103,7 @@ async def start_run(app: App, *, kind: str, args: dict[str, Any], job_id: int | 
 
 
 async def finish_run(
-    app: App,
+    app: EtrackApp,
     run_id: int,
     *,
     status: str,
@@ -151,7 +153,7 @@ async def record_job(
     call_next: Callable[[], Awaitable[Any]], context: JobContext, worker: Worker
 ) -> Any:
     """Worker middleware: record the job's run around it."""
-    app: EtrackApp = context.app  # type: ignore[assignment]  # make_app builds an EtrackApp
+    app = job_app(context)
     job = context.job
     kind = job.task_name.removeprefix("etrack.")
     args = dict(job.task_kwargs)
@@ -182,14 +184,14 @@ async def record_job(
     return result
 
 
-async def _finish_quietly(app: App, run_id: int, **fields: Any) -> None:
+async def _finish_quietly(app: EtrackApp, run_id: int, **fields: Any) -> None:
     try:
         await finish_run(app, run_id, **fields)
     except Exception:
         logger.exception("could not record the end of run %s", run_id)
 
 
-async def mark_interrupted(app: App, job_ids: list[int], reason: str) -> int:
+async def mark_interrupted(app: EtrackApp, job_ids: list[int], reason: str) -> int:
     """Close the open runs of jobs whose worker died."""
     if not job_ids:
         return 0
@@ -197,7 +199,7 @@ async def mark_interrupted(app: App, job_ids: list[int], reason: str) -> int:
     return len(rows)
 
 
-async def list_runs(app: App, *, failed_only: bool = False, limit: int = 20) -> list[RunRow]:
+async def list_runs(app: EtrackApp, *, failed_only: bool = False, limit: int = 20) -> list[RunRow]:
     """The newest runs first, with dead 'running' ones shown as 'interrupted'."""
     rows = await fetch_all(app, "jobs_runs_list", failed_only=failed_only, limit=limit)
     runs = [_with_dead_process(_run_row(row)) for row in rows]
@@ -243,3 +245,33 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+async def recover_stalled_jobs(app: EtrackApp, *, queue: str | None = None) -> Outcome:
+    """Put back in the queue the jobs of workers that stopped beating (killed
+    with kill -9, machine lost): without this they would stay 'doing' forever."""
+    manager = app.job_manager
+    stalled = await manager.get_stalled_jobs(
+        queue=queue, seconds_since_heartbeat=app.env.tuning.stalled_after_s
+    )
+    retried: list[int] = []
+    for job in stalled:
+        try:
+            await manager.retry_job(job)
+        except Exception:
+            # Another worker's recovery may have won the race, or the job
+            # finished meanwhile: the others still deserve their retry.
+            logger.warning("could not retry stalled job %s", job.id, exc_info=True)
+            continue
+        assert job.id is not None
+        retried.append(job.id)
+    if retried:
+        logger.warning("retried %d stalled job(s): %s", len(retried), retried)
+        await mark_interrupted(
+            app, retried, "its worker stopped responding (killed?); the job was retried"
+        )
+    return Outcome(
+        status="succeeded" if retried else "skipped",
+        counts={"retried": len(retried)},
+        summary=f"{len(retried)} stalled job(s) retried",
+    )

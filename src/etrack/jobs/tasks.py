@@ -1,7 +1,13 @@
-"""etrack's Procrastinate tasks and their schedule.
+"""etrack's Procrastinate tasks and their schedule, as a Blueprint.
 
 Tasks only wire: the work is in etrack.jobs.daily / backfill / runs. Each
-returns an `Outcome` (as a dict) that the run record keeps.
+returns an `Outcome` (as a dict) that the run record keeps. etrack.jobs.app
+adds `blueprint(...)` to every App it makes; the names are etrack.jobs.names.
+
+A new Blueprint per App, not one at module level: adding a blueprint to an
+App binds its tasks to that App (a task defers through its own App), and one
+process may hold several Apps at once (the web's enqueueing App beside its
+embedded worker); the periodic crons also come from the settings.
 
 Queues: `etrack` for the scheduled jobs and the daily run, `backfill` for
 backfill partitions and their routes (a backfill's in-process worker only
@@ -28,66 +34,59 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from procrastinate import JobContext, RetryDecision
+from procrastinate import Blueprint, JobContext, RetryDecision
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 
-from etrack.provider.client import AuthenticationError, BusinessError, MissingCredentials
+from etrack.config import Settings
+from etrack.errors import EtrackError, is_transient
+from etrack.jobs.backfill import compute_backfill_routes, work_partition
+from etrack.jobs.daily import fetch_latest_once, run_daily_job
+from etrack.jobs.env import JobTuning, job_app
+from etrack.jobs.names import (
+    BACKFILL_PARTITION,
+    BACKFILL_QUEUE,
+    BACKFILL_ROUTES,
+    DAILY,
+    DAILY_LOCK,
+    DAILY_SCHEDULED,
+    ETRACK_QUEUE,
+    FETCH_LATEST,
+    PRUNE_RETENTION,
+    RECOVER_STALLED,
+)
+from etrack.jobs.runs import Outcome, recover_stalled_jobs
 from etrack.store import db
-
-if TYPE_CHECKING:
-    from etrack.jobs.app import EtrackApp
+from etrack.store.retention import PruneReport, prune_with_settings
 
 __all__ = [
-    "BACKFILL_PARTITION",
-    "BACKFILL_QUEUE",
-    "BACKFILL_ROUTES",
-    "DAILY",
-    "DAILY_LOCK",
-    "DAILY_SCHEDULED",
-    "ETRACK_QUEUE",
-    "FETCH_LATEST",
-    "PRUNE_RETENTION",
-    "RECOVER_STALLED",
+    "DAILY_RETRY",
+    "PARTITION_RETRY",
+    "ROUTES_RETRY",
     "Backoff",
+    "blueprint",
     "daily_cron",
     "local_cron_to_utc",
-    "register",
+    "local_day_before",
 ]
 
 logger = logging.getLogger("etrack.jobs")
 
-ETRACK_QUEUE = "etrack"
-BACKFILL_QUEUE = "backfill"
-
-FETCH_LATEST = "etrack.fetch_latest"
-DAILY_SCHEDULED = "etrack.daily_scheduled"
-DAILY = "etrack.daily"
-RECOVER_STALLED = "etrack.recover_stalled"
-PRUNE_RETENTION = "etrack.prune_retention"
 PRUNE_CRON = "30 3 * * *"  # local time of ETRAC_TIMEZONE
-BACKFILL_PARTITION = "etrack.backfill_partition"
-BACKFILL_ROUTES = "etrack.backfill_routes"
-
-# Daily jobs run one at a time (catch-up days queue behind each other); the
-# advisory lock ETRAC_DAILY_LOCK_ID also keeps out a concurrent `etrack daily`.
-DAILY_LOCK = "etrack-daily"
 
 
 # ------------------------------------------------------------------ retries
-PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
-    AuthenticationError,
-    MissingCredentials,
-    BusinessError,
-    db.SchemaNotCurrent,
-)
-
-
 class Backoff(BaseRetryStrategy):
     """Retry up to `attempts` runs in all, waiting first_s, 2*first_s, ...
-    (at most max_s); errors that asking again cannot fix are final at once."""
+    (at most max_s).
+
+    An etrack error says itself whether asking again can fix it (its class's
+    `transient`): a permanent one is final at once. Any other exception (a
+    library error nobody converted, a bug) is retried within the attempts,
+    as a passing glitch may be behind it.
+    """
 
     def __init__(self, *, attempts: int, first_s: float, max_s: float) -> None:
         self.attempts = attempts
@@ -99,7 +98,8 @@ class Backoff(BaseRetryStrategy):
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         # job.attempts counts the runs before this one.
-        if job.attempts + 1 >= self.attempts or isinstance(exception, PERMANENT_ERRORS):
+        permanent = isinstance(exception, EtrackError) and not is_transient(exception)
+        if job.attempts + 1 >= self.attempts or permanent:
             return None
         wait = min(self.max_s, self.first_s * 2**job.attempts)
         return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=wait))
@@ -179,44 +179,29 @@ def local_day_before(timestamp: int, tz: tzinfo) -> date:
 
 
 # -------------------------------------------------------------------- tasks
-def _app(context: JobContext) -> EtrackApp:
-    return context.app  # type: ignore[return-value]  # make_app builds an EtrackApp
-
-
 async def fetch_latest(context: JobContext, timestamp: int) -> dict[str, Any]:
-    from etrack.jobs.daily import fetch_latest_once
-
-    return (await fetch_latest_once(_app(context))).as_result()
+    return (await fetch_latest_once(job_app(context))).as_result()
 
 
 async def daily_scheduled(context: JobContext, timestamp: int) -> dict[str, Any]:
-    from etrack.jobs.daily import run_daily_job
-
-    app = _app(context)
+    app = job_app(context)
     day = local_day_before(timestamp, app.env.settings.tz)
     return (await run_daily_job(app, day)).as_result()
 
 
 async def daily(context: JobContext, day: str) -> dict[str, Any]:
-    from etrack.jobs.daily import run_daily_job
-
-    return (await run_daily_job(_app(context), date.fromisoformat(day))).as_result()
+    return (await run_daily_job(job_app(context), date.fromisoformat(day))).as_result()
 
 
 async def recover_stalled(context: JobContext, timestamp: int) -> dict[str, Any]:
-    from etrack.jobs.worker import recover_stalled_jobs
-
-    return (await recover_stalled_jobs(_app(context))).as_result()
+    return (await recover_stalled_jobs(job_app(context))).as_result()
 
 
 async def prune_retention(context: JobContext, timestamp: int) -> dict[str, Any]:
     """Apply ETRACK_RETENTION / ETRACK_RETENTION_RAW (LGPD: tracks are personal data)."""
-    from etrack.jobs.runs import Outcome
-    from etrack.store.retention import prune_with_settings
+    app = job_app(context)
 
-    app = _app(context)
-
-    def work() -> list[Any]:
+    def work() -> list[PruneReport]:
         # Autocommit: compacting a month (VACUUM FULL) cannot run in a transaction.
         with db.connection(app.env.target, autocommit=True) as conn:
             return prune_with_settings(conn, app.env.settings)
@@ -240,62 +225,61 @@ async def prune_retention(context: JobContext, timestamp: int) -> dict[str, Any]
 
 
 async def backfill_partition(context: JobContext, placa: str, day: str) -> dict[str, Any]:
-    from etrack.jobs.backfill import work_partition
-
     job = context.job
     assert job.id is not None
     outcome = await work_partition(
-        _app(context), job=job, placa=placa, day=date.fromisoformat(day), retry=PARTITION_RETRY
+        job_app(context), job=job, placa=placa, day=date.fromisoformat(day), retry=PARTITION_RETRY
     )
     return outcome.as_result()
 
 
 async def backfill_routes(context: JobContext, backfill_id: int) -> dict[str, Any]:
-    from etrack.jobs.backfill import compute_backfill_routes
-
-    return (await compute_backfill_routes(_app(context), backfill_id)).as_result()
+    return (await compute_backfill_routes(job_app(context), backfill_id)).as_result()
 
 
-def register(app: EtrackApp, *, schedule: bool) -> None:
-    """Add etrack's tasks to `app`; with `schedule`, their periodic ticks too."""
-    settings, tuning = app.env.settings, app.env.tuning
-    fetch = app.task(name=FETCH_LATEST, queue=ETRACK_QUEUE, pass_context=True)(fetch_latest)
-    daily_tick = app.task(
+def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Blueprint:
+    """etrack's tasks, for one App; with `schedule`, their periodic ticks too."""
+    tasks = Blueprint()
+    fetch = tasks.task(name=FETCH_LATEST, queue=ETRACK_QUEUE, pass_context=True)(fetch_latest)
+    daily_tick = tasks.task(
         name=DAILY_SCHEDULED,
         queue=ETRACK_QUEUE,
         pass_context=True,
         lock=DAILY_LOCK,
         retry=DAILY_RETRY,
     )(daily_scheduled)
-    app.task(name=DAILY, queue=ETRACK_QUEUE, pass_context=True, lock=DAILY_LOCK, retry=DAILY_RETRY)(
-        daily
+    tasks.task(
+        name=DAILY, queue=ETRACK_QUEUE, pass_context=True, lock=DAILY_LOCK, retry=DAILY_RETRY
+    )(daily)
+    recover = tasks.task(name=RECOVER_STALLED, queue=ETRACK_QUEUE, pass_context=True)(
+        recover_stalled
     )
-    recover = app.task(name=RECOVER_STALLED, queue=ETRACK_QUEUE, pass_context=True)(recover_stalled)
-    prune = app.task(name=PRUNE_RETENTION, queue=ETRACK_QUEUE, pass_context=True)(prune_retention)
-    app.task(
+    prune = tasks.task(name=PRUNE_RETENTION, queue=ETRACK_QUEUE, pass_context=True)(prune_retention)
+    tasks.task(
         name=BACKFILL_PARTITION, queue=BACKFILL_QUEUE, pass_context=True, retry=PARTITION_RETRY
     )(backfill_partition)
-    app.task(name=BACKFILL_ROUTES, queue=BACKFILL_QUEUE, pass_context=True, retry=ROUTES_RETRY)(
+    tasks.task(name=BACKFILL_ROUTES, queue=BACKFILL_QUEUE, pass_context=True, retry=ROUTES_RETRY)(
         backfill_routes
     )
     if not schedule:
-        return
+        return tasks
     tz = settings.tz
     # A queueing lock: while a tick's job still waits (workers busy or
     # down), later ticks are not piled up behind it.
-    app.periodic(
+    tasks.periodic(
         cron=local_cron_to_utc(settings.etrack_fetch_cron, tz),
         periodic_id="fetch_latest",
         queueing_lock="etrack-fetch-latest",
     )(fetch)
-    app.periodic(cron=daily_cron(settings.etrack_daily_at, tz), periodic_id="daily")(daily_tick)
-    app.periodic(
+    tasks.periodic(cron=daily_cron(settings.etrack_daily_at, tz), periodic_id="daily")(daily_tick)
+    tasks.periodic(
         cron=tuning.recover_cron, periodic_id="recover_stalled", queueing_lock="etrack-recover"
     )(recover)
     if settings.etrack_retention or settings.etrack_retention_raw:
         # Nightly, after the daily run, when nobody is looking at old months.
-        app.periodic(
+        tasks.periodic(
             cron=local_cron_to_utc(PRUNE_CRON, tz),
             periodic_id="prune_retention",
             queueing_lock="etrack-prune",
         )(prune)
+    return tasks

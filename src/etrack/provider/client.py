@@ -3,7 +3,7 @@
 The client speaks the wire protocol and nothing more: it returns the
 provider's rows as raw dicts (parsing them is :mod:`etrack.provider.parse`'s
 job) and turns everything else the provider can answer into either a retry or
-one of the typed errors below.
+one of the typed errors of :mod:`etrack.errors`.
 
 What the provider can answer, and what the caller sees:
 
@@ -32,11 +32,11 @@ import re
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,17 @@ import httpx
 import stamina
 from pydantic import SecretStr
 
+from etrack.errors import (
+    ApiUnavailable,
+    AuthenticationError,
+    BusinessError,
+    InvalidDate,
+    MissingCredentials,
+    ProviderError,
+    UnexpectedResponse,
+    UnknownPlate,
+    WindowTooLarge,
+)
 from etrack.provider.ratelimit import PyrateLimiter, RateLimiter
 
 if TYPE_CHECKING:
@@ -55,21 +66,11 @@ __all__ = [
     "LATEST_POSITIONS",
     "MAX_WINDOW",
     "TRIPS",
-    "ApiUnavailable",
-    "AuthenticationError",
-    "BusinessError",
     "ClientStats",
     "EtracClient",
-    "EtracError",
     "History",
-    "InvalidDate",
-    "MissingCredentials",
     "Row",
-    "SyncClient",
-    "UnexpectedResponse",
-    "UnknownPlate",
     "Window",
-    "WindowTooLarge",
     "split_window",
 ]
 
@@ -95,81 +96,6 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------- errors
-class EtracError(Exception):
-    """Base of every error this client raises on purpose."""
-
-
-class MissingCredentials(EtracError):
-    """ETRAC_USER or ETRAC_KEY is not set."""
-
-    def __init__(self) -> None:
-        super().__init__("ETRAC_USER and ETRAC_KEY must be set to call the eTrac API")
-
-
-class AuthenticationError(EtracError):
-    """The provider rejected the account's credentials. Never retried."""
-
-    def __init__(self, status: int = 401) -> None:
-        self.status = status
-        super().__init__(
-            f"eTrac rejected the credentials (HTTP {status}): check ETRAC_USER and ETRAC_KEY"
-        )
-
-
-class BusinessError(EtracError):
-    """The provider understood the request and refused it (``erro`` set).
-
-    Often arrives inside an HTTP 200. Never retried: asking again gives the
-    same answer. Subclasses tell the common refusals apart; this class itself
-    means "some other refusal".
-    """
-
-    kind: ClassVar[str] = "other"
-
-    def __init__(self, erro: str, code_header: int | None, path: str) -> None:
-        self.erro = erro
-        self.code_header = code_header
-        self.path = path
-        code = f", code_header {code_header}" if code_header is not None else ""
-        super().__init__(f"eTrac refused POST {path}: {erro!r}{code}")
-
-
-class UnknownPlate(BusinessError):
-    """The plate is not in this account's fleet (or is not a plate)."""
-
-    kind = "unknown_plate"
-
-
-class InvalidDate(BusinessError):
-    """The provider rejected a date or a date/time bound."""
-
-    kind = "bad_date"
-
-
-class WindowTooLarge(BusinessError):
-    """The history window exceeded what the provider accepts (24 h)."""
-
-    kind = "window_too_large"
-
-
-class UnexpectedResponse(EtracError):
-    """An answer that is neither data nor a known error, and not worth retrying."""
-
-
-class ApiUnavailable(EtracError):
-    """Retries are exhausted (attempts or time budget); the API stayed unusable."""
-
-    def __init__(self, path: str, attempts: int, cause: str) -> None:
-        self.path = path
-        self.attempts = attempts
-        self.cause = cause
-        plural = "attempt" if attempts == 1 else "attempts"
-        super().__init__(
-            f"eTrac API unavailable: POST {path} failed after {attempts} {plural}; "
-            f"last cause: {cause}"
-        )
-
-
 class _Retryable(Exception):
     """A failure worth another attempt; never escapes the client."""
 
@@ -596,7 +522,7 @@ class EtracClient:
         except _Retryable as exc:
             self.stats.failures += 1
             raise ApiUnavailable(call.path, call.attempts, exc.cause) from exc
-        except EtracError:
+        except ProviderError:
             self.stats.failures += 1
             raise
         raise AssertionError("unreachable")  # pragma: no cover
@@ -656,9 +582,13 @@ class EtracClient:
                     f"no answer within the {self.total_timeout:g} s budget of one call",
                 ) from None
             except _NOT_TRANSIENT as exc:
-                raise EtracError(f"cannot send POST {call.path}: {_describe(exc)}") from exc
+                raise ProviderError(f"cannot send POST {call.path}: {_describe(exc)}") from exc
             except httpx.TransportError as exc:
                 raise _Retryable(_describe(exc)) from exc
+            except httpx.HTTPError as exc:
+                # The rest of httpx's errors (an undecodable body, say): no
+                # library error leaves the client.
+                raise UnexpectedResponse(f"POST {call.path}: {_describe(exc)}") from exc
             # Wire bytes when streamed from a socket; a preloaded body counts as is.
             self.stats.bytes_received += response.num_bytes_downloaded or len(response.content)
             log.debug("eTrac POST %s -> HTTP %d", call.path, response.status_code)
@@ -753,65 +683,3 @@ def _history(envelope: Row | None) -> History:
         return History(None, [])
     terminal = envelope.get("terminal")
     return History(terminal if isinstance(terminal, dict) else None, _rows(envelope, "posicoes"))
-
-
-# ----------------------------------------------------------- sync wrapper
-class SyncClient:
-    """Blocking facade over :class:`EtracClient` for the CLI.
-
-    Owns one event loop for its whole life, because httpx's pooled
-    connections belong to the loop that opened them.
-    """
-
-    def __init__(self, client: EtracClient) -> None:
-        self._client = client
-        self._runner = asyncio.Runner()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, limiter: RateLimiter | None = None) -> Self:
-        return cls(EtracClient.from_settings(settings, limiter=limiter))
-
-    def __repr__(self) -> str:
-        return f"SyncClient({self._client!r})"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        try:
-            self._runner.run(self._client.aclose())
-        finally:
-            self._runner.close()
-
-    @property
-    def stats(self) -> ClientStats:
-        return self._client.stats
-
-    def _run(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def go() -> T:
-            return await make()
-
-        return self._runner.run(go())
-
-    def latest_positions(self) -> list[Row]:
-        return self._run(self._client.latest_positions)
-
-    def latest_position(self, placa: str) -> list[Row]:
-        return self._run(lambda: self._client.latest_position(placa))
-
-    def history_day(self, placa: str, day: date) -> History:
-        return self._run(lambda: self._client.history_day(placa, day))
-
-    def history_window(self, placa: str, start: datetime, end: datetime) -> History:
-        return self._run(lambda: self._client.history_window(placa, start, end))
-
-    def trip_summaries(self, placa: str, day: date) -> list[Row]:
-        return self._run(lambda: self._client.trip_summaries(placa, day))

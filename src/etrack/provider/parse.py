@@ -1,11 +1,11 @@
 """eTrac API rows -> typed records, tolerant of every form the provider sends.
 
-The API sends every value as whatever it likes (see `etrac-api.md`): numbers as
-JSON numbers or strings, with units ("54 km/h", "12,6 V") and decimal commas,
-timestamps as local "DD/MM/YYYY HH:MM:SS" strings, plates with or without a
-hyphen. The parsers here turn one row into a `Position`, `Trip` or `Terminal`,
-or into a `Reject` naming why the row cannot be stored; they never raise,
-whatever JSON value they are given.
+The API sends every value as whatever it likes: numbers as JSON numbers or
+strings, with units ("54 km/h", "12,6 V") and decimal commas, timestamps as
+local "DD/MM/YYYY HH:MM:SS" strings, plates with or without a hyphen. The
+parsers here turn one row into a `Position`, `ProviderTrip` or `Terminal`
+(see `etrack.model`), or into a `Reject` naming why the row cannot be stored;
+they never raise, whatever JSON value they are given.
 
 This sits on the ingest hot path (40,000+ positions/s end to end on two cores),
 so a row is parsed by plain functions instead of a validation library: records
@@ -34,9 +34,11 @@ Accepted forms, decided once for every field:
   offset. Times without an offset are local times of the account's zone;
   results are aware datetimes in UTC. A local time that does not exist or
   happens twice (a DST change) takes the offset in force before the change.
-- Text: stripped; missing is `None`; NUL characters are removed (PostgreSQL
-  text cannot hold them); numbers become their decimal text (tracker serials
-  sometimes arrive as JSON numbers).
+- Text: stripped; missing is `None` (so the text "null" is never stored);
+  control characters are removed, tabs and line breaks becoming a space
+  (PostgreSQL text cannot hold NUL, and a batch must never fail on one);
+  numbers become their decimal text (tracker serials sometimes arrive as JSON
+  numbers).
 
 A present value that cannot be read is stored as `None` and its field name is
 listed in the record's `bad_fields`, so nothing is dropped without a trace;
@@ -45,56 +47,38 @@ the raw row is always kept in `raw`.
 
 from __future__ import annotations
 
-import bisect
 import re
-import reprlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import Enum
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
-from etrack.geo import haversine_m, implied_speed_kmh
+from etrack.model import (
+    FUTURE,
+    VALID,
+    InvalidPlate,
+    Position,
+    ProviderTrip,
+    Reject,
+    Terminal,
+    canonical_plate,
+    short_repr,
+)
+from etrack.quality import coordinate_quality
 
 __all__ = [
     "BAD_PLATE",
     "BAD_TIMESTAMP",
-    "DUPLICATE",
-    "FUTURE",
-    "JUMP",
     "MISSING_PLATE",
     "MISSING_TIMESTAMP",
     "NOT_AN_OBJECT",
-    "NO_FIX",
-    "OUT_OF_RANGE",
-    "VALID",
-    "InvalidPlate",
-    "InvalidValue",
     "ParsedPositions",
-    "Position",
-    "Reject",
-    "Terminal",
-    "Trip",
-    "canonical_plate",
-    "coerce_bool",
-    "coerce_duration_s",
-    "coerce_number",
-    "coerce_text",
-    "coerce_timestamp",
-    "flag_sequence",
     "parse_position",
     "parse_positions",
     "parse_terminal",
     "parse_trip",
     "parse_vehicle",
 ]
-
-# --- position quality (the `positions.quality` column) ----------------------
-VALID: Final = "valid"
-NO_FIX: Final = "no_fix"
-OUT_OF_RANGE: Final = "out_of_range"
-FUTURE: Final = "future"
-DUPLICATE: Final = "duplicate"
-JUMP: Final = "jump"
 
 # --- reject reasons ----------------------------------------------------------
 NOT_AN_OBJECT: Final = "not_an_object"
@@ -104,167 +88,15 @@ MISSING_TIMESTAMP: Final = "missing_timestamp"
 BAD_TIMESTAMP: Final = "bad_timestamp"
 
 
-class InvalidValue(ValueError):
-    """A value is present but cannot be read as the type asked for."""
-
-
-class InvalidPlate(InvalidValue):
-    """Text that is not a Brazilian plate; the message says what was expected."""
-
-    def __init__(self, value: object) -> None:
-        super().__init__(
-            f"expected a Brazilian plate like ABC1234 or ABC1D23, got {_short_repr(value)}"
-        )
-        self.value = value
-
-
 class _Bad(Enum):
     """Marks a value that is present but unreadable (as opposed to missing, `None`)."""
 
     BAD = "bad"
 
 
-# ----------------------------------------------------------------- records
-
-
-class Position(NamedTuple):
-    """One tracker position (a POSITION or VEHICLE row), parsed and flagged.
-
-    The natural key is `(placa, data_transmissao)`. `quality` is `valid` or the
-    reason the point must stay out of routes and distances.
-    """
-
-    placa: str
-    data_transmissao: datetime
-    latitude: float | None
-    longitude: float | None
-    velocidade: float | None
-    ignicao: bool | None
-    odometro: float | None
-    odometro_can: float | None
-    horimetro: float | None
-    bateria: float | None
-    logradouro: str | None
-    descricao: str | None
-    frota: str | None
-    equipamento_serial: str | None
-    data_gravacao: datetime | None
-    placa_raw: str
-    quality: str
-    raw: dict[Any, Any]
-    bad_fields: tuple[str, ...] = ()
-    # Set on a `duplicate` whose measurement differs from the row kept for its
-    # natural key: the ingest keeps those as rejects instead of dropping them.
-    duplicate_differs: bool = False
-
-    @property
-    def key(self) -> tuple[str, datetime]:
-        return (self.placa, self.data_transmissao)
-
-    @property
-    def is_valid(self) -> bool:
-        return self.quality == VALID
-
-    @property
-    def measurement(self) -> tuple[object, ...]:
-        """What the tracker measured: two rows with one key and equal measurements are
-        the same packet. Vehicle metadata, the address (geocoded later by the
-        platform) and `data_gravacao` (the platform may store a packet twice) are
-        left out on purpose."""
-        return (
-            self.latitude,
-            self.longitude,
-            self.velocidade,
-            self.ignicao,
-            self.odometro,
-            self.odometro_can,
-            self.horimetro,
-            self.bateria,
-        )
-
-
-class Trip(NamedTuple):
-    """One of the provider's own trip summaries (`resumoviagens`)."""
-
-    placa: str
-    data_inicio_conducao: datetime
-    data_fim_conducao: datetime | None
-    duracao_conducao: int | None  # seconds
-    distancia_conducao: float | None  # km
-    odometro_inicio_conducao: float | None
-    odometro_fim_conducao: float | None
-    latitude_inicio_conducao: float | None
-    longitude_inicio_conducao: float | None
-    latitude_fim_conducao: float | None
-    longitude_fim_conducao: float | None
-    localizacao_inicio_conducao: str | None
-    localizacao_fim_conducao: str | None
-    cliente: str | None
-    cliente_fantasia: str | None
-    descricao: str | None
-    frota: str | None
-    condutor_nome: str | None
-    condutor_identificacao: str | None
-    placa_raw: str
-    raw: dict[Any, Any]
-    bad_fields: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> tuple[str, datetime]:
-        return (self.placa, self.data_inicio_conducao)
-
-
-class Terminal(NamedTuple):
-    """The `terminal` block of `/ultimasposicoesterminal`: the vehicle asked about."""
-
-    placa: str
-    descricao: str | None
-    frota: str | None
-    placa_raw: str
-    raw: dict[Any, Any]
-    bad_fields: tuple[str, ...] = ()
-
-
-class Reject(NamedTuple):
-    """A row that cannot become a record. `reason` is a stable code, `message` is for people."""
-
-    reason: str
-    message: str
-    raw: object
-    placa: str | None = None
-
-
 class ParsedPositions(NamedTuple):
     positions: list[Position]
     rejects: list[Reject]
-
-
-# ------------------------------------------------------------------- plates
-
-_PLATE: Final = re.compile(r"[A-Z]{3}[0-9][A-Z0-9][0-9]{2}")
-# Hyphens (and the dashes copy-paste turns them into) and whitespace anywhere.
-_PLATE_NOISE: Final = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
-_plate_cache: dict[str, str] = {}
-_PLATE_CACHE_MAX: Final = 50_000
-
-
-def canonical_plate(text: object) -> str:
-    """`abc-1234`, ` ABC 1234 `, `abc1d23` -> `ABC1234` / `ABC1D23`; raises `InvalidPlate`.
-
-    Accepts the old (ABC1234) and Mercosul (ABC1D23) patterns, in any case,
-    with hyphens and whitespace anywhere.
-    """
-    if type(text) is str:
-        cached = _plate_cache.get(text)
-        if cached is not None:
-            return cached
-        plate = _PLATE_NOISE.sub("", text).upper()
-        if len(plate) == 7 and _PLATE.fullmatch(plate):
-            if len(_plate_cache) >= _PLATE_CACHE_MAX:
-                _plate_cache.clear()
-            _plate_cache[text] = plate
-            return plate
-    raise InvalidPlate(text)
 
 
 # ------------------------------------------------------------ field coercers
@@ -288,6 +120,11 @@ _BR_TIMESTAMP: Final = re.compile(
     r"(\d{1,2})([/-])(\d{1,2})\2(\d{4})(?:\s+|T)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?",
     re.ASCII,
 )
+# Control characters (C0, DEL, C1) never reach storage: PostgreSQL text cannot
+# hold NUL, and the others only garble a description. Line breaks and tabs
+# become one space so the words they separated stay apart.
+_SPACING_CONTROL: Final = re.compile(r"[\t\n\v\f\r\x1c-\x1f\x85]+")
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 _ISO_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", re.ASCII)
 _DURATION: Final = re.compile(r"(\d{1,6}):([0-5]?\d)(?::([0-5]?\d))?", re.ASCII)
 
@@ -300,19 +137,6 @@ _MINUTE_SECOND: Final[dict[str, timedelta]] = {
 # Per time zone: "DD/MM/YYYY HH" (or (y, m, d, h)) -> the UTC instant of that local hour start.
 _hour_caches: dict[tzinfo, dict[object, datetime]] = {}
 _HOUR_CACHE_MAX: Final = 200_000
-
-_short_repr_maker = reprlib.Repr()
-_short_repr_maker.maxstring = 60
-_short_repr_maker.maxother = 60
-_short_repr_maker.maxlevel = 2
-
-
-def _short_repr(value: object) -> str:
-    """A repr safe to put in a message: bounded, whatever the input."""
-    try:
-        return _short_repr_maker.repr(value)
-    except Exception:  # a hostile __repr__ must not break a parser that never raises
-        return f"<{type(value).__name__}>"
 
 
 def _json_kind(value: object) -> str:
@@ -434,9 +258,11 @@ def _text(value: object) -> str | _Bad | None:
         text = value.strip()
         if _is_null_text(text):
             return None
-        if "\x00" in text:
-            text = text.replace("\x00", "").strip()
-            return text or None
+        # isprintable() is one C loop; only text that fails it (controls, but
+        # also a no-break space) pays for the regular expressions.
+        if not text.isprintable():
+            text = _CONTROL.sub("", _SPACING_CONTROL.sub(" ", text)).strip()
+            return None if _is_null_text(text) else text
         return text
     if value is None:
         return None
@@ -571,53 +397,6 @@ def _duration_s(value: object) -> int | _Bad | None:
     return _Bad.BAD
 
 
-# Public coercers: the same rules, for callers outside the row parsers (the
-# CLI validating user input, the simulator's tests). Missing -> None, garbage ->
-# InvalidValue.
-
-
-def coerce_number(value: object) -> float | None:
-    """A finite float from a JSON number or a string like "54 km/h", "12,6 V", "1.234,5"."""
-    result = _number(value)
-    if result is _Bad.BAD:
-        raise InvalidValue(f"expected a number, got {_short_repr(value)}")
-    return result
-
-
-def coerce_bool(value: object) -> bool | None:
-    """1/0, true/false, on/off, sim/não (as JSON values or strings)."""
-    result = _bool(value)
-    if result is _Bad.BAD:
-        raise InvalidValue(f"expected 1/0, true/false, on/off or sim/não, got {_short_repr(value)}")
-    return result
-
-
-def coerce_text(value: object) -> str | None:
-    """Stripped text; numbers become their decimal text."""
-    result = _text(value)
-    if result is _Bad.BAD:
-        raise InvalidValue(f"expected text, got {_short_repr(value)}")
-    return result
-
-
-def coerce_timestamp(value: object, tz: tzinfo) -> datetime | None:
-    """An aware UTC datetime; times without an offset are local times of `tz`."""
-    result = _timestamp(value, tz)
-    if result is _Bad.BAD:
-        raise InvalidValue(
-            f"expected a time like DD/MM/YYYY HH:MM:SS or ISO 8601, got {_short_repr(value)}"
-        )
-    return result
-
-
-def coerce_duration_s(value: object) -> int | None:
-    """Seconds from "HH:MM:SS" (hours may exceed 24) or "HH:MM"."""
-    result = _duration_s(value)
-    if result is _Bad.BAD:
-        raise InvalidValue(f"expected a duration like HH:MM:SS, got {_short_repr(value)}")
-    return result
-
-
 # ------------------------------------------------------------------ parsers
 
 
@@ -654,22 +433,10 @@ def _timestamp_reject(
         return Reject(MISSING_TIMESTAMP, f"{name} is missing", raw, placa)
     return Reject(
         BAD_TIMESTAMP,
-        f"{name}: expected DD/MM/YYYY HH:MM:SS or ISO 8601, got {_short_repr(value)}",
+        f"{name}: expected DD/MM/YYYY HH:MM:SS or ISO 8601, got {short_repr(value)}",
         raw,
         placa,
     )
-
-
-def _coordinate_quality(lat: float | None, lon: float | None, unreadable: bool) -> str:
-    if (
-        unreadable
-        or (lat is not None and not -90.0 <= lat <= 90.0)
-        or (lon is not None and not -180.0 <= lon <= 180.0)
-    ):
-        return OUT_OF_RANGE
-    if lat is None or lon is None or (lat == 0.0 and lon == 0.0):
-        return NO_FIX
-    return VALID
 
 
 def _future_limit(now: datetime, future_tolerance_s: float) -> datetime:
@@ -804,7 +571,7 @@ def _parse_position(raw: object, tz: tzinfo, limit: datetime) -> Position | Reje
         ):
             quality = VALID
         else:
-            quality = _coordinate_quality(latitude, longitude, unreadable)
+            quality = coordinate_quality(latitude, longitude, unreadable)
 
         return Position(
             placa,
@@ -831,8 +598,8 @@ def _parse_position(raw: object, tz: tzinfo, limit: datetime) -> Position | Reje
         return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
 
 
-def parse_trip(raw: object, tz: tzinfo) -> Trip | Reject:
-    """One `resumoviagens` row -> `Trip` or `Reject`. Never raises.
+def parse_trip(raw: object, tz: tzinfo) -> ProviderTrip | Reject:
+    """One `resumoviagens` row -> `ProviderTrip` or `Reject`. Never raises.
 
     Required: `placa` and `data_inicio_conducao` (the natural key). Everything
     else is optional; unreadable values become `None` and are listed in
@@ -877,7 +644,7 @@ def parse_trip(raw: object, tz: tzinfo) -> Trip | Reject:
         def text(name: str) -> str | None:
             return _text_field(get(name), name, bad)
 
-        return Trip(
+        return ProviderTrip(
             placa=placa,
             data_inicio_conducao=start,
             data_fim_conducao=end,
@@ -927,184 +694,3 @@ def parse_terminal(raw: object) -> Terminal | Reject:
         )
     except Exception as exc:  # see _parse_position
         return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
-
-
-# --------------------------------------------------------- sequence flags
-
-# How many candidates back a point may link over: the longest run of
-# consecutive outliers that is still recognised as outliers (beyond it the
-# best-chain look-up below still reconnects, see flag_sequence).
-_JUMP_WINDOW: Final = 8
-
-
-def flag_sequence(
-    positions: Sequence[Position],
-    *,
-    jump_speed_kmh: float,
-    previous: Mapping[str, Position] | None = None,
-    min_jump_m: float = 0.0,
-) -> list[Position]:
-    """Flag `duplicate` and `jump` points of one answer; one output per input, same order.
-
-    Anchor: Traccar's FilterHandler (`filterDuplicate`, `filterMaxSpeed`), which
-    compares each fix with the last accepted one. That alone fails on a bad
-    *first* point (every later point looks like a jump from it), so jumps are
-    judged against both neighbours, as a best-chain search:
-
-    1. Rows are grouped by plate and stably sorted by `data_transmissao`
-       (answers arrive out of order).
-    2. Duplicates: the first occurrence of a `(placa, data_transmissao)` in
-       input order keeps its quality; every later one becomes `duplicate`, with
-       `duplicate_differs=True` when its `measurement` differs from the kept
-       row's (the ingest stores one row per key and keeps differing copies as
-       rejects). So a `duplicate` may hide a per-row flag; no information is
-       lost since the kept row carries the key.
-    3. Jump candidates are the remaining `valid` points (never `no_fix`,
-       `out_of_range`, `future` or `duplicate`); their timestamps are strictly
-       increasing, so no implied speed divides by zero. Two candidates are
-       *consistent* when the implied speed between them (haversine distance,
-       R = 6378137 m, over their time difference) is at most `jump_speed_kmh`,
-       or they are at most `min_jump_m` apart.
-    4. The longest chain of candidates in which each point is consistent with
-       the next one kept is found by dynamic programming: each point links to
-       the best-scoring consistent point among the `_JUMP_WINDOW` candidates
-       before it and the last `_JUMP_WINDOW` points of the best chain so far
-       (so a long burst of bad points does not cut the good track in two).
-       When the previous point is consistent and ends the best chain so far,
-       it is taken at once: clean data costs one distance per point.
-       Candidates off the chain are `jump`.
-
-    Consequences: a single outlier in the middle is dropped and both its
-    neighbours kept (they are consistent with each other); an outlier first or
-    last is dropped, not its neighbour (the chain without it is longer); a
-    10 h gap over 50 km is 5 km/h, consistent. Ties (only two candidates, or
-    two equally long tracks) keep the earlier one, like Traccar.
-
-    `previous` maps a plate to its last known valid point from the database.
-    It takes part in the chain (counted as a point, never output or flagged):
-    a lone fetch-latest row inconsistent with it is a jump. It is ignored
-    when not `valid`, or when a row has the same timestamp (that row is the
-    stored point itself). A wrong stored point heals itself: the implied
-    speed from it falls as time passes, and a track of two or more
-    consistent new points outweighs it.
-
-    Idempotent: incoming `duplicate` and `jump` flags are recomputed
-    (a `future` flag would need `now` and is kept).
-    """
-    output = list(positions)
-    by_plate: dict[str, list[int]] = {}
-    for index, position in enumerate(output):
-        by_plate.setdefault(position.placa, []).append(index)
-    for plate, indexes in by_plate.items():
-        indexes.sort(key=lambda index: output[index].data_transmissao)
-        candidates: list[int] = []
-        kept: Position | None = None
-        for index in indexes:
-            position = output[index]
-            if kept is not None and position.data_transmissao == kept.data_transmissao:
-                differs = position.measurement != kept.measurement
-                if position.quality != DUPLICATE or position.duplicate_differs != differs:
-                    output[index] = position._replace(quality=DUPLICATE, duplicate_differs=differs)
-                continue
-            base_quality = _base_quality(position)
-            if base_quality != position.quality or position.duplicate_differs:
-                position = position._replace(quality=base_quality, duplicate_differs=False)
-                output[index] = position
-            kept = position
-            if base_quality == VALID:
-                candidates.append(index)
-        anchor = previous.get(plate) if previous else None
-        for index in _jumps(output, candidates, anchor, jump_speed_kmh, min_jump_m):
-            output[index] = output[index]._replace(quality=JUMP)
-    return output
-
-
-def _base_quality(position: Position) -> str:
-    """The per-row quality, undoing an earlier flag_sequence run."""
-    if position.quality != DUPLICATE and position.quality != JUMP:
-        return position.quality
-    unreadable = "latitude" in position.bad_fields or "longitude" in position.bad_fields
-    return _coordinate_quality(position.latitude, position.longitude, unreadable)
-
-
-def _jumps(
-    output: list[Position],
-    candidates: list[int],
-    anchor: Position | None,
-    jump_speed_kmh: float,
-    min_jump_m: float,
-) -> list[int]:
-    """Indexes (into `output`) of the candidates off the best consistent chain."""
-    if not candidates or (len(candidates) == 1 and anchor is None):
-        return []
-    lats: list[float] = []
-    lons: list[float] = []
-    times: list[float] = []
-    ids: list[int] = []  # index into output; -1 for the anchor
-    for index in candidates:
-        position = output[index]
-        assert position.latitude is not None
-        assert position.longitude is not None
-        lats.append(position.latitude)
-        lons.append(position.longitude)
-        times.append(position.data_transmissao.timestamp())
-        ids.append(index)
-    if (
-        anchor is not None
-        and anchor.quality == VALID
-        and anchor.latitude is not None
-        and anchor.longitude is not None
-    ):
-        anchor_time = anchor.data_transmissao.timestamp()
-        at = bisect.bisect_left(times, anchor_time)
-        if at == len(times) or times[at] != anchor_time:
-            lats.insert(at, anchor.latitude)
-            lons.insert(at, anchor.longitude)
-            times.insert(at, anchor_time)
-            ids.insert(at, -1)
-
-    def consistent(i: int, j: int) -> bool:
-        distance = haversine_m(lats[i], lons[i], lats[j], lons[j])
-        if distance <= min_jump_m:
-            return True
-        return implied_speed_kmh(distance, times[j] - times[i]) <= jump_speed_kmh
-
-    count = len(ids)
-    score = [0] * count
-    link = [-1] * count
-    best_score = 0
-    best_end = -1
-    for j in range(count):
-        j_score = 1
-        j_link = -1
-        if j and score[j - 1] == best_score and consistent(j - 1, j):
-            j_score = best_score + 1
-            j_link = j - 1
-        else:
-            tried: set[int] = set()
-            options = list(range(j - 1, max(-1, j - 1 - _JUMP_WINDOW), -1))
-            node = best_end
-            for _ in range(_JUMP_WINDOW):
-                if node < 0:
-                    break
-                options.append(node)
-                node = link[node]
-            for i in options:
-                if i in tried:
-                    continue
-                tried.add(i)
-                if score[i] + 1 > j_score and consistent(i, j):
-                    j_score = score[i] + 1
-                    j_link = i
-        score[j] = j_score
-        link[j] = j_link
-        if j_score > best_score:
-            best_score = j_score
-            best_end = j
-
-    on_chain = [False] * count
-    node = best_end
-    while node >= 0:
-        on_chain[node] = True
-        node = link[node]
-    return [ids[k] for k in range(count) if not on_chain[k] and ids[k] >= 0]

@@ -29,10 +29,18 @@ from typing import Any, Protocol, runtime_checkable
 import psycopg
 from pyrate_limiter import AbstractBucket, InMemoryBucket, Limiter, Rate
 
+from etrack.errors import DatabaseUnavailable
 from etrack.store import db
 from etrack.store.queries import query
 
-__all__ = ["PgRateLimiter", "PyrateLimiter", "RateLimiter", "UnlimitedLimiter", "account_key", "rate_for"]
+__all__ = [
+    "PgRateLimiter",
+    "PyrateLimiter",
+    "RateLimiter",
+    "UnlimitedLimiter",
+    "account_key",
+    "rate_for",
+]
 
 
 @runtime_checkable
@@ -145,8 +153,6 @@ class PyrateLimiter:
         self._limiter.close()
 
 
-
-
 logger = logging.getLogger("etrack.provider.ratelimit")
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -161,7 +167,7 @@ def async_conninfo(target: db.Target) -> str:
     """Connection string with etrack's search_path and UTC, for async connections."""
     return psycopg.conninfo.make_conninfo(
         target.conninfo,
-        options=f"-c search_path={target.schema},public -c timezone=UTC",
+        options=db.session_options(target.schema),
         application_name="etrack",
     )
 
@@ -246,7 +252,7 @@ class PgRateLimiter:
                 query("jobs_rate_penalize"),
                 {"account": self.account, "seconds": seconds, "interval": self.interval},
             )
-        except (psycopg.Error, db.DatabaseUnavailable) as exc:
+        except (psycopg.Error, DatabaseUnavailable) as exc:
             # The local pause still holds this process back.
             logger.warning("could not share a rate-limit pause: %s", type(exc).__name__)
 
@@ -269,7 +275,7 @@ class PgRateLimiter:
                     async_conninfo(self._target), autocommit=True, connect_timeout=10
                 )
             except psycopg.OperationalError:
-                raise db.DatabaseUnavailable(
+                raise DatabaseUnavailable(
                     f"cannot reach PostgreSQL at {self._target.describe()}"
                 ) from None
         return self._conn

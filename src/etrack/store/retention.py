@@ -21,27 +21,24 @@ idempotent (a second run finds nothing to do) and `dry_run` changes nothing.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from etrack.config import Settings
+from etrack.config import Duration, Settings
 from etrack.store import db
 from etrack.store.queries import query
 
 __all__ = [
     "RAW_CLEARED_MARK",
     "Action",
-    "Duration",
     "PruneReport",
     "cutoff_for",
-    "parse_duration",
     "prune",
     "prune_with_settings",
 ]
@@ -51,45 +48,8 @@ logger = logging.getLogger("etrack.store.retention")
 # The comment prune leaves on a month whose raw JSON it cleared entirely.
 RAW_CLEARED_MARK = "etrack retention: raw JSON cleared"
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(d|w|mo|m|y)\s*$", re.IGNORECASE)
-_UNIT_NAMES = {"d": "day", "w": "week", "m": "month", "y": "year"}
-
 
 # ------------------------------------------------------------------ cutoff
-@dataclass(frozen=True, slots=True)
-class Duration:
-    """A retention period: `amount` days, weeks, months or years."""
-
-    amount: int
-    unit: str  # d, w, m, y
-
-    def __str__(self) -> str:
-        name = _UNIT_NAMES[self.unit]
-        return f"{self.amount} {name}{'' if self.amount == 1 else 's'}"
-
-
-def parse_duration(text: str) -> Duration:
-    """90d, 12w, 24m (or 24mo) and 2y, as ETRACK_RETENTION takes them."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"expected a duration like 90d, 12w, 24m or 2y, got {text!r}")
-    amount, unit = int(match[1]), match[2].lower()
-    if amount <= 0:
-        # 0d would mean "everything before today": too easy to type by mistake.
-        raise ValueError(f"a retention period must be at least one day, got {text!r}")
-    return Duration(amount, "m" if unit == "mo" else unit)
-
-
-def _months_back(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 - months
-    year, month = divmod(index, 12)
-    month += 1
-    # Clamp the day: 31 March minus one month is 28/29 February.
-    next_month = date(year + month // 12, month % 12 + 1, 1)
-    last = (next_month - timedelta(days=1)).day
-    return date(year, month, min(day.day, last))
-
-
 def cutoff_for(duration: Duration, tz: tzinfo, *, now: datetime | None = None) -> datetime:
     """Local midnight starting the day `duration` before today (in `tz`).
 
@@ -97,15 +57,7 @@ def cutoff_for(duration: Duration, tz: tzinfo, *, now: datetime | None = None) -
     same cutoff (a re-run changes nothing), and routes, which are per local
     day, are cut where the positions are.
     """
-    today = (now or datetime.now(UTC)).astimezone(tz).date()
-    if duration.unit == "d":
-        day = today - timedelta(days=duration.amount)
-    elif duration.unit == "w":
-        day = today - timedelta(weeks=duration.amount)
-    elif duration.unit == "m":
-        day = _months_back(today, duration.amount)
-    else:
-        day = _months_back(today, 12 * duration.amount)
+    day = duration.before((now or datetime.now(UTC)).astimezone(tz).date())
     return datetime(day.year, day.month, day.day, tzinfo=tz)
 
 
@@ -493,10 +445,10 @@ def prune_with_settings(
     ETRACK_RETENTION, then clear the raw JSON older than ETRACK_RETENTION_RAW.
     Either unset skips its pass; both unset returns []. For the daily task."""
     reports: list[PruneReport] = []
-    if settings.etrack_retention:
-        cutoff = cutoff_for(parse_duration(settings.etrack_retention), settings.tz, now=now)
+    if settings.etrack_retention is not None:
+        cutoff = cutoff_for(settings.etrack_retention, settings.tz, now=now)
         reports.append(prune(conn, cutoff, dry_run=dry_run, **options))
-    if settings.etrack_retention_raw:
-        cutoff = cutoff_for(parse_duration(settings.etrack_retention_raw), settings.tz, now=now)
+    if settings.etrack_retention_raw is not None:
+        cutoff = cutoff_for(settings.etrack_retention_raw, settings.tz, now=now)
         reports.append(prune(conn, cutoff, raw_only=True, dry_run=dry_run, **options))
     return reports

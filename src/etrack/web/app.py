@@ -1,5 +1,5 @@
-"""The FastAPI app: JSON API under /api, HTML pages, static assets, and the
-embedded scheduler.
+"""The app factory: the JSON API under /api, the HTML pages, static assets,
+the middleware, the error answers, and the embedded scheduler.
 
 `create_app(settings, target)` builds it; `serve(settings, host, port)` runs it
 with uvicorn (`etrack web`); `wsgi_app(...)` wraps it for gunicorn's default
@@ -14,29 +14,32 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+import uvicorn
+from a2wsgi import ASGIMiddleware
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.templating import Jinja2Templates
-from psycopg_pool import AsyncConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from etrack import __version__
-from etrack.config import Settings
-from etrack.store import db
-from etrack.store.accounts import AccountsError, fallback_account, load_accounts
-from etrack.trips.detect import RouteParams
-from etrack.web import i18n
+from etrack.config import Settings, load_accounts
+from etrack.errors import DatabaseUnavailable, EtrackError, UsageError, is_transient
+from etrack.store import db, migrations
+from etrack.store.accounts import fallback_account
+from etrack.trips.params import RouteParams
+from etrack.web import api, i18n, pages
+from etrack.web.deps import WebContext
 from etrack.web.jobs import JobsClient
-from etrack.web.metrics import MetricsMiddleware, WebMetrics
-from etrack.web.reader import BodyCache, FleetCache, Reader, is_unavailable, open_pool
+from etrack.web.metrics import MetricsMiddleware
+from etrack.web.pages.render import error_page
 from etrack.web.scheduler import EmbeddedScheduler
 from etrack.web.scope import AccountScopeMiddleware
 from etrack.web.security import (
@@ -47,77 +50,20 @@ from etrack.web.security import (
     load_secret_key,
 )
 
-__all__ = ["WebContext", "create_app", "serve", "wsgi_app"]
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["DEFAULT_PORT", "create_app", "serve", "wsgi_app"]
 
 logger = logging.getLogger("etrack.web")
 
-DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-DEFAULT_TILE_ATTRIBUTION = "&copy; OpenStreetMap contributors"
 DEFAULT_PORT = 5001
 WEB_DIR = Path(__file__).parent
+# What a 503 asks the client to wait before trying again (an outage of the
+# database usually lasts longer than one pool checkout timeout).
+RETRY_AFTER_S = 30
 
-
-def setting(settings: Settings, name: str, default: Any) -> Any:
-    """A web setting the settings object may not define yet (see the report)."""
-    value = getattr(settings, name, None)
-    if value is None:
-        return default
-    if hasattr(value, "get_secret_value"):
-        return value.get_secret_value()
-    return value
-
-
-@dataclass(slots=True)
-class WebContext:
-    """Everything the handlers share, one per app."""
-
-    settings: Settings
-    target: db.Target
-    params: RouteParams
-    scheduler: EmbeddedScheduler
-    jobs: JobsClient
-    tile_url: str
-    tile_attribution: str
-    default_lang: str
-    fallback_account: str = "default"
-    metrics: WebMetrics = field(default_factory=WebMetrics)
-    routes: BodyCache = field(default_factory=BodyCache)
-    pool: AsyncConnectionPool | None = None
-    _reader: Reader | None = None
-    _fleet: FleetCache | None = None
-    _lock: asyncio.Lock | None = None
-
-    async def reader(self) -> Reader:
-        """The database reader; the pool opens on first use when no lifespan ran."""
-        if self._reader is None:
-            if self._lock is None:
-                self._lock = asyncio.Lock()
-            async with self._lock:
-                if self._reader is None:
-                    self.pool = await open_pool(self.target)
-                    self._reader = Reader(
-                        self.pool, self.params, fallback_account=self.fallback_account
-                    )
-                    self._fleet = FleetCache(self._reader)
-        assert self._reader is not None
-        return self._reader
-
-    def account_names(self) -> list[str]:
-        """The configured accounts (the file is read again: it may change)."""
-        try:
-            return [account.name for account in load_accounts(self.settings)]
-        except AccountsError:
-            return [self.fallback_account]
-
-    async def fleet(self) -> FleetCache:
-        await self.reader()
-        assert self._fleet is not None
-        return self._fleet
-
-    async def close(self) -> None:
-        pool, self.pool, self._reader, self._fleet = self.pool, None, None, None
-        if pool is not None:
-            await pool.close()
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def templates() -> Jinja2Templates:
@@ -160,11 +106,9 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
         params=RouteParams.from_settings(settings),
         scheduler=EmbeddedScheduler(settings, target, enabled=run_scheduler),
         jobs=JobsClient(settings, target),
-        tile_url=str(setting(settings, "etrack_tile_url", DEFAULT_TILE_URL)),
-        tile_attribution=str(
-            setting(settings, "etrack_tile_attribution", DEFAULT_TILE_ATTRIBUTION)
-        ),
-        default_lang=i18n.pick_language(setting(settings, "etrack_ui_lang", None), "pt-BR"),
+        tile_url=settings.etrack_tile_url,
+        tile_attribution=settings.etrack_tile_attribution,
+        default_lang=i18n.pick_language(settings.etrack_ui_lang, "pt-BR"),
         fallback_account=fallback_account(load_accounts(settings)),
     )
 
@@ -191,8 +135,6 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
     )
     app.state.web = context
     app.state.templates = templates()
-
-    from etrack.web import api, pages
 
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -233,8 +175,6 @@ def _wants_json(request: Request) -> bool:
 
 
 def _error_handlers(app: FastAPI) -> None:
-    from etrack.web.pages import error_page
-
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if _wants_json(request):
@@ -251,32 +191,51 @@ def _error_handlers(app: FastAPI) -> None:
         return error_page(request, 400, detail)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        if is_unavailable(exc):
-            logger.warning("database unavailable for %s: %s", request.url.path, exc)
-            status, message = 503, "database unavailable, try again in a moment"
-        else:
-            # The client gets an id to quote, never the traceback.
-            incident = uuid.uuid4().hex[:12]
-            logger.exception("error %s answering %s %s", incident, request.method, request.url.path)
-            status, message = 500, f"internal error (incident {incident}, see the server log)"
+        # The client gets an id to quote, never the traceback.
+        incident = uuid.uuid4().hex[:12]
+        logger.error(
+            "error %s answering %s %s",
+            incident,
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+        message = f"internal error (incident {incident}, see the server log)"
         if _wants_json(request):
-            return JSONResponse({"detail": message}, status_code=status)
-        return error_page(request, status, message)
+            return JSONResponse({"detail": message}, status_code=500)
+        return error_page(request, 500, message)
+
+    async def etrack_error(request: Request, exc: Exception) -> Response:
+        # Keyed on the class's `transient`: an outage (the database does not
+        # answer) is worth retrying later, anything else is a bug here.
+        if not is_transient(exc):
+            return await unexpected(request, exc)
+        logger.warning("unavailable for %s: %s", request.url.path, exc)
+        # The error's own message names the server: it stays in the log.
+        if isinstance(exc, DatabaseUnavailable):
+            message = "database unavailable, try again in a moment"
+        else:
+            message = "temporarily unavailable, try again in a moment"
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        if _wants_json(request):
+            return JSONResponse({"detail": message}, status_code=503, headers=headers)
+        return error_page(request, 503, message, headers)
 
     app.add_exception_handler(HTTPException, http_error)
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
     app.add_exception_handler(StarletteHTTPException, _starlette_error(http_error))
     app.add_exception_handler(RequestValidationError, invalid_request)
+    # EtrackError has a handler of its own, not only the catch-all: Starlette
+    # answers the catch-all's errors and then raises them again to the
+    # server, which would log a traceback for every request of an outage.
+    app.add_exception_handler(EtrackError, etrack_error)
     app.add_exception_handler(Exception, unexpected)
 
 
-def _starlette_error(handler: Any) -> Any:
+def _starlette_error(handler: Handler) -> Handler:
     async def convert(request: Request, exc: Exception) -> Response:
         status = int(getattr(exc, "status_code", 500))
         detail = getattr(exc, "detail", "error")
-        result: Response = await handler(request, HTTPException(status, detail))
-        return result
+        return await handler(request, HTTPException(status, detail))
 
     return convert
 
@@ -294,12 +253,8 @@ def describe_validation(exc: RequestValidationError) -> str:
 # ------------------------------------------------------------------ serving
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
     """Run the UI with uvicorn until Ctrl-C (`etrack web`)."""
-    import uvicorn
-
-    from etrack.store import migrations
-
     if not is_loopback(host) and not auth_config(settings).configured:
-        raise ValueError(
+        raise UsageError(
             f"--host {host} makes the UI reachable from the network: set ETRACK_WEB_USER and "
             "ETRACK_WEB_PASSWORD (vehicle positions are personal data), or listen on 127.0.0.1"
         )
@@ -318,15 +273,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT)
     )
 
 
-def wsgi_app(settings: Settings, target: db.Target) -> Any:
+def wsgi_app(settings: Settings, target: db.Target) -> TrustedServerAddress:
     """The app as WSGI for gunicorn's default worker (a2wsgi).
 
     a2wsgi runs the ASGI app on an event loop thread of its own but does not
     run the lifespan, so this runs it on that loop: the pool and the embedded
     scheduler start with the worker process and stop when it exits.
     """
-    from a2wsgi import ASGIMiddleware
-
     app = create_app(settings, target)
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="etrack-web-loop", daemon=True).start()
@@ -353,12 +306,12 @@ class TrustedServerAddress:
     unknown, which the login rule treats as not loopback.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: WSGIApplication) -> None:
         self.app = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         sock = environ.get("gunicorn.socket")
-        address: Any = None
+        address: object = None
         with contextlib.suppress(OSError, AttributeError):
             address = sock.getsockname() if sock is not None else None
         if isinstance(address, tuple) and len(address) >= 2:

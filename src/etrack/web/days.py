@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from etrack.trips.detect import DayRoute, compare_with_provider
+from etrack.trips.compare import compare_with_provider
+from etrack.trips.day import day_stats, stop_rows, trip_rows
 from etrack.web.reader import Reader
 
 __all__ = ["DayData", "load_day", "today"]
@@ -133,64 +134,14 @@ async def _live(reader: Reader, placa: str, day: date) -> DayData | None:
         placa=placa,
         day=day,
         stored=False,
-        stats=_stats(route),
+        stats=day_stats(route)._asdict(),
         points=[list(p) for p in route.points],
         line=route.geojson,
         simplified=route.simplified,
         speed_limit_kmh=reader.params.speed_limit_kmh,
-        trips=[_trip(t) for t in route.trips],
-        stops=[_stop(s) for s in route.stops],
+        trips=[t._asdict() for t in trip_rows(route)],
+        stops=[s._asdict() for s in stop_rows(route)],
         provider_trips=provider,
         comparison=comparison,
         computed_at=datetime.now(UTC),
     )
-
-
-def _stats(route: DayRoute) -> dict[str, Any]:
-    return {
-        "start_ts": route.start_ts,
-        "end_ts": route.end_ts,
-        "point_count": route.point_count,
-        "invalid_count": None,
-        "distance_m": route.distance_m,
-        "odometer_m": route.odometer_m,
-        "driving_s": route.driving_s,
-        "idle_s": route.idle_s,
-        "parked_s": route.parked_s,
-        "max_speed_kmh": route.max_speed_kmh,
-        "avg_speed_kmh": route.avg_speed_kmh,
-        "over_limit_s": route.over_limit_s,
-        "trip_count": len(route.trips),
-        "stop_count": len(route.stops),
-    }
-
-
-def _trip(t: Any) -> dict[str, Any]:
-    return {
-        "seq": t.seq,
-        "start_ts": t.start_ts,
-        "end_ts": t.end_ts,
-        "start_latitude": t.start_lat,
-        "start_longitude": t.start_lon,
-        "end_latitude": t.end_lat,
-        "end_longitude": t.end_lon,
-        "start_address": t.start_address,
-        "end_address": t.end_address,
-        "distance_m": t.distance_m,
-        "duration_s": t.duration_s,
-        "max_speed_kmh": t.max_speed_kmh,
-        "avg_speed_kmh": t.avg_speed_kmh,
-    }
-
-
-def _stop(s: Any) -> dict[str, Any]:
-    return {
-        "seq": s.seq,
-        "start_ts": s.start_ts,
-        "end_ts": s.end_ts,
-        "latitude": s.latitude,
-        "longitude": s.longitude,
-        "address": s.address,
-        "duration_s": s.duration_s,
-        "ignition_on_s": s.ignition_on_s,
-    }

@@ -6,20 +6,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from etrack.config import Settings, SettingsError, load_settings
+from fastapi import FastAPI
+
+from etrack.config import Settings, load_settings
+from etrack.errors import EtrackError, exit_code_for
+from etrack.logs import setup_logging
 from etrack.store import db, migrations
+from etrack.web.app import DEFAULT_PORT, create_app, serve, wsgi_app
 
 __all__ = ["asgi_app_from_env", "main", "wsgi_app_from_env"]
 
 logger = logging.getLogger("etrack.web")
 
+T = TypeVar("T")
+
 
 def _prepare() -> tuple[Settings, db.Target]:
-    from etrack.logs import setup_logging
-
     settings = load_settings()
     setup_logging(settings)
     target = db.resolve_target(settings)
@@ -27,10 +33,10 @@ def _prepare() -> tuple[Settings, db.Target]:
     return settings, target
 
 
-def _explained(fn: Any) -> Any:
+def _explained(fn: Callable[[], T]) -> T:
     try:
         return fn()
-    except (SettingsError, db.DatabaseUnavailable, db.SchemaNotCurrent) as exc:
+    except EtrackError as exc:
         # gunicorn would print a traceback; the cause fits on one line.
         logger.error("etrack web cannot start: %s", exc)
         raise SystemExit(f"etrack web: error: {exc}") from None
@@ -39,23 +45,17 @@ def _explained(fn: Any) -> Any:
 @cache
 def wsgi_app_from_env() -> Any:
     """The WSGI app for gunicorn's default worker (built once per process)."""
-    from etrack.web.app import wsgi_app
-
     return _explained(lambda: wsgi_app(*_prepare()))
 
 
 @cache
-def asgi_app_from_env() -> Any:
+def asgi_app_from_env() -> FastAPI:
     """The ASGI app for uvicorn workers (built once per process)."""
-    from etrack.web.app import create_app
-
     return _explained(lambda: create_app(*_prepare()))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python3 e-track/web_ui.py [--host H] [--port P]`."""
-    from etrack.web.app import DEFAULT_PORT, serve
-
+    """`python3 e-track/web_ui.py [--host H] [--port P]`; exit codes as `etrack`'s."""
     parser = argparse.ArgumentParser(prog="web_ui.py", description="e-Track web UI")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
@@ -65,21 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
-        from etrack.logs import setup_logging
-
         settings = load_settings()
         setup_logging(settings)
         serve(settings, args.host, args.port)
-    except (SettingsError, ValueError) as exc:
-        sys.exit(_fail(str(exc), 2))
-    except db.DatabaseUnavailable as exc:
-        sys.exit(_fail(str(exc), 3))
-    except db.SchemaNotCurrent as exc:
-        sys.exit(_fail(str(exc), 4))
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"etrack web: error: {message}\n")
-    return code
+    except KeyboardInterrupt as exc:
+        sys.exit(exit_code_for(exc))
+    except EtrackError as exc:
+        sys.stderr.write(f"etrack web: error: {exc}\n")
+        sys.exit(exit_code_for(exc))

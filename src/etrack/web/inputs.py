@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import HTTPException
 
 from etrack.dates import DATE_FORMS, parse_day, parse_moment
-from etrack.provider.parse import canonical_plate
+from etrack.model import canonical_plate
 
 __all__ = ["day_or_error", "plate_or_error", "plates_or_error", "range_or_error"]
 

@@ -1,7 +1,12 @@
 """The Jobs page's link to the jobs layer (etrack.jobs): recent runs, backfill
 progress, and the actions (start a backfill, retry failed partitions, fetch
 latest positions now). The web only enqueues: workers run the jobs (the
-embedded scheduler of a web process, or `etrack worker` anywhere)."""
+embedded scheduler of a web process, or `etrack worker` anywhere).
+
+Without the job queue's tables (`etrack db upgrade` not run) every call
+raises etrack.errors.SchemaNotCurrent, which the page shows and the API
+answers with 503.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,19 @@ import contextlib
 import time
 from dataclasses import replace
 from datetime import date
-from typing import Any
 
 from etrack.config import Settings
+from etrack.jobs import backfill
+from etrack.jobs.app import open_app
+from etrack.jobs.env import EtrackApp, JobEnv
+from etrack.jobs.names import FETCH_LATEST
+from etrack.jobs.runs import RunRow, list_runs
 from etrack.store import db
 from etrack.web.reader import Reader, hide_plates
 
-__all__ = ["JobsClient", "JobsUnavailable"]
+__all__ = ["JobsClient"]
 
 RECENT_BACKFILLS = 10
-
-
-class JobsUnavailable(Exception):
-    """The job queue cannot be used (not installed, or the jobs layer is missing)."""
 
 
 class JobsClient:
@@ -33,26 +38,19 @@ class JobsClient:
         self.settings = settings
         self.target = target
         self._stack: contextlib.AsyncExitStack | None = None
-        self._app: Any = None
+        self._app: EtrackApp | None = None
         self._lock = asyncio.Lock()
 
-    async def app(self) -> Any:
+    async def app(self) -> EtrackApp:
         if self._app is not None:
             return self._app
         async with self._lock:
             if self._app is None:
-                try:
-                    from etrack.jobs.app import JobEnv, open_app
-                except ImportError as exc:
-                    raise JobsUnavailable(f"the jobs layer is not available: {exc}") from None
                 stack = contextlib.AsyncExitStack()
-                try:
-                    self._app = await stack.enter_async_context(
-                        open_app(JobEnv(self.settings, self.target), schedule=False, max_pool=4)
-                    )
-                except db.SchemaNotCurrent as exc:
-                    await stack.aclose()
-                    raise JobsUnavailable(str(exc)) from None
+                # Nothing to close when opening fails: the stack holds only what opened.
+                self._app = await stack.enter_async_context(
+                    open_app(JobEnv(self.settings, self.target), schedule=False, max_pool=4)
+                )
                 self._stack = stack
         return self._app
 
@@ -63,9 +61,7 @@ class JobsClient:
 
     async def runs(
         self, *, failed_only: bool = False, limit: int = 30, reader: Reader | None = None
-    ) -> list[Any]:
-        from etrack.jobs.runs import list_runs
-
+    ) -> list[RunRow]:
         found = await list_runs(await self.app(), failed_only=failed_only, limit=limit)
         visible = await reader.visible_plates() if reader is not None else None
         if visible is None:
@@ -83,12 +79,12 @@ class JobsClient:
             if not isinstance(run.args.get("placa"), str) or run.args["placa"] in visible
         ]
 
-    async def backfills(self, reader: Reader, limit: int = RECENT_BACKFILLS) -> list[Any]:
-        from etrack.jobs.backfill import status
-
+    async def backfills(
+        self, reader: Reader, limit: int = RECENT_BACKFILLS
+    ) -> list[backfill.BackfillStatus]:
         app = await self.app()
         rows = await reader.rows("web_jobs_backfills_recent", {"limit": limit})
-        found = [await status(app, int(row["id"])) for row in rows]
+        found = [await backfill.status(app, int(row["id"])) for row in rows]
         visible = await reader.visible_plates()
         out = [s for s in found if s is not None]
         if visible is None:
@@ -106,23 +102,17 @@ class JobsClient:
 
     async def start_backfill(
         self, first: date, last: date, plates: list[str] | None, *, with_trips: bool
-    ) -> Any:
-        from etrack.jobs.backfill import BackfillRequest, plan
-
-        request = BackfillRequest(
+    ) -> backfill.EnqueueResult:
+        request = backfill.BackfillRequest(
             date_start=first, date_end=last, plates=plates, with_trips=with_trips
         )
-        return await plan(await self.app(), request)
+        return await backfill.plan(await self.app(), request)
 
     async def retry_failed(self, backfill_id: int) -> int | None:
-        from etrack.jobs.backfill import retry_failed
-
-        result = await retry_failed(await self.app(), backfill_id)
+        result = await backfill.retry_failed(await self.app(), backfill_id)
         return None if result is None else result[1]
 
     async def fetch_latest_now(self) -> int:
-        from etrack.jobs.tasks import FETCH_LATEST
-
         app = await self.app()
         job_id: int = await app.configure_task(FETCH_LATEST).defer_async(timestamp=int(time.time()))
         return job_id

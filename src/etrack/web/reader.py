@@ -1,9 +1,10 @@
 """What the web reads from the database: small async functions over the
 named blocks of queries.sql, returning plain data the handlers hand on.
 
-The web uses its own psycopg async pool: handlers await the database instead
-of parking a thread per request, which is what keeps latency flat with many
-clients at once.
+The web uses an async pool of its own (etrack.store.db.AsyncPool, so the
+session options and the outage -> DatabaseUnavailable conversion are the
+store's): handlers await the database instead of parking a thread per
+request, which is what keeps latency flat with many clients at once.
 """
 
 from __future__ import annotations
@@ -16,16 +17,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, LiteralString
+from typing import Any
 
-import psycopg
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from etrack.store import db
 from etrack.store.queries import query
-from etrack.trips.detect import DayRoute, RouteParams, compute_sorted, day_bounds
+from etrack.trips.day import DayRoute, compute_sorted, day_bounds
+from etrack.trips.params import RouteParams
 from etrack.web.scope import current_scope
 
 __all__ = [
@@ -44,27 +43,12 @@ STALE_AFTER = timedelta(hours=1)
 VISIBLE_TTL_S = 5.0
 
 
-def _sql(name: str) -> LiteralString:
-    # psycopg's typing wants literal SQL; ours is the package's queries.sql,
-    # never request text.
-    return query(name)
-
-
-def pool_conninfo(target: db.Target) -> str:
-    """The target's connection string with etrack's search_path and UTC
-    (the same session settings etrack.store.db gives its own connections)."""
-    return make_conninfo(
-        target.conninfo,
-        options=f"-c search_path={target.schema},public -c timezone=UTC",
-        application_name="etrack-web",
-    )
-
-
-async def open_pool(target: db.Target, *, max_size: int = 10) -> AsyncConnectionPool:
+async def open_pool(target: db.Target, *, max_size: int = 10) -> db.AsyncPool:
     """An opened pool. It does not wait for the database: the UI starts (and
     /healthz says why it is degraded) while PostgreSQL is down."""
-    pool = AsyncConnectionPool(
-        pool_conninfo(target),
+    pool = db.AsyncPool(
+        target,
+        application_name="etrack-web",
         min_size=1,
         max_size=max_size,
         open=False,
@@ -118,7 +102,7 @@ class Reader:
     """
 
     def __init__(
-        self, pool: AsyncConnectionPool, params: RouteParams, *, fallback_account: str = "default"
+        self, pool: db.AsyncPool, params: RouteParams, *, fallback_account: str = "default"
     ) -> None:
         self.pool = pool
         self.params = params
@@ -127,7 +111,7 @@ class Reader:
 
     async def _fetch(self, name: str, args: dict[str, Any] | None) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_sql(name), args or {})
+            await cur.execute(query(name), args or {})
             return await cur.fetchall()
 
     async def visible_plates(self) -> frozenset[str] | None:
@@ -195,7 +179,7 @@ class Reader:
         if visible is not None and not _may_ask(args, visible):
             return None
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_sql(name), args or {})
+            cur = await conn.execute(query(name), args or {})
             found = await cur.fetchone()
             return found[0] if found else None
 
@@ -283,7 +267,7 @@ class Reader:
         hi = datetime.fromtimestamp(end, UTC) + gap
         async with self.pool.connection() as conn, conn.cursor(binary=True) as cur:
             await cur.execute(
-                _sql("routes_load_positions"), {"plates": [placa], "lo": lo, "hi": hi}
+                query("routes_load_positions"), {"plates": [placa], "lo": lo, "hi": hi}
             )
             found = await cur.fetchone()
         if found is None:
@@ -384,13 +368,6 @@ class _Snapshot:
     at: float = -1e18
     vehicles: list[Vehicle] = field(default_factory=list)
     encoded: Encoded | None = None
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether an error means the database cannot be reached (vs. a bug)."""
-    from psycopg_pool import PoolTimeout
-
-    return isinstance(exc, PoolTimeout | psycopg.OperationalError)
 
 
 class Encoded:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-from typing import Any, cast
+from typing import Any
 
 from etrack.config import Settings
+from etrack.jobs.env import JobEnv
+from etrack.jobs.worker import run_worker
 from etrack.store import db
 
 __all__ = ["EmbeddedScheduler"]
@@ -50,17 +51,20 @@ class EmbeddedScheduler:
         self._task = asyncio.create_task(self._run(), name="etrack-embedded-worker")
 
     async def _run(self) -> None:
-        try:
-            from etrack.jobs.app import JobEnv
-        except ImportError as exc:
-            self._fail(f"the jobs layer is not available: {exc}")
-            return
         concurrency = self.settings.etrack_worker_concurrency
         try:
             env = JobEnv(self.settings, self.target)
             self.state = "running"
             logger.info("embedded scheduler started (worker concurrency %d)", concurrency)
-            await _run_worker(env, concurrency)
+            # `etrack worker`'s loop without its signal handlers: the web
+            # server owns SIGINT/SIGTERM and stops this task through the lifespan.
+            await run_worker(
+                env,
+                concurrency=concurrency,
+                max_pool=concurrency + 6,
+                name="etrack-web",
+                install_signal_handlers=False,
+            )
         except asyncio.CancelledError:
             self.state = "stopped"
             raise
@@ -85,39 +89,3 @@ class EmbeddedScheduler:
             await asyncio.wait_for(task, STOP_TIMEOUT_S)
         if self.state in ("running", "starting"):
             self.state = "stopped"
-
-
-async def _run_worker(env: Any, concurrency: int) -> None:
-    """`etrack worker`'s loop without its signal handlers: the web server owns
-    SIGINT/SIGTERM, and stops this task through the lifespan instead."""
-    from etrack.jobs import worker
-
-    run = worker.run_worker
-    if "install_signal_handlers" in inspect.signature(run).parameters:
-        # A newer jobs layer takes the flag itself.
-        await cast(Any, run)(env, concurrency=concurrency, install_signal_handlers=False)
-        return
-    # Same steps as worker.run_worker, with install_signal_handlers=False.
-    from etrack.jobs.app import open_app
-    from etrack.jobs.daily import defer_catch_up
-    from etrack.jobs.runs import record_job
-    from etrack.jobs.tasks import BACKFILL_QUEUE, ETRACK_QUEUE
-
-    handlers = worker.setup_file_logging(env.settings)
-    tuning = env.tuning
-    try:
-        async with open_app(env, schedule=True, max_pool=concurrency + 6) as app:
-            await worker.recover_stalled_jobs(app)
-            await defer_catch_up(app)
-            await app.run_worker_async(
-                queues=[ETRACK_QUEUE, BACKFILL_QUEUE],
-                name="etrack-web",
-                concurrency=concurrency,
-                fetch_job_polling_interval=tuning.poll_s,
-                update_heartbeat_interval=tuning.heartbeat_s,
-                stalled_worker_timeout=tuning.stalled_after_s,
-                worker_middleware=[record_job],
-                install_signal_handlers=False,
-            )
-    finally:
-        worker.remove_file_logging(handlers)

@@ -9,8 +9,9 @@ applied by the Reader to every row it returns, so no handler can forget it.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
 from urllib.parse import parse_qs, quote, unquote
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AccountScopeMiddleware", "current_scope", "selected_account"]
 
@@ -31,7 +32,7 @@ def selected_account() -> str | None:
 COOKIE = "etrack_account"
 
 
-def _cookie(scope: dict[str, Any]) -> str | None:
+def _cookie(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"cookie":
             for part in value.decode("latin-1").split(";"):
@@ -44,11 +45,11 @@ def _cookie(scope: dict[str, Any]) -> str | None:
 class AccountScopeMiddleware:
     """Pure ASGI, so the scope set here is the one the handler's task sees."""
 
-    def __init__(self, app: Any, *, allowed: frozenset[str] | None) -> None:
+    def __init__(self, app: ASGIApp, *, allowed: frozenset[str] | None) -> None:
         self.app = app
         self.allowed = allowed
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -63,7 +64,7 @@ class AccountScopeMiddleware:
         token = _scope.set(accounts)
         chosen = _selected.set(picked)
 
-        async def send_with_cookie(message: dict[str, Any]) -> None:
+        async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start" and asked is not None:
                 value = quote(picked or "")
                 age = 365 * 86400 if picked else 0

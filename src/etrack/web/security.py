@@ -24,16 +24,18 @@ import hmac
 import ipaddress
 import os
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from etrack.config import Settings
 
 __all__ = [
     "AuthConfig",
@@ -105,24 +107,22 @@ class AuthConfig:
         return user_ok and password_ok
 
 
-def auth_config(settings: Any) -> AuthConfig:
-    user = getattr(settings, "etrack_web_user", None)
-    password = getattr(settings, "etrack_web_password", None)
-    if password is not None and hasattr(password, "get_secret_value"):
-        password = password.get_secret_value()
-    return AuthConfig(user=user or None, password=password or None)
+def auth_config(settings: Settings) -> AuthConfig:
+    password = settings.etrack_web_password
+    return AuthConfig(
+        user=settings.etrack_web_user or None,
+        password=(password.get_secret_value() if password is not None else None) or None,
+    )
 
 
 # ------------------------------------------------------------ secret key
-def load_secret_key(settings: Any) -> str:
+def load_secret_key(settings: Settings) -> str:
     """ETRACK_SECRET_KEY, else a key generated once into the data directory
     (shared by every worker process of this machine, kept across restarts so
     sessions survive them)."""
-    configured = getattr(settings, "etrack_secret_key", None)
-    if configured is not None and hasattr(configured, "get_secret_value"):
-        configured = configured.get_secret_value()
-    if configured:
-        return str(configured)
+    configured = settings.etrack_secret_key
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value()
     folder = Path(settings.etrack_data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "web-secret-key"
@@ -142,8 +142,6 @@ def _read_key(path: Path) -> str:
         if key:
             return key
         # The other process created the file and is about to write it.
-        import time
-
         time.sleep(0.02)
     raise RuntimeError(f"{path} is empty: delete it or set ETRACK_SECRET_KEY")
 

@@ -1,0 +1,38 @@
+"""The names jobs are known by in the database: queues, tasks, locks.
+
+They are part of the stored state (a queued job names its task, a running one
+its lock), so they never change; every module of the jobs layer, and the web
+and the command line that enqueue jobs, take them from here.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BACKFILL_PARTITION",
+    "BACKFILL_QUEUE",
+    "BACKFILL_ROUTES",
+    "DAILY",
+    "DAILY_LOCK",
+    "DAILY_SCHEDULED",
+    "ETRACK_QUEUE",
+    "FETCH_LATEST",
+    "PRUNE_RETENTION",
+    "RECOVER_STALLED",
+]
+
+# `etrack` holds the scheduled jobs and the daily run, `backfill` the backfill
+# partitions and their routes (a backfill's in-process worker only listens there).
+ETRACK_QUEUE = "etrack"
+BACKFILL_QUEUE = "backfill"
+
+FETCH_LATEST = "etrack.fetch_latest"
+DAILY_SCHEDULED = "etrack.daily_scheduled"
+DAILY = "etrack.daily"
+RECOVER_STALLED = "etrack.recover_stalled"
+PRUNE_RETENTION = "etrack.prune_retention"
+BACKFILL_PARTITION = "etrack.backfill_partition"
+BACKFILL_ROUTES = "etrack.backfill_routes"
+
+# Daily jobs run one at a time (catch-up days queue behind each other); the
+# advisory lock ETRAC_DAILY_LOCK_ID also keeps out a concurrent `etrack daily`.
+DAILY_LOCK = "etrack-daily"

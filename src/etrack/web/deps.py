@@ -1,0 +1,95 @@
+"""What every handler gets from the request: the app's shared context (one
+per app, built by etrack.web.app) and the language of the answer.
+
+Route modules depend on this module, never on the app factory: the factory
+imports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from etrack.config import Settings, load_accounts
+from etrack.errors import AccountsError
+from etrack.store import db
+from etrack.trips.params import RouteParams
+from etrack.web import i18n
+from etrack.web.jobs import JobsClient
+from etrack.web.metrics import WebMetrics
+from etrack.web.reader import BodyCache, FleetCache, Reader, open_pool
+from etrack.web.scheduler import EmbeddedScheduler
+
+__all__ = ["LANG_COOKIE", "Web", "WebContext", "context", "language"]
+
+LANG_COOKIE = "etrack_lang"
+
+
+@dataclass(slots=True)
+class WebContext:
+    """Everything the handlers share, one per app."""
+
+    settings: Settings
+    target: db.Target
+    params: RouteParams
+    scheduler: EmbeddedScheduler
+    jobs: JobsClient
+    tile_url: str
+    tile_attribution: str
+    default_lang: str
+    fallback_account: str = "default"
+    metrics: WebMetrics = field(default_factory=WebMetrics)
+    routes: BodyCache = field(default_factory=BodyCache)
+    pool: db.AsyncPool | None = None
+    _reader: Reader | None = None
+    _fleet: FleetCache | None = None
+    _lock: asyncio.Lock | None = None
+
+    async def reader(self) -> Reader:
+        """The database reader; the pool opens on first use when no lifespan ran."""
+        if self._reader is None:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._reader is None:
+                    self.pool = await open_pool(self.target)
+                    self._reader = Reader(
+                        self.pool, self.params, fallback_account=self.fallback_account
+                    )
+                    self._fleet = FleetCache(self._reader)
+        assert self._reader is not None
+        return self._reader
+
+    def account_names(self) -> list[str]:
+        """The configured accounts (the file is read again: it may change)."""
+        try:
+            return [account.name for account in load_accounts(self.settings)]
+        except AccountsError:
+            return [self.fallback_account]
+
+    async def fleet(self) -> FleetCache:
+        await self.reader()
+        assert self._fleet is not None
+        return self._fleet
+
+    async def close(self) -> None:
+        pool, self.pool, self._reader, self._fleet = self.pool, None, None, None
+        if pool is not None:
+            await pool.close()
+
+
+def context(request: Request) -> WebContext:
+    web: WebContext = request.app.state.web
+    return web
+
+
+Web = Annotated[WebContext, Depends(context)]
+
+
+def language(request: Request, web: WebContext) -> str:
+    """?lang=, else the language cookie, else ETRACK_UI_LANG."""
+    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    return i18n.pick_language(asked, web.default_lang)

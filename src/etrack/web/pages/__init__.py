@@ -1,0 +1,19 @@
+"""The HTML pages: fleet map, vehicle day, fleet report, data browser, login, jobs.
+
+Pages are rendered on the server with what they show first (lists, tables,
+figures); the maps and the chart are drawn by the page scripts from JSON
+embedded in the page or fetched from /api. One module per page; this one only
+puts their routes together, in this order.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from etrack.web.pages import browser, fleet, jobs, login, report, vehicle
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+for _page in (fleet, vehicle, report, browser, login, jobs):
+    router.include_router(_page.router)

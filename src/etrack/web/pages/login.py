@@ -1,0 +1,61 @@
+"""Login and logout (when ETRACK_WEB_USER/ETRACK_WEB_PASSWORD are set)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from etrack.web.deps import Web
+from etrack.web.pages.render import render
+from etrack.web.security import SESSION_USER, auth_config, safe_next, valid_csrf
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str = "/") -> Response:
+    return render(
+        request, "login.html", {"page": "login", "next": safe_next(next), "failed": False}
+    )
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    web: Web,
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    csrf: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    config = auth_config(web.settings)
+    if not valid_csrf(request, csrf):
+        raise HTTPException(403, "the form expired: reload the page and try again")
+    ok = await asyncio.to_thread(config.check, username, password)
+    if not ok:
+        # Slow down guessing; the check itself is constant-time.
+        await asyncio.sleep(0.5)
+        return render(
+            request,
+            "login.html",
+            {"page": "login", "next": safe_next(next), "failed": True},
+            status_code=401,
+        )
+    request.session.clear()
+    request.session[SESSION_USER] = config.user
+    return RedirectResponse(safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+async def logout(
+    request: Request, csrf: Annotated[str, Form(alias="csrf_token", max_length=200)] = ""
+) -> Response:
+    if not valid_csrf(request, csrf):
+        raise HTTPException(403, "the form expired: reload the page and try again")
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)

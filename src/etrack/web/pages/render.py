@@ -1,0 +1,88 @@
+"""What every page shares: the template values of the layout, the page
+config its scripts read, JSON safe inside a page, and the error page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from etrack.web import i18n
+from etrack.web.deps import LANG_COOKIE, context, language
+from etrack.web.exports import dumps
+from etrack.web.scope import selected_account
+from etrack.web.security import SESSION_USER, auth_config, csrf_token
+
+__all__ = ["day_url", "error_page", "render", "script_json"]
+
+
+def render(
+    request: Request, template: str, values: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    web = context(request)
+    lang = language(request, web)
+    config = {
+        "lang": lang,
+        "tz": web.settings.etrac_timezone.key,
+        "tileUrl": web.tile_url,
+        "tileAttribution": web.tile_attribution,
+        "messages": i18n.catalog(lang),
+    }
+    other = "en" if lang == "pt-BR" else "pt-BR"
+    query = dict(request.query_params)
+    query["lang"] = other
+    base = {
+        "request": request,
+        "lang": lang,
+        "t": lambda key: i18n.translate(key, lang),
+        "tz": web.settings.tz,
+        "tz_name": web.settings.etrac_timezone.key,
+        "scheduler": web.scheduler.describe(),
+        "csrf_token": csrf_token(request),
+        "logged_in": bool(request.session.get(SESSION_USER)),
+        "login_enabled": auth_config(web.settings).configured,
+        "other_lang_url": f"{request.url.path}?{urlencode(query)}",
+        "config_json": script_json(config),
+        "account_names": [
+            n
+            for n in web.account_names()
+            if web.settings.web_accounts is None or n in web.settings.web_accounts
+        ],
+        "selected_account": selected_account(),
+        "page_path": request.url.path,
+    }
+    response = request.app.state.templates.TemplateResponse(
+        request, template, {**base, **values}, status_code=status_code
+    )
+    if request.query_params.get("lang"):
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True)
+    assert isinstance(response, HTMLResponse)
+    return response
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside <script type="application/json"> (no '</script>' possible)."""
+    text = dumps(value).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def error_page(
+    request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    try:
+        response: Response = render(
+            request, "error.html", {"status": status, "message": message}, status_code=status
+        )
+    except Exception:
+        # The error page itself must never fail (no session, no templates...).
+        response = HTMLResponse(f"<h1>{status}</h1>", status_code=status)
+    response.headers.update(headers or {})
+    return response
+
+
+def day_url(placa: str, day: date) -> str:
+    return f"/vehicles/{placa}/{day.isoformat()}"

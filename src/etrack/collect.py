@@ -41,7 +41,7 @@ from etrack.provider.client import (
 from etrack.quality import flag_sequence
 from etrack.store import db
 from etrack.store import positions as ingest
-from etrack.store.queries import query
+from etrack.store.accounts import record_plates
 
 logger = logging.getLogger("etrack.collect")
 
@@ -154,16 +154,7 @@ class Collector:
             )
             plates = sorted({p.placa for p in positions})
             if plates:
-                # The fleet list is the authority on which account sees a
-                # plate; a history answer only adopts plates nobody listed,
-                # so backfilling an old account never steals a moved plate.
-                name = (
-                    "accounts_claim_plates"
-                    if endpoint == LATEST_POSITIONS
-                    else "accounts_adopt_plates"
-                )
-                with conn.transaction():
-                    conn.execute(query(name), {"account": self.account, "plates": plates})
+                record_plates(conn, self.account, plates, listed=endpoint == LATEST_POSITIONS)
             return stats
 
     async def _ingest_rows(

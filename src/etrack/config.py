@@ -583,7 +583,7 @@ def render_env_example() -> str:
         "# etrack settings. Copy to .env (read from the current directory; real",
         "# environment variables win) and uncomment what you change; each line",
         "# shows the default.",
-        "# Generated from src/etrack/settings.py: `etrack settings --env-example`.",
+        "# Generated from src/etrack/config.py: `etrack settings --env-example`.",
         "",
     ]
     for variable, default, description, _secret in documented_settings():

@@ -26,6 +26,7 @@ __all__ = [
     "ApiUnavailable",
     "AuthenticationError",
     "BusinessError",
+    "CredentialsError",
     "CrontabError",
     "DailyBusy",
     "DailyIncomplete",
@@ -108,19 +109,22 @@ class ProviderError(EtrackError):
     """Base of every error the eTrac client raises on purpose."""
 
 
-class MissingCredentials(ProviderError):
-    """ETRAC_USER or ETRAC_KEY is not set."""
+class CredentialsError(ProviderError):
+    """The account cannot log in: asking again with the same credentials
+    cannot work, so the account is marked failing until they change."""
 
     exit_code = EXIT_USAGE
+
+
+class MissingCredentials(CredentialsError):
+    """ETRAC_USER or ETRAC_KEY is not set."""
 
     def __init__(self) -> None:
         super().__init__("ETRAC_USER and ETRAC_KEY must be set to call the eTrac API")
 
 
-class AuthenticationError(ProviderError):
+class AuthenticationError(CredentialsError):
     """The provider rejected the account's credentials. Never retried."""
-
-    exit_code = EXIT_USAGE
 
     def __init__(self, status: int = 401) -> None:
         self.status = status

@@ -10,7 +10,7 @@ NumPy round trip per pair would cost more than the arithmetic.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 EARTH_RADIUS_M: Final = 6378137.0
@@ -61,6 +61,40 @@ def path_length_m(points: Iterable[tuple[float, float]]) -> float:
             total += haversine_m(previous[0], previous[1], point[0], point[1])
         previous = point
     return total
+
+
+def step_distances_m(lats: Sequence[float], lons: Sequence[float]) -> list[float]:
+    """Haversine distance from each point to the next along a path, in metres:
+    `len(lats) - 1` values, the i-th from point i to point i + 1.
+
+    The per-point loop of a day's route: the formula of `haversine_m` inlined,
+    each point's cosine computed once and reused for the next pair (a call and
+    a second cosine per pair would cost half as much again).
+    """
+    sin = math.sin
+    cos = math.cos
+    asin = math.asin
+    sqrt = math.sqrt
+    half_rad = _RADIANS * 0.5
+    two_r = 2.0 * EARTH_RADIUS_M
+    antipodal = math.pi * EARTH_RADIUS_M
+    steps: list[float] = []
+    if not lats:
+        return steps
+    append = steps.append
+    lat0 = lats[0]
+    lon0 = lons[0]
+    cos0 = cos(lat0 * _RADIANS)
+    for lat1, lon1 in zip(lats[1:], lons[1:], strict=True):
+        cos1 = cos(lat1 * _RADIANS)
+        s1 = sin((lat1 - lat0) * half_rad)
+        s2 = sin((lon1 - lon0) * half_rad)
+        a = s1 * s1 + cos0 * cos1 * s2 * s2
+        append(two_r * asin(sqrt(a)) if a < 1.0 else antipodal)
+        lat0 = lat1
+        lon0 = lon1
+        cos0 = cos1
+    return steps
 
 
 def is_valid_coordinate(lat: float, lon: float) -> bool:

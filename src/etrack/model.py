@@ -216,7 +216,9 @@ def canonical_plate(text: object) -> str:
 # A computed day in the shape of its `routes`, `route_trips` and `route_stops`
 # columns, fields in column order: storage writes them as they are and the web
 # shows a day computed on the fly through `_asdict()`, the same keys a stored
-# day's rows have. `etrack.trips.day` is the one place that builds them.
+# day's rows have. Detection (`etrack.trips.detect`) builds the trips and
+# stops in this shape, and `etrack.trips.day` the figures: a detected record is
+# its stored row, there is no second type to convert from.
 
 
 class DayStats(NamedTuple):
@@ -239,7 +241,8 @@ class DayStats(NamedTuple):
 
 
 class TripRow(NamedTuple):
-    """One detected trip (a `route_trips` row without its plate and day)."""
+    """One detected trip (a `route_trips` row without its plate and day): UTC times,
+    metres, whole seconds, km/h."""
 
     seq: int
     start_ts: datetime
@@ -254,6 +257,23 @@ class TripRow(NamedTuple):
     duration_s: int
     max_speed_kmh: float | None
     avg_speed_kmh: float | None
+
+    # The ends under the short names detection speaks of (`trip.end_lat`).
+    @property
+    def start_lat(self) -> float:
+        return self.start_latitude
+
+    @property
+    def start_lon(self) -> float:
+        return self.start_longitude
+
+    @property
+    def end_lat(self) -> float:
+        return self.end_latitude
+
+    @property
+    def end_lon(self) -> float:
+        return self.end_longitude
 
 
 class StopRow(NamedTuple):

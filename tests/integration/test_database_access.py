@@ -143,6 +143,7 @@ def test_every_session_gets_the_same_options(target: db.Target) -> None:
         assert row.fetchone() == (f"{target.schema},public", "UTC")
 
 
+@pytest.mark.slow
 def test_pools_turn_outages_into_database_unavailable(target: db.Target) -> None:
     with pytest.raises(DatabaseUnavailable) as error:
         db.make_pool(unreachable(free_port()))

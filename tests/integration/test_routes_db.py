@@ -17,7 +17,7 @@ from etrack.simulator.config import FleetConfig
 from etrack.simulator.fleet import Fleet
 from etrack.store import db
 from etrack.store import positions as ingest
-from etrack.store.routes import fleet_day_summary
+from etrack.store.queries import query
 from etrack.trips.compute import compute_routes
 from etrack.trips.params import RouteParams
 
@@ -219,6 +219,17 @@ def test_provider_comparison_is_stored_and_followed(conn: db.Conn) -> None:
         assert pair["start_delta_s"] > 0
         assert pair["end_delta_s"] < 0
         assert abs(pair["distance_delta_m"]) < 0.05 * pair["provider_distance_m"]
+
+
+def fleet_day_summary(
+    conn: db.Conn, first: date, last: date, plates: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The web's day summaries (the route_day_summary view), without a limit."""
+    cur = conn.execute(
+        query("web_day_summaries"), {"first": first, "last": last, "plates": plates, "limit": None}
+    )
+    names = [c.name for c in cur.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def test_fleet_day_summary(conn: db.Conn) -> None:

@@ -15,6 +15,7 @@ from etrack.geo import (
     is_valid_coordinate,
     path_length_m,
     speed_between_kmh,
+    step_distances_m,
 )
 
 ONE_DEGREE_M = 2 * math.pi * EARTH_RADIUS_M / 360  # 111319.49 m on Traccar's sphere
@@ -97,3 +98,16 @@ def test_is_valid_coordinate() -> None:
     assert not is_valid_coordinate(90.1, 0.0)
     assert not is_valid_coordinate(0.0, -180.1)
     assert not is_valid_coordinate(math.nan, 0.0)
+
+
+def test_step_distances_are_the_pairs_haversine() -> None:
+    lats = [-23.55, -23.54, -23.54, 10.0, -10.0]
+    lons = [-46.63, -46.62, -46.62, 20.0, -160.0]
+    steps = step_distances_m(lats, lons)
+    assert steps == pytest.approx(
+        [haversine_m(lats[i], lons[i], lats[i + 1], lons[i + 1]) for i in range(4)], rel=1e-12
+    )
+    assert steps[1] == 0.0
+    assert sum(steps) == pytest.approx(path_length_m(zip(lats, lons, strict=True)), rel=1e-12)
+    assert step_distances_m([], []) == []
+    assert step_distances_m([1.0], [2.0]) == []

@@ -10,7 +10,7 @@ import typer
 
 from etrack.cli.common import database, echo, settings
 from etrack.config import Account, load_accounts, select_accounts
-from etrack.errors import EXIT_FAILURE, AuthenticationError, MissingCredentials
+from etrack.errors import EXIT_FAILURE, CredentialsError
 from etrack.logs import redact, secrets_of
 from etrack.provider.client import EtracClient
 from etrack.store import db
@@ -72,7 +72,7 @@ def check_accounts(account: AccountOpt = None) -> None:
         try:
             async with EtracClient.from_settings(current.for_account(chosen)) as client:
                 rows = await client.latest_positions()
-        except (AuthenticationError, MissingCredentials) as exc:
+        except CredentialsError as exc:
             reason = redact(str(exc), secrets)
             await asyncio.to_thread(_mark_failing, target, chosen, reason)
             return False, f"credentials refused: {reason}"

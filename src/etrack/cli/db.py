@@ -50,10 +50,10 @@ def db_status() -> None:
             return
     target = db.resolve_target(current, start_embedded=False)
     with db.connection(target, autocommit=True) as conn:
-        server = conn.execute("SHOW server_version").fetchone()
+        server = db.server_version(conn)
         version = migrations.current_version(conn)
     if not current.uses_embedded_database:
-        echo(f"database: {target.describe()} (PostgreSQL {server[0] if server else '?'})")
+        echo(f"database: {target.describe()} (PostgreSQL {server})")
     latest = migrations.latest_version()
     if version is None:
         echo(f"schema {target.schema}: not installed (run etrack db upgrade)")

@@ -24,7 +24,7 @@ from etrack.cli.common import (
 from etrack.collect import Collector, open_collector, run_forever
 from etrack.config import Account
 from etrack.dates import parse_moment
-from etrack.errors import AuthenticationError, MissingCredentials, UsageError
+from etrack.errors import CredentialsError, UsageError
 from etrack.store import db
 from etrack.store.accounts import mark_failing, mark_ok
 
@@ -50,7 +50,7 @@ def run_collector(
         ) as collector:
             try:
                 await step(collector)
-            except (AuthenticationError, MissingCredentials) as exc:
+            except CredentialsError as exc:
                 with db.connection(target) as conn:
                     mark_failing(conn, chosen, str(exc), current.etrack_account_retry_s)
                 raise

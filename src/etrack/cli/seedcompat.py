@@ -121,16 +121,28 @@ def _plate_flags(ns: argparse.Namespace) -> list[str]:
 
 
 # ------------------------------------------------------------- jobs scripts
+# Each script forwards every option it was given, as the same flag, to its
+# `etrack` command.
+def _add_range_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date-start", required=True, help="first day: YYYY-MM-DD")
+    parser.add_argument("--date-end", required=True, help="last day (included)")
+
+
 def _add_plate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plates", help="comma-separated plates (default: every plate)")
     parser.add_argument("--plates-file", help="file with one plate per line")
 
 
-def _forward(ns: argparse.Namespace, names: Sequence[str]) -> list[str]:
-    """--option value for every given option, --flag for every true flag."""
+def _add_pacing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sleep", type=float, help="seconds between requests (ETRAC_RATE_SLEEP)")
+    parser.add_argument("--batch-size", type=int, help="plates per batch (ETRAC_BATCH_SIZE)")
+
+
+def _forward(ns: argparse.Namespace) -> list[str]:
+    """--option value for every given option, --flag for every true flag, in the
+    order the parser declares them."""
     argv: list[str] = []
-    for name in names:
-        value = getattr(ns, name)
+    for name, value in vars(ns).items():
         flag = "--" + name.replace("_", "-")
         if value is True:
             argv.append(flag)
@@ -146,19 +158,14 @@ def backfill_controller(args: Sequence[str] | None = None) -> NoReturn:
         description="Backfill history per plate and day, then routes (seed-compatible "
         "front end of `etrack backfill`).",
     )
-    parser.add_argument("--date-start", required=True, help="first day: YYYY-MM-DD")
-    parser.add_argument("--date-end", required=True, help="last day (included)")
+    _add_range_options(parser)
     _add_plate_options(parser)
-    parser.add_argument("--sleep", type=float, help="seconds between requests (ETRAC_RATE_SLEEP)")
-    parser.add_argument("--batch-size", type=int, help="plates per batch (ETRAC_BATCH_SIZE)")
+    _add_pacing_options(parser)
     parser.add_argument("--concurrency", type=int, help="partitions worked at once")
     parser.add_argument("--with-trips", action="store_true", help="also fetch the trips")
     parser.add_argument("--enqueue-only", action="store_true", help="leave the work to workers")
     parser.add_argument("--force", action="store_true", help="fetch done days again")
-    ns = parser.parse_args(args)
-    names = ("date_start", "date_end", "plates", "plates_file", "sleep", "batch_size",
-             "concurrency", "with_trips", "enqueue_only", "force")  # fmt: skip
-    _run("backfill_controller.py", ["backfill", *_forward(ns, names)])
+    _run("backfill_controller.py", ["backfill", *_forward(parser.parse_args(args))])
 
 
 def daily_routes_runner(args: Sequence[str] | None = None) -> NoReturn:
@@ -170,11 +177,8 @@ def daily_routes_runner(args: Sequence[str] | None = None) -> NoReturn:
     )
     parser.add_argument("--date", help="day: YYYY-MM-DD or DD/MM/YYYY (default: yesterday)")
     _add_plate_options(parser)
-    parser.add_argument("--sleep", type=float, help="seconds between requests (ETRAC_RATE_SLEEP)")
-    parser.add_argument("--batch-size", type=int, help="plates per batch (ETRAC_BATCH_SIZE)")
-    ns = parser.parse_args(args)
-    names = ("date", "plates", "plates_file", "sleep", "batch_size")
-    _run("daily_routes_runner.py", ["daily", *_forward(ns, names)])
+    _add_pacing_options(parser)
+    _run("daily_routes_runner.py", ["daily", *_forward(parser.parse_args(args))])
 
 
 def summarize_backfill(args: Sequence[str] | None = None) -> NoReturn:
@@ -184,9 +188,6 @@ def summarize_backfill(args: Sequence[str] | None = None) -> NoReturn:
         description="Per plate: days with routes and points over a range (seed-compatible "
         "front end of `etrack backfill summary`).",
     )
-    parser.add_argument("--date-start", required=True, help="first day: YYYY-MM-DD")
-    parser.add_argument("--date-end", required=True, help="last day (included)")
+    _add_range_options(parser)
     _add_plate_options(parser)
-    ns = parser.parse_args(args)
-    names = ("date_start", "date_end", "plates", "plates_file")
-    _run("summarize_backfill.py", ["backfill", "summary", *_forward(ns, names)])
+    _run("summarize_backfill.py", ["backfill", "summary", *_forward(parser.parse_args(args))])

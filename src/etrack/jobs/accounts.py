@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from etrack.config import DEFAULT_ACCOUNT, Account
-from etrack.errors import AuthenticationError, MissingCredentials
+from etrack.errors import CredentialsError
 from etrack.jobs.env import EtrackApp, fetch_all, run_sql
 from etrack.jobs.runs import describe_error
 from etrack.logs import secrets_of
@@ -40,7 +40,7 @@ D = TypeVar("D")
 def credentials_refused(exc: BaseException) -> bool:
     """The account's credentials are missing or were refused: asking again
     with them cannot work, so the account is marked failing."""
-    return isinstance(exc, (AuthenticationError, MissingCredentials))
+    return isinstance(exc, CredentialsError)
 
 
 @dataclass(slots=True)

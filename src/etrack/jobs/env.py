@@ -204,7 +204,7 @@ async def session_lock(
         await conn.close()
 
 
-# ------------------------------------------------------- queries.sql blocks
+# ---------------------------------------------------------- named SQL blocks
 @contextmanager
 def _outage_is_unavailable(app: EtrackApp) -> Iterator[None]:
     # Procrastinate's connector wraps every psycopg error in its own
@@ -223,7 +223,7 @@ def _outage_is_unavailable(app: EtrackApp) -> Iterator[None]:
 
 
 async def fetch_all(app: EtrackApp, name: str, **params: Any) -> list[dict[str, Any]]:
-    """Rows (as dicts) of the queries.sql block `name`, through the App's pool."""
+    """Rows (as dicts) of the named SQL block `name`, through the App's pool."""
     with _outage_is_unavailable(app):
         return await app.connector.execute_query_all_async(query(name), **params)
 

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Self, TypeAlias, TypeVar
+from typing import Any, NamedTuple, Self, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,7 @@ import httpx
 import stamina
 from pydantic import SecretStr
 
+from etrack.config import Settings
 from etrack.errors import (
     ApiUnavailable,
     AuthenticationError,
@@ -56,9 +57,6 @@ from etrack.errors import (
     WindowTooLarge,
 )
 from etrack.provider.ratelimit import PyrateLimiter, RateLimiter
-
-if TYPE_CHECKING:
-    from etrack.config import Settings
 
 __all__ = [
     "HISTORY",

@@ -51,7 +51,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import Enum
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from etrack.model import (
     FUTURE,
@@ -420,6 +420,41 @@ def _not_an_object(raw: object) -> Reject:
     return Reject(NOT_AN_OBJECT, f"expected a JSON object, got {_json_kind(raw)}", raw)
 
 
+def _keyed(raw: object) -> tuple[dict[Any, Any], str, str] | Reject:
+    """What every row parser checks first: (the row, its canonical plate, the
+    plate as sent), or the `Reject` of a row that is no object or has no
+    readable plate."""
+    if not isinstance(raw, dict):
+        return _not_an_object(raw)
+    placa_raw = raw.get("placa")
+    try:
+        placa = canonical_plate(placa_raw)
+    except InvalidPlate:
+        return _plate_reject(placa_raw, raw)
+    assert isinstance(placa_raw, str)  # canonical_plate accepted it
+    return raw, placa, placa_raw
+
+
+def _keyed_at(
+    raw: object, name: str, tz: tzinfo
+) -> tuple[dict[Any, Any], str, str, datetime] | Reject:
+    """`_keyed` and the row's timestamp field `name`, the rest of its natural key
+    (required: a `Reject` when it is missing or unreadable)."""
+    keyed = _keyed(raw)
+    if isinstance(keyed, Reject):
+        return keyed
+    row, placa, placa_raw = keyed
+    sent = row.get(name)
+    at = _timestamp(sent, tz)
+    if at is None or at is _Bad.BAD:
+        return _timestamp_reject(name, sent, at, raw, placa)
+    return row, placa, placa_raw, at
+
+
+def _internal_error(exc: Exception, raw: object) -> Reject:
+    return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
+
+
 def _plate_reject(value: object, raw: object) -> Reject:
     if value is None or (isinstance(value, str) and _is_null_text(value.strip())):
         return Reject(MISSING_PLATE, "placa is missing", raw)
@@ -486,20 +521,11 @@ def parse_positions(
 
 def _parse_position(raw: object, tz: tzinfo, limit: datetime) -> Position | Reject:
     try:
-        if not isinstance(raw, dict):
-            return _not_an_object(raw)
-        get = raw.get
-        placa_raw = get("placa")
-        try:
-            placa = canonical_plate(placa_raw)
-        except InvalidPlate:
-            return _plate_reject(placa_raw, raw)
-        assert isinstance(placa_raw, str)  # canonical_plate accepted it
-
-        sent = get("data_transmissao")
-        data_transmissao = _timestamp(sent, tz)
-        if data_transmissao is None or data_transmissao is _Bad.BAD:
-            return _timestamp_reject("data_transmissao", sent, data_transmissao, raw, placa)
+        keyed = _keyed_at(raw, "data_transmissao", tz)
+        if isinstance(keyed, Reject):
+            return keyed
+        row, placa, placa_raw, data_transmissao = keyed
+        get = row.get
 
         # Fields are coerced inline rather than through a helper per field: on
         # this path a Python call per field is a tenth of the whole row's cost.
@@ -591,11 +617,11 @@ def _parse_position(raw: object, tz: tzinfo, limit: datetime) -> Position | Reje
             data_gravacao,
             placa_raw,
             quality,
-            raw,
+            row,
             tuple(bad) if bad else (),
         )
     except Exception as exc:  # the contract is "never raises"; a bug must not stop an ingest
-        return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
+        return _internal_error(exc, raw)
 
 
 def parse_trip(raw: object, tz: tzinfo) -> ProviderTrip | Reject:
@@ -606,20 +632,11 @@ def parse_trip(raw: object, tz: tzinfo) -> ProviderTrip | Reject:
     `bad_fields`, as are coordinates outside the WGS84 ranges.
     """
     try:
-        if not isinstance(raw, dict):
-            return _not_an_object(raw)
-        get = raw.get
-        placa_raw = get("placa")
-        try:
-            placa = canonical_plate(placa_raw)
-        except InvalidPlate:
-            return _plate_reject(placa_raw, raw)
-        assert isinstance(placa_raw, str)
-
-        sent = get("data_inicio_conducao")
-        start = _timestamp(sent, tz)
-        if start is None or start is _Bad.BAD:
-            return _timestamp_reject("data_inicio_conducao", sent, start, raw, placa)
+        keyed = _keyed_at(raw, "data_inicio_conducao", tz)
+        if isinstance(keyed, Reject):
+            return keyed
+        row, placa, placa_raw, start = keyed
+        get = row.get
 
         bad: list[str] = []
         end = _timestamp(get("data_fim_conducao"), tz)
@@ -665,32 +682,28 @@ def parse_trip(raw: object, tz: tzinfo) -> ProviderTrip | Reject:
             condutor_nome=text("condutor_nome"),
             condutor_identificacao=text("condutor_identificacao"),
             placa_raw=placa_raw,
-            raw=raw,
+            raw=row,
             bad_fields=tuple(bad),
         )
     except Exception as exc:  # see _parse_position
-        return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
+        return _internal_error(exc, raw)
 
 
 def parse_terminal(raw: object) -> Terminal | Reject:
     """The `terminal` block of `/ultimasposicoesterminal` -> `Terminal` or `Reject`."""
     try:
-        if not isinstance(raw, dict):
-            return _not_an_object(raw)
-        placa_raw = raw.get("placa")
-        try:
-            placa = canonical_plate(placa_raw)
-        except InvalidPlate:
-            return _plate_reject(placa_raw, raw)
-        assert isinstance(placa_raw, str)
+        keyed = _keyed(raw)
+        if isinstance(keyed, Reject):
+            return keyed
+        row, placa, placa_raw = keyed
         bad: list[str] = []
         return Terminal(
             placa=placa,
-            descricao=_text_field(raw.get("descricao"), "descricao", bad),
-            frota=_text_field(raw.get("frota"), "frota", bad),
+            descricao=_text_field(row.get("descricao"), "descricao", bad),
+            frota=_text_field(row.get("frota"), "frota", bad),
             placa_raw=placa_raw,
-            raw=raw,
+            raw=row,
             bad_fields=tuple(bad),
         )
     except Exception as exc:  # see _parse_position
-        return Reject("internal_error", f"{type(exc).__name__}: {exc}", raw)
+        return _internal_error(exc, raw)

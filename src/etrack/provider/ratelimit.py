@@ -155,21 +155,10 @@ class PyrateLimiter:
 
 logger = logging.getLogger("etrack.provider.ratelimit")
 
-AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
-
 
 def account_key(user: str | None) -> str:
     """The row of one account: its user e-mail (not a secret), case-folded."""
     return (user or "anonymous").strip().lower()
-
-
-def async_conninfo(target: db.Target) -> str:
-    """Connection string with etrack's search_path and UTC, for async connections."""
-    return psycopg.conninfo.make_conninfo(
-        target.conninfo,
-        options=db.session_options(target.schema),
-        application_name="etrack",
-    )
 
 
 class PgRateLimiter:
@@ -195,7 +184,7 @@ class PgRateLimiter:
         self.account = account
         self.interval = 1.0 / per_second
         self.min_interval = min_interval
-        self._conn: AsyncConn | None = None
+        self._conn: db.AsyncConn | None = None
         self._lock: asyncio.Lock | None = None
         self._next_local = 0.0
         self._paused_until = 0.0
@@ -265,19 +254,13 @@ class PgRateLimiter:
             except psycopg.OperationalError:
                 await self._drop()
                 if attempt == 2:
-                    raise
+                    with db.outage_as_unavailable(self._target):
+                        raise
         return None  # pragma: no cover - the loop returns or raises
 
-    async def _connection(self) -> AsyncConn:
+    async def _connection(self) -> db.AsyncConn:
         if self._conn is None or self._conn.closed:
-            try:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    async_conninfo(self._target), autocommit=True, connect_timeout=10
-                )
-            except psycopg.OperationalError:
-                raise DatabaseUnavailable(
-                    f"cannot reach PostgreSQL at {self._target.describe()}"
-                ) from None
+            self._conn = await db.connect_async(self._target)
         return self._conn
 
     async def _drop(self) -> None:

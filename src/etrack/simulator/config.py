@@ -10,10 +10,27 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["DEFAULT_KEY", "DEFAULT_USER", "Account", "FleetConfig", "QuirkConfig", "Region"]
+__all__ = [
+    "DEFAULT_KEY",
+    "DEFAULT_USER",
+    "Account",
+    "FleetConfig",
+    "QuirkConfig",
+    "Region",
+    "check_rate_limit",
+]
 
 DEFAULT_USER = "demo@etrack.local"
 DEFAULT_KEY = "demo-key"  # a fake credential of the simulator, not a secret
+
+
+def check_rate_limit(per_s: float | None, burst: int | None) -> None:
+    """An API rate limit (an account's, or the faults' default): None or > 0
+    requests a second, a burst of None or >= 1; raises ValueError."""
+    if per_s is not None and per_s <= 0:
+        raise ValueError(f"rate_limit_per_s must be > 0, got {per_s}")
+    if burst is not None and burst < 1:
+        raise ValueError(f"rate_limit_burst must be >= 1, got {burst}")
 
 
 @dataclass(frozen=True)
@@ -62,10 +79,7 @@ class Account:
             raise ValueError("an account needs a user and a key")
         if self.vehicles < 0:
             raise ValueError(f"vehicles must be >= 0, got {self.vehicles}")
-        if self.rate_limit_per_s is not None and self.rate_limit_per_s <= 0:
-            raise ValueError(f"rate_limit_per_s must be > 0, got {self.rate_limit_per_s}")
-        if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
-            raise ValueError(f"rate_limit_burst must be >= 1, got {self.rate_limit_burst}")
+        check_rate_limit(self.rate_limit_per_s, self.rate_limit_burst)
 
     @classmethod
     def parse(cls, text: str, index: int = 1) -> Account:

@@ -67,6 +67,7 @@ from etrack.simulator.config import (
     FleetConfig,
     QuirkConfig,
     Region,
+    check_rate_limit,
 )
 from etrack.simulator.dayplan import Vehicle
 from etrack.simulator.fleet import Fleet
@@ -113,10 +114,7 @@ class FaultConfig:
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
-        if self.rate_limit_per_s is not None and self.rate_limit_per_s <= 0:
-            raise ValueError(f"rate_limit_per_s must be > 0, got {self.rate_limit_per_s}")
-        if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
-            raise ValueError(f"rate_limit_burst must be >= 1, got {self.rate_limit_burst}")
+        check_rate_limit(self.rate_limit_per_s, self.rate_limit_burst)
         for name in ("error_rate", "hang_rate", "truncate_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

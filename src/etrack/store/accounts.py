@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from etrack.config import DEFAULT_ACCOUNT, Account
+from etrack.store.db import Conn
 from etrack.store.queries import query
 
 __all__ = [
@@ -21,8 +23,21 @@ __all__ = [
     "mark_ok",
     "owners",
     "plates_of",
+    "record_plates",
     "states",
 ]
+
+
+def record_plates(conn: Conn, account: str, plates: Sequence[str], *, listed: bool) -> None:
+    """Note which account fetched these plates.
+
+    The fleet list (`listed`) is the authority on which account sees a plate;
+    a history answer only adopts plates nobody listed, so backfilling an old
+    account never steals a moved plate.
+    """
+    name = "accounts_claim_plates" if listed else "accounts_adopt_plates"
+    with conn.transaction():
+        conn.execute(query(name), {"account": account, "plates": list(plates)})
 
 
 # ------------------------------------------------------------------ health
@@ -35,8 +50,8 @@ class AccountState:
     reason: str | None
     vehicles: int
     rate_limit: float | None
-    last_success_at: Any
-    retry_at: Any
+    last_success_at: datetime | None
+    retry_at: datetime | None
     configured: bool
 
 
@@ -45,7 +60,7 @@ def fallback_account(accounts: Sequence[Account]) -> str:
     return accounts[0].name if accounts else DEFAULT_ACCOUNT
 
 
-def owners(conn: Any, accounts: Sequence[Account], plates: Sequence[str]) -> dict[str, Account]:
+def owners(conn: Conn, accounts: Sequence[Account], plates: Sequence[str]) -> dict[str, Account]:
     """The account to ask about each plate: the one that lists it now, else
     the first (a plate nobody listed yet, or an account no longer configured)."""
     by_name = {account.name: account for account in accounts}
@@ -55,7 +70,7 @@ def owners(conn: Any, accounts: Sequence[Account], plates: Sequence[str]) -> dic
     return {placa: by_name.get(listed.get(placa) or first.name, first) for placa in plates}
 
 
-def plates_of(conn: Any, accounts: Sequence[Account], chosen: Sequence[Account]) -> list[str]:
+def plates_of(conn: Conn, accounts: Sequence[Account], chosen: Sequence[Account]) -> list[str]:
     rows = conn.execute(
         query("accounts_plates"),
         {"fallback": fallback_account(accounts), "accounts": [a.name for a in chosen]},
@@ -63,14 +78,14 @@ def plates_of(conn: Any, accounts: Sequence[Account], chosen: Sequence[Account])
     return [str(row[0]) for row in rows]
 
 
-def mark_ok(conn: Any, account: Account) -> None:
+def mark_ok(conn: Conn, account: Account) -> None:
     with conn.transaction():
         conn.execute(
             query("accounts_mark_ok"), {"account": account.name, "fingerprint": account.fingerprint}
         )
 
 
-def mark_failing(conn: Any, account: Account, reason: str, retry_s: float) -> None:
+def mark_failing(conn: Conn, account: Account, reason: str, retry_s: float) -> None:
     with conn.transaction():
         conn.execute(
             query("accounts_mark_failing"),
@@ -91,11 +106,11 @@ def is_due(row: dict[str, Any] | None, account: Account) -> bool:
     return bool(row["due"]) or row["fingerprint"] != account.fingerprint
 
 
-def states(conn: Any, accounts: Sequence[Account]) -> list[AccountState]:
+def states(conn: Conn, accounts: Sequence[Account]) -> list[AccountState]:
     """Every configured account (and any recorded one no longer configured)."""
     fallback = fallback_account(accounts)
     cursor = conn.execute(query("accounts_states"), {"fallback": fallback})
-    names = [column.name for column in cursor.description]
+    names = [column.name for column in cursor.description or ()]
     recorded = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     sizes = {
         str(row[0]): int(row[1])

@@ -133,6 +133,12 @@ def session_conninfo(target: Target, *, application_name: str = "etrack") -> str
     )
 
 
+def server_version(conn: Conn) -> str:
+    """The server's PostgreSQL version, as `SHOW server_version` gives it."""
+    row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
 def is_outage(exc: psycopg.OperationalError) -> bool:
     """The server cannot be reached or dropped the connection (not an SQL error)."""
     state = exc.sqlstate

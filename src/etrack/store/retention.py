@@ -371,23 +371,19 @@ def _compact(conn: db.Conn, part: _Partition, lock_timeout_s: float) -> int | No
 def _prune_default(
     conn: db.Conn, part: _Partition, cutoff: datetime, raw_only: bool, dry_run: bool
 ) -> Action:
-    if raw_only:
-        if dry_run:
-            return Action(part.name, "clear raw", rows=_count(conn, part, cutoff)[1])
-        with conn.transaction():
-            cleared = conn.execute(
-                _statement("retention_clear_partition_raw", partition=part.ident),
-                {"cutoff": cutoff},
-            ).rowcount
-        return Action(part.name, "clear raw", rows=max(cleared, 0), done=True)
+    # (what it does, its statement, which of _count's numbers it would touch)
+    verb, statement, counted = (
+        ("clear raw", "retention_clear_partition_raw", 1)
+        if raw_only
+        else ("delete", "retention_delete_partition_rows", 0)
+    )
     if dry_run:
-        return Action(part.name, "delete", rows=_count(conn, part, cutoff)[0])
+        return Action(part.name, verb, rows=_count(conn, part, cutoff)[counted])
     with conn.transaction():
-        deleted = conn.execute(
-            _statement("retention_delete_partition_rows", partition=part.ident),
-            {"cutoff": cutoff},
+        changed = conn.execute(
+            _statement(statement, partition=part.ident), {"cutoff": cutoff}
         ).rowcount
-    return Action(part.name, "delete", rows=max(deleted, 0), done=True)
+    return Action(part.name, verb, rows=max(changed, 0), done=True)
 
 
 def _prune_rejects(conn: db.Conn, cutoff: datetime, raw_only: bool, dry_run: bool) -> Action:

@@ -30,7 +30,6 @@ __all__ = [
     "RouteWriter",
     "StoredDay",
     "day_fingerprints",
-    "fleet_day_summary",
     "load_positions",
     "plates_with_positions",
     "provider_trips",
@@ -241,15 +240,3 @@ class RouteWriter:
             self._closed = True
             self._queue.put(None)
             self._thread.join()
-
-
-def fleet_day_summary(
-    conn: db.Conn, first: date, last: date, plates: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """The fleet day summary rows (route_day_summary) for [first, last], as dicts."""
-    cur = conn.execute(
-        query("routes_fleet_day_summary"),
-        {"first": first, "last": last, "plates": list(plates) if plates is not None else None},
-    )
-    names = [c.name for c in cur.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

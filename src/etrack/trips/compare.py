@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from etrack.trips.detect import Trip
+from etrack.model import TripRow
 from etrack.trips.params import RouteParams
 
 __all__ = ["ProviderSpan", "compare_with_provider"]
@@ -21,7 +21,7 @@ data_fim_conducao, distancia_conducao km)."""
 
 
 def compare_with_provider(
-    trips: Sequence[Trip], provider: Sequence[ProviderSpan], params: RouteParams
+    trips: Sequence[TripRow], provider: Sequence[ProviderSpan], params: RouteParams
 ) -> dict[str, Any] | None:
     """How our trips match the provider's of the same day; None when it listed none.
 

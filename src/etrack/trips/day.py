@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 from simplification.cutil import simplify_coords_idx
 
-from etrack.geo import EARTH_RADIUS_M
+from etrack.geo import EARTH_RADIUS_M, step_distances_m
 from etrack.model import DayStats, StopRow, TripRow
-from etrack.trips.detect import Stop, Trip, moving_between, trips_and_stops
+from etrack.trips.detect import moving_between, trips_and_stops
 from etrack.trips.params import RouteParams
 
 __all__ = [
@@ -89,8 +89,8 @@ class DayRoute:
     max_speed_kmh: float | None
     avg_speed_kmh: float | None
     over_limit_s: int
-    trips: list[Trip]
-    stops: list[Stop]
+    trips: list[TripRow]
+    stops: list[StopRow]
 
     @property
     def empty(self) -> bool:
@@ -225,40 +225,22 @@ def _route(
     moving_kmh = params.moving_speed_kmh
     limit = params.speed_limit_kmh
     radius = params.trip_distance_m
-    sin = math.sin
-    cos = math.cos
-    asin = math.asin
-    sqrt = math.sqrt
-    half_rad = _RAD * 0.5
-    two_r = _TWO_R
 
-    # One pass over consecutive pairs: distances and the time accounting.
-    # Plain locals and lists only: this loop runs once per stored point. The
-    # distance is etrack.geo's haversine inlined, each point's cosine reused for
-    # the next pair: a call and a second cosine per pair cost half as much again.
-    cum = [0.0] * n
+    # One pass over consecutive pairs (point 0 and 1, 1 and 2, ...): distances
+    # and the time accounting. Plain locals and lists only: this loop runs once
+    # per stored point. `ts`, `speeds` and `ignitions` give each pair's first
+    # point and run one longer than the pairs, hence strict=False.
+    cum = [0.0]
+    add_cum = cum.append
     driving = idle = parked = over = 0.0
     driving_m = 0.0
     total = 0.0
     max_implied = 0.0
-    lat0 = lats[0]
-    lon0 = lons[0]
-    cos0 = cos(lat0 * _RAD)
-    t0 = ts[0]
-    sp0 = speeds[0]
-    ig0 = ignitions[0]
-    for i in range(1, n):
-        lat1 = lats[i]
-        lon1 = lons[i]
-        cos1 = cos(lat1 * _RAD)
-        s1 = sin((lat1 - lat0) * half_rad)
-        s2 = sin((lon1 - lon0) * half_rad)
-        a = s1 * s1 + cos0 * cos1 * s2 * s2
-        d = two_r * asin(sqrt(a)) if a < 1.0 else math.pi * EARTH_RADIUS_M
+    for d, t0, t1, sp0, sp1, ig0 in zip(
+        step_distances_m(lats, lons), ts, ts[1:], speeds, speeds[1:], ignitions, strict=False
+    ):
         total += d
-        cum[i] = total
-        t1 = ts[i]
-        sp1 = speeds[i]
+        add_cum(total)
         dt = t1 - t0
         if dt <= gap:
             implied = d / dt * _KMH if dt > 0 else 0.0
@@ -280,12 +262,6 @@ def _route(
                 over += dt
         elif d <= radius and not ig0:
             parked += dt
-        lat0 = lat1
-        lon0 = lon1
-        cos0 = cos1
-        t0 = t1
-        sp0 = sp1
-        ig0 = ignitions[i]
 
     trips, stops = trips_and_stops(
         ts, lats, lons, speeds, ignitions, addresses, cum, params, moving=entered_moving
@@ -378,37 +354,10 @@ def day_stats(route: DayRoute, invalid_count: int | None = None) -> DayStats:
 
 
 def trip_rows(route: DayRoute) -> list[TripRow]:
-    return [
-        TripRow(
-            seq=t.seq,
-            start_ts=t.start_ts,
-            end_ts=t.end_ts,
-            start_latitude=t.start_lat,
-            start_longitude=t.start_lon,
-            end_latitude=t.end_lat,
-            end_longitude=t.end_lon,
-            start_address=t.start_address,
-            end_address=t.end_address,
-            distance_m=t.distance_m,
-            duration_s=t.duration_s,
-            max_speed_kmh=t.max_speed_kmh,
-            avg_speed_kmh=t.avg_speed_kmh,
-        )
-        for t in route.trips
-    ]
+    """The day's trips as storage writes them (detection builds them as rows)."""
+    return list(route.trips)
 
 
 def stop_rows(route: DayRoute) -> list[StopRow]:
-    return [
-        StopRow(
-            seq=s.seq,
-            start_ts=s.start_ts,
-            end_ts=s.end_ts,
-            latitude=s.latitude,
-            longitude=s.longitude,
-            address=s.address,
-            duration_s=s.duration_s,
-            ignition_on_s=s.ignition_on_s,
-        )
-        for s in route.stops
-    ]
+    """The day's stops as storage writes them (detection builds them as rows)."""
+    return list(route.stops)

@@ -1,8 +1,8 @@
 """Trips and stops of one track: where the vehicle drove and where it stood.
 
 Input is a day's track as columns in time order (see `etrack.trips.day`, which
-also does the distances and the time accounting); output is the `Trip` and
-`Stop` records.
+also does the distances and the time accounting); output is the trips and
+stops as `etrack.model.TripRow` and `StopRow`, the rows storage writes.
 
 Rules, and why:
 
@@ -27,52 +27,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from etrack.geo import EARTH_RADIUS_M, haversine_m
+from etrack.model import StopRow, TripRow
 from etrack.trips.params import RouteParams
 
-__all__ = ["Stop", "Trip", "moving_between", "trips_and_stops"]
+__all__ = ["moving_between", "trips_and_stops"]
 
 Span = tuple[int, int]
 """First and last point index of a trip or a stop, inclusive."""
 
 _RAD = math.pi / 180.0
 _KMH = 3.6
-
-
-@dataclass(frozen=True, slots=True)
-class Trip:
-    """A trip as detected: UTC times, metres, whole seconds, km/h."""
-
-    seq: int
-    start_ts: datetime
-    end_ts: datetime
-    start_lat: float
-    start_lon: float
-    end_lat: float
-    end_lon: float
-    start_address: str | None
-    end_address: str | None
-    distance_m: float
-    duration_s: int
-    max_speed_kmh: float | None
-    avg_speed_kmh: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    """A stop as detected: where the vehicle stood, and how long its ignition was on there."""
-
-    seq: int
-    start_ts: datetime
-    end_ts: datetime
-    latitude: float
-    longitude: float
-    address: str | None
-    duration_s: int
-    ignition_on_s: int
 
 
 def trips_and_stops(
@@ -86,7 +53,7 @@ def trips_and_stops(
     params: RouteParams,
     *,
     moving: bool,
-) -> tuple[list[Trip], list[Stop]]:
+) -> tuple[list[TripRow], list[StopRow]]:
     """The trips and stops of a track in time order.
 
     `cum[i]` is the distance travelled from the first point to point i (a trip's
@@ -100,21 +67,21 @@ def trips_and_stops(
 
     gap = params.max_gap_s
     tz = UTC
-    trips: list[Trip] = []
+    trips: list[TripRow] = []
     for s, e in trip_spans:
         duration = ts[e] - ts[s]
         distance = cum[e] - cum[s]
         reported = [v for v in speeds[s : e + 1] if v is not None]
         top = max(reported) if reported else _max_implied(ts, cum, s, e)
         trips.append(
-            Trip(
+            TripRow(
                 seq=len(trips) + 1,
                 start_ts=datetime.fromtimestamp(ts[s], tz),
                 end_ts=datetime.fromtimestamp(ts[e], tz),
-                start_lat=lats[s],
-                start_lon=lons[s],
-                end_lat=lats[e],
-                end_lon=lons[e],
+                start_latitude=lats[s],
+                start_longitude=lons[s],
+                end_latitude=lats[e],
+                end_longitude=lons[e],
                 start_address=_address_near(addresses, s, s, e),
                 end_address=_address_near(addresses, e, s, e),
                 distance_m=distance,
@@ -123,14 +90,14 @@ def trips_and_stops(
                 avg_speed_kmh=distance / duration * _KMH if duration > 0 else None,
             )
         )
-    stops: list[Stop] = []
+    stops: list[StopRow] = []
     for a_, b_ in stop_spans:
         on = 0.0
         for j in range(a_ + 1, b_ + 1):
             if ignitions[j - 1] and ts[j] - ts[j - 1] <= gap:
                 on += ts[j] - ts[j - 1]
         stops.append(
-            Stop(
+            StopRow(
                 seq=len(stops) + 1,
                 start_ts=datetime.fromtimestamp(ts[a_], tz),
                 end_ts=datetime.fromtimestamp(ts[b_], tz),
@@ -194,26 +161,11 @@ def _detect_location(
         lat = lats[i]
         lon = lons[i]
         if t - ts[i - 1] > gap:
-            if moving:
-                e = c if c >= 0 else i - 1
-                if e > s:
-                    trips.append((s, e))
-                moving = False
-                a = e
-                a_lat = lats[e]
-                a_lon = lons[e]
-                a_cos = cos(a_lat * _RAD)
-            dx = (lon - a_lon) * a_cos
-            dy = lat - a_lat
-            if dx * dx + dy * dy > r2:
-                # It moved while silent: the stop ends before the gap, a new
-                # one (of unknown length) starts after it. No trip is invented.
-                if ts[i - 1] - ts[a] >= min_stop:
-                    stops.append((a, i - 1))
-                a = i
-                a_lat = lat
-                a_lon = lon
-                a_cos = cos(lat * _RAD)
+            a = _across_gap(ts, lats, lons, i, moving, a, s, c, r2, min_stop, trips, stops)
+            moving = False
+            a_lat = lats[a]
+            a_lon = lons[a]
+            a_cos = cos(a_lat * _RAD)
             continue
         if moving:
             sp = speeds[i]
@@ -297,24 +249,11 @@ def _detect_ignition(
         if g is not None:
             on = g
         if t - ts[i - 1] > gap:
-            if moving:
-                e = c if c >= 0 else i - 1
-                if e > s:
-                    trips.append((s, e))
-                moving = False
-                a = e
-                a_lat = lats[e]
-                a_lon = lons[e]
-                a_cos = cos(a_lat * _RAD)
-            dx = (lons[i] - a_lon) * a_cos
-            dy = lats[i] - a_lat
-            if dx * dx + dy * dy > r2:
-                if ts[i - 1] - ts[a] >= min_stop:
-                    stops.append((a, i - 1))
-                a = i
-                a_lat = lats[i]
-                a_lon = lons[i]
-                a_cos = cos(a_lat * _RAD)
+            a = _across_gap(ts, lats, lons, i, moving, a, s, c, r2, min_stop, trips, stops)
+            moving = False
+            a_lat = lats[a]
+            a_lon = lons[a]
+            a_cos = cos(a_lat * _RAD)
             on_from = i if on else -1
             continue
         if moving:
@@ -363,6 +302,44 @@ def _detect_ignition(
     elif ts[n - 1] - ts[a] >= min_stop:
         stops.append((a, n - 1))
     return trips, stops
+
+
+def _across_gap(
+    ts: list[float],
+    lats: list[float],
+    lons: list[float],
+    i: int,
+    moving: bool,
+    a: int,
+    s: int,
+    c: int,
+    r2: float,
+    min_stop: float,
+    trips: list[Span],
+    stops: list[Span],
+) -> int:
+    """A data gap before point i, in either mode: the stop's anchor after it (the
+    vehicle is stopped after a gap).
+
+    Moving (the trip's first point is `s`, `c` where it may have stopped, -1:
+    nowhere yet), the trip ends at `c`, else at the last point before the gap,
+    and the stop is anchored there. Stopped at anchor `a`: if point i is outside
+    the stop's radius, it moved while silent, so the stop ends before the gap
+    and a new one (of unknown length) starts at i. No trip is invented.
+    """
+    if moving:
+        e = c if c >= 0 else i - 1
+        if e > s:
+            trips.append((s, e))
+        a = e
+    a_lat = lats[a]
+    dx = (lons[i] - lons[a]) * math.cos(a_lat * _RAD)
+    dy = lats[i] - a_lat
+    if dx * dx + dy * dy > r2:
+        if ts[i - 1] - ts[a] >= min_stop:
+            stops.append((a, i - 1))
+        a = i
+    return a
 
 
 def _max_implied(ts: list[float], cum: list[float], s: int, e: int) -> float | None:

@@ -60,6 +60,15 @@ class DayData:
             "computed_at": self.computed_at,
         }
 
+    def feature(
+        self, *, simplified: bool = False, properties: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The day's route as a GeoJSON Feature: the simplified line when asked
+        for and there is one, else the full line; `properties()` by default."""
+        line = self.simplified if simplified and self.simplified else self.line
+        props = self.properties() if properties is None else properties
+        return {"type": "Feature", "geometry": line, "properties": props}
+
     def as_json(self) -> dict[str, Any]:
         return {
             "placa": self.placa,

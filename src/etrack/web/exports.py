@@ -63,7 +63,7 @@ def day_geojson(data: DayData) -> bytes:
     """A FeatureCollection: the route line (with the day's figures) and one point per stop."""
     features: list[dict[str, Any]] = []
     if data.line is not None:
-        features.append({"type": "Feature", "geometry": data.line, "properties": data.properties()})
+        features.append(data.feature())
     for stop in data.stops:
         if stop.get("latitude") is None or stop.get("longitude") is None:
             continue

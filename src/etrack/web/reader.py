@@ -1,5 +1,5 @@
 """What the web reads from the database: small async functions over the
-named blocks of queries.sql, returning plain data the handlers hand on.
+named blocks of store/sql/web.sql, returning plain data the handlers hand on.
 
 The web uses an async pool of its own (etrack.store.db.AsyncPool, so the
 session options and the outage -> DatabaseUnavailable conversion are the

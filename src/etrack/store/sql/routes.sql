@@ -108,15 +108,3 @@ FROM STDIN (FORMAT BINARY)
 COPY route_stops (placa, rota_date, seq, start_ts, end_ts, latitude, longitude, address,
     duration_s, ignition_on_s)
 FROM STDIN (FORMAT BINARY)
-
--- name: routes_fleet_day_summary
--- The fleet day summary (UI table, CSV export): every plate's days in
--- [first, last], or only `plates` when given.
-SELECT placa, rota_date, descricao, frota, distance_km, odometer_km, driving_h, idle_h,
-       parked_h, max_speed_kmh, avg_speed_kmh, over_limit_h, speed_limit_kmh, trip_count,
-       stop_count, point_count, invalid_count, start_ts, end_ts, provider_trip_count,
-       provider_agrees
-  FROM route_day_summary
- WHERE rota_date >= %(first)s AND rota_date <= %(last)s
-   AND (%(plates)s::text[] IS NULL OR placa = ANY(%(plates)s::text[]))
- ORDER BY rota_date, placa

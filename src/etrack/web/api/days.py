@@ -78,14 +78,16 @@ class DayExport(StrEnum):
     csv = "csv"
 
 
+def no_day(placa: str, which: date) -> HTTPException:
+    return HTTPException(404, f"no route and no valid position for {placa} on {which.isoformat()}")
+
+
 async def day_or_404(web: WebContext, plate: str, day: str) -> DayData:
     placa = plate_or_error(plate)
     which = day_or_error(day, name="day")
     data = await load_day(await web.reader(), placa, which)
     if data is None:
-        raise HTTPException(
-            404, f"no route and no valid position for {placa} on {which.isoformat()}"
-        )
+        raise no_day(placa, which)
     return data
 
 
@@ -110,7 +112,7 @@ async def day_route(
     reader = await web.reader()
     # The body cache is shared by every scope: ask before reading it.
     if not await reader.can_see(placa):
-        raise HTTPException(404, f"no route and no valid position for {placa} on {which}")
+        raise no_day(placa, which)
     if which < today(reader):
         key = (placa, which, simplified)
         hit, body = web.routes.get(key)
@@ -121,9 +123,8 @@ async def day_route(
         if body is not None:
             return body_response(request, body, GEOJSON)
     data = await day_or_404(web, placa, which.isoformat())
-    line = data.simplified if simplified and data.simplified else data.line
     props = {**data.properties(), "simplified": simplified}
-    return encoded({"type": "Feature", "geometry": line, "properties": props}, GEOJSON)
+    return encoded(data.feature(simplified=simplified, properties=props), GEOJSON)
 
 
 @router.get(
@@ -213,14 +214,7 @@ async def seed_routes(
         days = [data] if data is not None else []
     else:
         days = await newest_days(reader, placa, limit)
-    features = [
-        {
-            "type": "Feature",
-            "geometry": d.simplified if day is None and d.simplified else d.line,
-            "properties": d.properties(),
-        }
-        for d in days
-    ]
+    features = [d.feature(simplified=day is None) for d in days]
     return encoded({"type": "FeatureCollection", "features": features}, GEOJSON)
 
 

@@ -7,13 +7,13 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from etrack.web import exports
 from etrack.web.api.common import ERRORS, attachment, encoded
 from etrack.web.days import today
-from etrack.web.deps import Web, language
+from etrack.web.deps import Web, WebContext, language
 from etrack.web.inputs import day_range_or_error, plates_or_error
 from etrack.web.reports import MAX_SUMMARY_DAYS, report_headers, report_rows
 
@@ -53,6 +53,24 @@ class SortKey(StrEnum):
     trip_count = "trip_count"
 
 
+class ReportQuery(BaseModel):
+    """The report's days, fleet and order: one query for the JSON and its downloads."""
+
+    start: str | None = Field(None, max_length=40)
+    end: str | None = Field(None, max_length=40)
+    frota: str | None = Field(None, max_length=200)
+    sort: SortKey = SortKey.placa
+    order: str = Field("asc", pattern="^(asc|desc)$")
+
+
+async def query_report(
+    web: WebContext, query: ReportQuery
+) -> tuple[date, date, list[dict[str, Any]]]:
+    return await report_rows(
+        await web.reader(), query.start, query.end, query.frota, query.sort.value, query.order
+    )
+
+
 @router.get(
     "/api/summaries",
     response_model=SummaryList,
@@ -88,15 +106,8 @@ async def summaries(
     summary="The fleet report: one row per vehicle over a day or range",
     responses=ERRORS,
 )
-async def report(
-    web: Web,
-    start: Annotated[str | None, Query(max_length=40)] = None,
-    end: Annotated[str | None, Query(max_length=40)] = None,
-    frota: Annotated[str | None, Query(max_length=200)] = None,
-    sort: Annotated[SortKey, Query()] = SortKey.placa,
-    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
-) -> Response:
-    first, last, rows = await report_rows(await web.reader(), start, end, frota, sort.value, order)
+async def report(web: Web, query: Annotated[ReportQuery, Query()]) -> Response:
+    first, last, rows = await query_report(web, query)
     return encoded({"start": first, "end": last, "count": len(rows), "rows": rows})
 
 
@@ -110,16 +121,9 @@ async def report(
     },
 )
 async def report_export(
-    request: Request,
-    web: Web,
-    fmt: ReportExport,
-    start: Annotated[str | None, Query(max_length=40)] = None,
-    end: Annotated[str | None, Query(max_length=40)] = None,
-    frota: Annotated[str | None, Query(max_length=200)] = None,
-    sort: Annotated[SortKey, Query()] = SortKey.placa,
-    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
+    request: Request, web: Web, fmt: ReportExport, query: Annotated[ReportQuery, Query()]
 ) -> Response:
-    first, last, rows = await report_rows(await web.reader(), start, end, frota, sort.value, order)
+    first, last, rows = await query_report(web, query)
     name = f"frota_{first.isoformat()}_{last.isoformat()}.{fmt.value}"
     if fmt is ReportExport.csv:
         return attachment(exports.report_csv(rows), "text/csv; charset=utf-8", name)

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["fixtures_db", "fixtures_simulator", "fixtures_cli", "fixtures_jobs"]
+pytest_plugins = [
+    "fixtures_db",
+    "fixtures_simulator",
+    "fixtures_cli",
+    "fixtures_jobs",
+    "fixtures_outage",
+]
 
 settings.register_profile(
     "ci",

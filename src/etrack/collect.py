@@ -6,9 +6,11 @@ one rate limit); database writes are plain psycopg calls run in a worker
 thread so they overlap with the next requests.
 
 `fetch-latest --loop` (:func:`run_forever`) survives outages: an unreachable
-API or database is logged and retried at the next tick. SIGTERM/SIGINT stop
-the loop after the current fetch has finished its write (the fetch is never
-cancelled half-way).
+API or database is logged and retried at the next tick. Latest positions
+fetched while the database is down go to a bounded disk spool
+(`etrack.spool`) and are written, oldest first, when it answers again.
+SIGTERM/SIGINT stop the loop after the current fetch has finished its write
+(the fetch is never cancelled half-way).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from etrack.config import DEFAULT_ACCOUNT, Settings
-from etrack.errors import is_transient
+from etrack.errors import DatabaseUnavailable, UnexpectedResponse, is_transient
 from etrack.model import VALID, Position, ProviderTrip, Reject, Terminal
 from etrack.provider import parse
 from etrack.provider.client import (
@@ -38,12 +40,17 @@ from etrack.provider.client import (
     Row,
     split_window,
 )
-from etrack.quality import flag_sequence
+from etrack.quality import flag_sequence, plausibility
+from etrack.spool import LatestSpool
 from etrack.store import db
 from etrack.store import positions as ingest
 from etrack.store.accounts import record_plates
 
 logger = logging.getLogger("etrack.collect")
+
+# Checkout timeout while answers wait in the spool: the database is known to
+# be down, so a cycle probes it briefly instead of stalling for the pool's 15 s.
+SPOOL_PROBE_S = 2.0
 
 T = TypeVar("T")
 
@@ -86,11 +93,16 @@ class Collector:
         pool: db.Pool,
         *,
         account: str = DEFAULT_ACCOUNT,
+        spool: LatestSpool | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.pool = pool
         self.account = account
+        # Only the --loop keeps latest answers through an outage; one-shot
+        # commands and jobs fail as before (exit 3, retried by the worker).
+        self.spool = spool
+        self.checkout_timeout: float | None = None
         self.partitions = ingest.PartitionKeeper()
         self.summary = RunSummary()
 
@@ -100,7 +112,7 @@ class Collector:
 
     @contextmanager
     def _conn(self) -> Iterator[db.Conn]:
-        with self.pool.connection() as conn:
+        with self.pool.connection(self.checkout_timeout) as conn:
             yield conn
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -125,7 +137,10 @@ class Collector:
         if use_stored_neighbours and parsed:
             previous = self._stored_neighbours(parsed)
         flagged = flag_sequence(
-            parsed, jump_speed_kmh=self.settings.etrac_jump_speed_kmh, previous=previous
+            parsed,
+            jump_speed_kmh=self.settings.etrac_jump_speed_kmh,
+            previous=previous,
+            limits=plausibility(self.settings),
         )
         return flagged, rejects
 
@@ -188,7 +203,39 @@ class Collector:
     async def fetch_latest(self) -> ingest.IngestStats:
         """Latest position of every vehicle; new plates become terminals."""
         rows = await self.client.latest_positions()
-        return await self._ingest_rows(rows, LATEST_POSITIONS, use_stored_neighbours=True)
+        if self.spool is None:
+            return await self._ingest_rows(rows, LATEST_POSITIONS, use_stored_neighbours=True)
+        try:
+            # Older answers first, so the jump check sees positions in time order.
+            await self.drain_spool()
+            return await self._ingest_rows(rows, LATEST_POSITIONS, use_stored_neighbours=True)
+        except DatabaseUnavailable:
+            try:
+                await self._in_thread(self.spool.put, rows, self._now())
+            except OSError as exc:
+                # A full or unwritable disk must not turn an outage into a crash.
+                logger.error("cannot spool the latest positions (%d rows lost): %s", len(rows), exc)
+            raise
+
+    async def drain_spool(self) -> int:
+        """Store the spooled latest answers, oldest first; how many were stored.
+
+        Each answer is removed only after its write committed: a failure half
+        way leaves it (and the newer ones) for the next try, and a crash
+        between the commit and the removal only writes it twice, which the
+        upsert dedupes.
+        """
+        spool = self.spool
+        if spool is None:
+            return 0
+        answers = await self._in_thread(spool.pending)
+        self.checkout_timeout = SPOOL_PROBE_S if answers else None
+        for answer in answers:
+            await self._ingest_rows(answer.rows, LATEST_POSITIONS, use_stored_neighbours=True)
+            await self._in_thread(spool.done, answer)
+        self.checkout_timeout = None
+        await self._in_thread(spool.drained)
+        return len(answers)
 
     async def fetch_plate(self, placa: str) -> ingest.IngestStats:
         """One vehicle's latest position."""
@@ -289,14 +336,18 @@ def stored_point(placa: str, ts: datetime, latitude: float, longitude: float) ->
 
 @asynccontextmanager
 async def open_collector(
-    settings: Settings, target: db.Target, *, account: str = DEFAULT_ACCOUNT
+    settings: Settings,
+    target: db.Target,
+    *,
+    account: str = DEFAULT_ACCOUNT,
+    spool: LatestSpool | None = None,
 ) -> AsyncIterator[Collector]:
     """A Collector with its own API client and connection pool; `settings`
     are the account's (etrack.config.Settings.for_account)."""
     client = EtracClient.from_settings(settings)
     pool = db.make_pool(target)
     try:
-        yield Collector(settings, client, pool, account=account)
+        yield Collector(settings, client, pool, account=account, spool=spool)
     finally:
         await client.aclose()
         await asyncio.to_thread(pool.close)
@@ -312,6 +363,11 @@ async def _run(settings: Settings, *, interval: float, database: Callable[[], db
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     cycle = 0
+    spool: LatestSpool | None = None
+    if settings.etrack_spool_max_mb > 0:
+        spool = LatestSpool.for_account(
+            settings.etrack_data_dir, DEFAULT_ACCOUNT, max_mb=settings.etrack_spool_max_mb
+        )
     async with AsyncExitStack() as stack:
         collector: Collector | None = None
         while not stop.is_set():
@@ -320,15 +376,20 @@ async def _run(settings: Settings, *, interval: float, database: Callable[[], db
             try:
                 if collector is None:
                     target = await asyncio.to_thread(database)
-                    collector = await stack.enter_async_context(open_collector(settings, target))
+                    collector = await stack.enter_async_context(
+                        open_collector(settings, target, spool=spool)
+                    )
                 collector.summary = RunSummary()
                 # Shielded: a stop signal lets the current write finish.
                 await asyncio.shield(collector.fetch_latest())
                 print(f"cycle {cycle}: {collector.summary.line()}", flush=True)
             except Exception as exc:
-                # An outage is waited out; anything else (bad credentials, an
-                # outdated schema, a bug) ends the loop so the supervisor sees it.
-                if not is_transient(exc):
+                # An outage is waited out, and so is one unreadable answer (a
+                # bomb, garbage): the next cycle is a new answer, and ending the
+                # loop would only make systemd restart into the same cycle.
+                # Anything else (bad credentials, an outdated schema, a bug)
+                # ends the loop so the supervisor sees it.
+                if not (is_transient(exc) or isinstance(exc, UnexpectedResponse)):
                     raise
                 logger.warning(
                     "cycle %d failed (%s: %s); next try in %.0f s",
@@ -337,7 +398,10 @@ async def _run(settings: Settings, *, interval: float, database: Callable[[], db
                     str(exc).splitlines()[0] if str(exc) else "",
                     interval,
                 )
-                print(f"cycle {cycle}: failed ({type(exc).__name__}), retrying", flush=True)
+                kept = ""
+                if spool is not None and isinstance(exc, DatabaseUnavailable) and len(spool):
+                    kept = f", {len(spool)} answer(s) spooled"
+                print(f"cycle {cycle}: failed ({type(exc).__name__}){kept}, retrying", flush=True)
             remaining = max(0.0, interval - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=remaining)

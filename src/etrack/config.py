@@ -164,6 +164,13 @@ def _zone(value: object) -> ZoneInfo:
 
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
+    if "@" in parts.netloc:
+        # The client refuses them too, but with a traceback; say it here, without the secret.
+        shown = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+        raise ValueError(
+            f"expected a URL without credentials (put them in ETRAC_USER and ETRAC_KEY), "
+            f"got {shown!r}"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"expected an http(s):// URL, got {value!r}")
     return value.rstrip("/")
@@ -227,7 +234,15 @@ class Settings(BaseSettings):
     )
     etrack_data_dir: Path = Field(
         default_factory=default_data_dir,
-        description="Where the embedded PostgreSQL keeps its data when no DATABASE_URL/PG* is set.",
+        description="Where the embedded PostgreSQL keeps its data when no DATABASE_URL/PG* is set, "
+        "and where `fetch-latest --loop` spools latest positions during a database outage.",
+    )
+    etrack_spool_max_mb: Annotated[int, Field(ge=0)] = Field(
+        default=512,
+        description="Cap in MiB of the disk spool (ETRACK_DATA_DIR/spool) where `fetch-latest "
+        "--loop` keeps latest positions fetched while PostgreSQL is down; they are written, "
+        "oldest first, when it answers again. When full the oldest answers are dropped; 0 turns "
+        "the spool off.",
     )
 
     # --- eTrac API ----------------------------------------------------------
@@ -252,6 +267,11 @@ class Settings(BaseSettings):
     )
     etrac_max_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
         default=5, description="Attempts per API call (first try included) before giving up."
+    )
+    etrac_max_answer_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024 * 1024,
+        description="Largest API answer accepted, in bytes after decompression (a 10,000-vehicle "
+        "fleet's latest positions weigh about 4.2 MB); a larger one fails that call, unretried.",
     )
     etrac_rate_limit: RateLimit = Field(
         default=5.0, description="Requests per second allowed per account (shared by all tasks)."
@@ -283,6 +303,26 @@ class Settings(BaseSettings):
     etrac_jump_speed_kmh: Annotated[float, Field(gt=0)] = Field(
         default=300.0,
         description="Implied speed between valid neighbours above which a point is a GPS 'jump'.",
+    )
+    # 300 km/h: above any road vehicle a fleet tracker rides in (Brazilian
+    # limits stop at 120, trucks and vans are governed far below 300), so a
+    # real reading is never lost; a tracker's overflow garbage (1e308) is.
+    etrac_max_speed_kmh: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="A reported speed (velocidade) above this many km/h, or below 0, is "
+        "flagged 'bad_speed' and kept out of routes.",
+    )
+    # 10 million km: twice the highest odometer ever recorded on a road
+    # vehicle (about 5.2 million km), far below garbage such as 1e30.
+    etrac_max_odometer_km: Annotated[float, Field(gt=0)] = Field(
+        default=10_000_000.0,
+        description="An odometer (odometro or odometro_can) above this many km, or below 0, is "
+        "flagged 'bad_odometer' and kept out of routes.",
+    )
+    etrac_earliest_position_date: date = Field(
+        default=date(2000, 1, 1),
+        description="A position stamped before this day (UTC) is flagged 'too_old' and kept out "
+        "of routes: no tracker of the fleet sent data then; it catches clocks reset to 1970.",
     )
 
     # --- routes, trips and stops ---------------------------------------------
@@ -377,6 +417,33 @@ class Settings(BaseSettings):
         description="Comma-separated accounts the web UI and API show; unset = every account. "
         "Other accounts' vehicles are invisible to this web server's users.",
     )
+    etrack_web_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated Host names (without port) the web UI answers besides "
+        "the loopback ones (localhost, 127.0.0.1, [::1]); any other Host header gets 400, "
+        "which stops DNS rebinding. Set it to the name users type when a proxy or a DNS name "
+        "points at this server.",
+    )
+    etrack_web_login_free_failures: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=5,
+        description="Failed web logins (form or HTTP Basic) allowed per user name and per "
+        "client address before that user or address is locked out for a while.",
+    )
+    etrack_web_login_lock_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=1.0,
+        description="Seconds of the first web login lock-out; each further failure doubles "
+        "it, up to ETRACK_WEB_LOGIN_LOCK_MAX_S.",
+    )
+    etrack_web_login_lock_max_s: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=900.0,
+        description="Longest web login lock-out in seconds; failures older than this are "
+        "forgotten.",
+    )
+    etrack_web_password_threads: Annotated[int, Field(ge=1, le=32)] = Field(
+        default=2,
+        description="Threads that check web passwords (pbkdf2 is slow on purpose) at once; "
+        "further checks wait, so a flood of logins cannot stall the server.",
+    )
     etrack_tile_url: str = Field(
         default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         description="Map tile server URL template (its host is allowed by the CSP); empty = "
@@ -405,6 +472,24 @@ class Settings(BaseSettings):
     etrack_job_recover_cron: Cron = Field(
         default="* * * * *",
         description="Schedule of the stalled-job recovery (cron; a 6th field adds seconds).",
+    )
+    etrack_late_data_margin_s: Annotated[float, Field(ge=0)] = Field(
+        default=10800.0,
+        description="A backfilled (plate, day) counts as done only when fetched this many "
+        "seconds after the day ended (account's time zone): trackers out of coverage upload "
+        "their buffered positions late. Fetched earlier, it is fetched again by the next "
+        "backfill over that day.",
+    )
+    etrack_api_breaker_failures: Annotated[int, Field(ge=1)] = Field(
+        default=3,
+        description="After this many API calls of one account in a row failed (API "
+        "unavailable), a backfill stops sending that account's requests and probes with one "
+        "call every ETRACK_API_BREAKER_WAIT_S until the API answers.",
+    )
+    etrack_api_breaker_wait_s: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="Seconds between two probes of an account's unavailable API (see "
+        "ETRACK_API_BREAKER_FAILURES).",
     )
     etrack_log_dir: Path = Field(
         default=Path("e-track/logs"),
@@ -494,6 +579,15 @@ class Settings(BaseSettings):
             return None
         return frozenset(
             part.strip() for part in self.etrack_web_accounts.split(",") if part.strip()
+        )
+
+    @property
+    def web_allowed_hosts(self) -> frozenset[str]:
+        """ETRACK_WEB_ALLOWED_HOSTS, lower-cased."""
+        return frozenset(
+            part.strip().lower()
+            for part in self.etrack_web_allowed_hosts.split(",")
+            if part.strip()
         )
 
     @property

@@ -23,6 +23,8 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "AccountsError",
+    "AnswerTooLarge",
+    "ApiCircuitOpen",
     "ApiUnavailable",
     "AuthenticationError",
     "BusinessError",
@@ -173,6 +175,19 @@ class UnexpectedResponse(ProviderError):
     """An answer that is neither data nor a known error, and not worth retrying."""
 
 
+class AnswerTooLarge(UnexpectedResponse):
+    """The answer grew past ETRAC_MAX_ANSWER_BYTES once decompressed (a gzip bomb,
+    say). Never retried: asking again gives the same answer."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        super().__init__(
+            f"eTrac answer to POST {path} is larger than {limit:,} bytes once decompressed "
+            "(ETRAC_MAX_ANSWER_BYTES); refused, not retried"
+        )
+
+
 class ApiUnavailable(ProviderError):
     """Retries are exhausted (attempts or time budget); the API stayed unusable."""
 
@@ -187,6 +202,24 @@ class ApiUnavailable(ProviderError):
         super().__init__(
             f"eTrac API unavailable: POST {path} failed after {attempts} {plural}; "
             f"last cause: {cause}"
+        )
+
+
+class ApiCircuitOpen(ApiUnavailable):
+    """The account's last calls all found the API unavailable: this call was
+    not sent (the circuit breaker of etrack.jobs.accounts); the next probe is
+    due in `retry_after_s` seconds."""
+
+    def __init__(self, account: str, failures: int, retry_after_s: float) -> None:
+        self.path = "(not sent)"
+        self.attempts = 0
+        self.cause = f"{failures} calls in a row failed"
+        self.account = account
+        self.retry_after_s = retry_after_s
+        ProviderError.__init__(
+            self,
+            f"eTrac API unavailable for account {account}: {failures} calls in a row failed; "
+            f"not sent, next probe in {retry_after_s:.0f} s",
         )
 
 

@@ -16,15 +16,20 @@ from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 __all__ = [
+    "BAD_ODOMETER",
+    "BAD_SPEED",
     "DUPLICATE",
     "FUTURE",
     "JUMP",
     "NO_FIX",
+    "ODOMETER_BACKWARDS",
     "OUT_OF_RANGE",
+    "TOO_OLD",
     "VALID",
     "DayStats",
     "InvalidPlate",
     "InvalidValue",
+    "OutOfRangeNumber",
     "Position",
     "ProviderTrip",
     "Reject",
@@ -42,6 +47,11 @@ OUT_OF_RANGE: Final = "out_of_range"
 FUTURE: Final = "future"
 DUPLICATE: Final = "duplicate"
 JUMP: Final = "jump"
+# Plausibility (etrack.quality): values no tracker can honestly report.
+TOO_OLD: Final = "too_old"
+BAD_SPEED: Final = "bad_speed"
+BAD_ODOMETER: Final = "bad_odometer"
+ODOMETER_BACKWARDS: Final = "odometer_backwards"
 
 
 _short_repr_maker = reprlib.Repr()
@@ -181,6 +191,15 @@ class Reject(NamedTuple):
     message: str
     raw: object
     placa: str | None = None
+
+
+class OutOfRangeNumber(str):
+    """A JSON number no float can hold (1e400, a 5,000-digit integer), kept as the
+    text the provider sent: the client's decoder makes these instead of failing the
+    whole answer, the parser rejects the row that holds one in a field it reads,
+    and the raw JSON stores it as a string."""
+
+    __slots__ = ()
 
 
 # -------------------------------------------------------------------- plates

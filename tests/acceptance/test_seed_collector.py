@@ -137,6 +137,21 @@ def test_bad_credentials_name_the_variables(
     assert "wrong-key-5150" not in result.stderr + result.stdout
 
 
+def test_credentials_in_the_api_base_are_one_line_exit_2(
+    simulator: SimulatorHandle, database_url: str, tmp_path: Path
+) -> None:
+    host = simulator.base_url.split("://", 1)[1]
+    env = env_for(simulator, database_url)
+    env["ETRAC_API_BASE"] = f"http://{simulator.user}:secret-7431@{host}"
+    result = collector("--fetch-latest", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "ETRAC_API_BASE" in lines[0]
+    assert "secret-7431" not in result.stderr + result.stdout
+    assert simulator.stats().total == 0
+
+
 def test_unreachable_api_is_exit_3(database_url: str, tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -184,6 +199,36 @@ def read_until(proc: subprocess.Popen[str], needle: str, deadline_s: float) -> l
             break
         time.sleep(0.05)  # poll interval while waiting for the next line, not a wait-for
     raise AssertionError(f"{needle!r} not seen in time; got {seen!r}")
+
+
+def test_loop_rides_out_an_unreadable_answer(
+    make_simulator: MakeSimulator, database_url: str, tmp_path: Path
+) -> None:
+    """A gzip bomb fails its cycle (exit would make systemd restart into the
+    same answer); the loop goes on and the next good answer is stored."""
+    sim = make_simulator(vehicles=4)
+    env = env_for(sim, database_url, ETRAC_MAX_ANSWER_BYTES="65536")
+    proc = subprocess.Popen(
+        [sys.executable, COLLECTOR, "--fetch-latest", "--loop", "--interval", "1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        read_until(proc, "cycle 1: received 4, inserted 4", 60)
+        sim.set_faults(poison=("gzip_bomb",), bomb_bytes=8 << 20)
+        read_until(proc, "failed (AnswerTooLarge)", 60)
+        sim.set_faults(poison=())
+        read_until(proc, ": received 4,", 60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert sim.stats().faults["gzip_bomb"] >= 1
 
 
 def test_loop_survives_an_outage_and_stops_on_sigterm(

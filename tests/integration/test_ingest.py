@@ -191,3 +191,25 @@ def test_nul_characters_in_raw_json_do_not_fail_the_batch(conn: db.Conn) -> None
     stats = ingest.store_positions(conn, *parse(rows))
     assert (stats.inserted, stats.rejected) == (1, 1)
     assert conn.execute("SELECT logradouro FROM positions").fetchone() == ("Rua Um",)
+
+
+def test_lone_surrogates_and_odd_raws_store_instead_of_failing_the_batch(conn: db.Conn) -> None:
+    poisoned = raw_row(5, logradouro="Rua \ud800", descricao="\udc00 7", extra={"\ud801": "x"})
+    deep: object = "bottom"
+    for _ in range(300):  # past orjson's 255 levels
+        deep = [deep]
+    rows: list[object] = [raw_row(0), raw_row(2, nested=deep), poisoned]  # newest: terminals
+    positions, rejects = parse(rows)
+    rejects.append(Reject("internal_error", "ValueError: \ud800", {"placa": "\ud800"}))
+    rejects.append(Reject("too_big", "a big one", {"n": 10**5000}))
+    stats = ingest.store_positions(conn, positions, rejects, endpoint="/ultimas-posicoes")
+    assert (stats.inserted, stats.rejected) == (3, 2)
+    stored = conn.execute(
+        "SELECT logradouro, raw->>'logradouro', raw->'extra' FROM positions"
+        " WHERE logradouro LIKE 'Rua %'"
+    ).fetchone()
+    assert stored == ("Rua \ufffd", "Rua \\ud800", {"\\ud801": "x"})
+    assert conn.execute("SELECT descricao FROM terminals").fetchone() == ("\ufffd 7",)
+    kept = conn.execute("SELECT message, placa, raw FROM position_rejects ORDER BY id").fetchall()
+    assert kept[0] == ("ValueError: \ufffd", "\ufffd", {"placa": "\\ud800"})
+    assert kept[1][2] == {"n": f"<an integer of {(10**5000).bit_length()} bits>"}

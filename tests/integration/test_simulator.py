@@ -531,3 +531,37 @@ def test_nothing_served_after_now(simulator: SimulatorHandle, http: httpx.Client
         for row in rows["posicoes"]:
             moment = datetime.strptime(row["data_transmissao"], "%d/%m/%Y %H:%M:%S")
             assert moment.replace(tzinfo=now.tzinfo) <= now
+
+
+# ------------------------------------------------------------------ hostile mode
+def test_hostile_mode_serves_each_poison_and_can_be_turned_off(
+    simulator: SimulatorHandle, http: httpx.Client
+) -> None:
+    clean = post(http, simulator, "ultimas-posicoes").content
+    changed = httpx.post(
+        f"{simulator.root_url}/_faults",
+        json={"poison": ["surrogate", "huge_integer", "huge_float", "not_object"]},
+    )
+    assert changed.json()["poison"] == ["surrogate", "huge_integer", "huge_float", "not_object"]
+    body = post(http, simulator, "ultimas-posicoes").content
+    assert b'\\ud800"' in body  # lone surrogates, escaped: UTF-8 has no bytes for them
+    assert b'"\\udc00' in body
+    assert b'"velocidade":' + b"9" * 5000 in body
+    assert b'"odometro":1e400' in body
+    assert body.endswith(b'42,"not a row",null,[1,2]]}')
+    with pytest.raises(ValueError, match="integer string conversion"):
+        json.loads(body)  # what the poison is for: a whole-answer decode fails
+    assert simulator.stats().faults["poisoned"] == 1
+    simulator.clear_faults()
+    assert post(http, simulator, "ultimas-posicoes").content == clean
+    with pytest.raises(ValueError, match="unknown poison"):
+        simulator.set_faults(poison=("arsenic",))
+
+
+def test_hostile_mode_gzip_bomb_is_small_on_the_wire(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(vehicles=1, poison=("gzip_bomb",), bomb_bytes=8 << 20)
+    with httpx.Client(auth=sim.auth, timeout=5) as client:
+        response = client.post(sim.url("ultimas-posicoes"))
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.num_bytes_downloaded < 64 * 1024
+    assert len(response.content) == 8 << 20

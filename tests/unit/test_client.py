@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import gzip
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ from pydantic import SecretStr
 
 from etrack.config import Settings
 from etrack.errors import (
+    AnswerTooLarge,
     ApiUnavailable,
     AuthenticationError,
     BusinessError,
@@ -37,8 +39,17 @@ from etrack.errors import (
     UnknownPlate,
     WindowTooLarge,
 )
-from etrack.provider.client import MAX_WINDOW, EtracClient, History, split_window
+from etrack.model import OutOfRangeNumber, Reject
+from etrack.provider.client import (
+    CHUNK_BYTES,
+    MAX_WINDOW,
+    TOO_DEEP,
+    EtracClient,
+    History,
+    split_window,
+)
 from etrack.provider.ratelimit import PyrateLimiter, UnlimitedLimiter, rate_for
+from etrack.simulator.wire import gzip_bomb
 
 pytestmark = pytest.mark.anyio
 
@@ -848,3 +859,118 @@ async def test_the_key_never_shows_in_logs_errors_or_reprs(
     for text in texts:
         assert KEY not in text
         assert basic not in text
+
+
+# ------------------------------------------------------------ poisoned answers
+async def test_elements_that_are_not_objects_are_handed_on_not_retried() -> None:
+    handler, seen = scripted(ok({"code_header": 200, "retorno": [VEHICLE, 42, "x", None, VEHICLE]}))
+    async with make_client(handler) as client:
+        rows = await client.latest_positions()
+    assert len(seen) == 1
+    assert rows == [VEHICLE, 42, "x", None, VEHICLE]
+
+
+async def test_numbers_no_float_holds_and_deep_rows_are_per_row_not_per_answer() -> None:
+    deep = '{"placa":"ABC-1235","x":' + "[" * 3000 + "]" * 3000 + "}"
+    body = (
+        '{"code_header":200,"retorno":[{"placa":"ABC1234","velocidade":' + "9" * 5000 + "},"
+        '{"placa":"ABC1236","odometro":1e400,"latitude":-23.5},' + deep + "]}"
+    )
+    handler, seen = scripted(httpx.Response(200, content=body.encode()))
+    async with make_client(handler) as client:
+        rows = await client.latest_positions()
+    assert len(seen) == 1
+    big, inf, too_deep = rows
+    assert isinstance(big["velocidade"], OutOfRangeNumber)
+    assert big["velocidade"] == "9" * 5000
+    assert inf == {"placa": "ABC1236", "odometro": OutOfRangeNumber("1e400"), "latitude": -23.5}
+    assert isinstance(too_deep, Reject)
+    assert (too_deep.reason, too_deep.placa, too_deep.raw) == (TOO_DEEP, "ABC1235", deep)
+    assert "retorno[2]" in too_deep.message
+
+
+async def test_an_answer_too_deep_outside_its_rows_is_one_typed_error() -> None:
+    handler, _ = scripted(httpx.Response(200, content=b"[" * 5000 + b"]" * 5000))
+    async with make_client(handler, max_attempts=1) as client:
+        with pytest.raises(UnexpectedResponse, match="nested deeper"):
+            await client.latest_positions()
+
+
+async def test_no_data_erro_beside_rows_gives_the_rows() -> None:
+    handler, _ = scripted(
+        ok({"erro": "Nenhum registro encontrado", "code_header": 404, "retorno": [VEHICLE]})
+    )
+    async with make_client(handler) as client:
+        assert await client.latest_positions() == [VEHICLE]
+    handler, _ = scripted(
+        ok({"erro": "Nenhum registro encontrado", "terminal": TERMINAL, "posicoes": [VEHICLE]})
+    )
+    async with make_client(handler) as client:
+        assert await client.history_day("ABC1234", date(2025, 1, 8)) == History(TERMINAL, [VEHICLE])
+
+
+class Trickle(httpx.AsyncByteStream):
+    """A body handed over in network-sized pieces, as a socket does (not preloaded)."""
+
+    def __init__(self, data: bytes, piece: int = 16 * 1024) -> None:
+        self.data = data
+        self.piece = piece
+        self.sent = 0
+
+    async def __aiter__(self) -> Any:
+        for start in range(0, len(self.data), self.piece):
+            self.sent += len(self.data[start : start + self.piece])
+            yield self.data[start : start + self.piece]
+
+
+async def test_a_gzip_bomb_stops_at_the_cap_unretried() -> None:
+    cap = 256 * 1024
+    bomb = gzip_bomb(256 << 20)
+    streams: list[Trickle] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        streams.append(Trickle(bomb))
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=streams[-1])
+
+    async with make_client(handler, max_answer_bytes=cap) as client:
+        with pytest.raises(AnswerTooLarge) as info:
+            await client.latest_positions()
+        stats = client.stats
+    assert len(streams) == 1
+    assert cap < stats.bytes_decoded <= cap + CHUNK_BYTES
+    # Stopped reading the wire too: a few pieces, not the whole bomb.
+    assert stats.bytes_received == streams[0].sent < len(bomb)
+    assert str(info.value) == (
+        "eTrac answer to POST /monitoramento/ultimas-posicoes is larger than 262,144 bytes"
+        " once decompressed (ETRAC_MAX_ANSWER_BYTES); refused, not retried"
+    )
+
+
+async def test_an_uncompressed_answer_over_the_cap_is_refused() -> None:
+    body = json.dumps({"code_header": 200, "retorno": [VEHICLE] * 2000}).encode()
+    handler, seen = scripted(httpx.Response(200, stream=Trickle(body)))
+    async with make_client(handler, max_answer_bytes=64 * 1024) as client:
+        with pytest.raises(AnswerTooLarge):
+            await client.latest_positions()
+        assert client.stats.bytes_decoded <= 64 * 1024 + 16 * 1024
+    assert len(seen) == 1
+    declared = httpx.Response(200, headers={"Content-Length": str(len(body))}, stream=Trickle(body))
+    handler, _ = scripted(declared)
+    async with make_client(handler, max_answer_bytes=64 * 1024) as client:
+        with pytest.raises(AnswerTooLarge):
+            await client.latest_positions()
+        assert client.stats.bytes_received == 0
+
+
+async def test_a_gzip_answer_under_the_cap_is_read_whole() -> None:
+    payload = json.dumps({"code_header": 200, "retorno": [VEHICLE] * 50}).encode()
+    packed = gzip.compress(payload)
+    handler, _ = scripted(
+        httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=Trickle(packed, 100))
+    )
+    async with make_client(handler) as client:
+        assert await client.latest_positions() == [VEHICLE] * 50
+        assert (client.stats.bytes_received, client.stats.bytes_decoded) == (
+            len(packed),
+            len(payload),
+        )

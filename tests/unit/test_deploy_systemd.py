@@ -85,8 +85,12 @@ def test_units_embedded(tmp_path: Path, run_etrack: Callable[..., tuple[int, str
             assert "etrack-db.service" in unit["Unit"]["After"]
     for name in LONG_RUNNING:
         service = units[name]["Service"]
-        assert service["Restart"] == "on-failure"
+        # Restart even after exit 0 (issue 13: a worker once exited 0 after an
+        # outage and was never restarted), with a rate limit against crash loops.
+        assert service["Restart"] == "always"
         assert service["RestartPreventExitStatus"] == "2 4"
+        assert units[name]["Unit"]["StartLimitIntervalSec"] == "10min"
+        assert units[name]["Unit"]["StartLimitBurst"] == "10"
         assert units[name]["Install"]["WantedBy"] == "multi-user.target"
     web = units["etrack-web.service"]["Service"]["ExecStart"]
     assert web == (

@@ -20,6 +20,7 @@ from etrack.model import (
     VALID,
     InvalidPlate,
     InvalidValue,
+    OutOfRangeNumber,
     Position,
     ProviderTrip,
     Reject,
@@ -33,6 +34,7 @@ from etrack.provider.parse import (
     MISSING_PLATE,
     MISSING_TIMESTAMP,
     NOT_AN_OBJECT,
+    NUMBER_OUT_OF_RANGE,
     parse_position,
     parse_positions,
     parse_terminal,
@@ -1069,3 +1071,53 @@ def test_flag_sequence_does_not_touch_its_input() -> None:
     flag_sequence(track, jump_speed_kmh=JUMP_KMH)
     assert track == before
     assert track[2].quality == VALID
+
+
+# ------------------------------------------------------------ poisoned rows
+def test_a_lone_surrogate_becomes_the_replacement_character() -> None:
+    record = position(vehicle_row(logradouro="Rua \ud800 Augusta", descricao="\udc00Truck"))
+    assert (record.logradouro, record.descricao) == ("Rua \ufffd Augusta", "\ufffdTruck")
+    assert record.bad_fields == ()
+    # Every stored text now encodes: this is what COPY does with it.
+    assert record.logradouro is not None
+    record.logradouro.encode("utf-8")
+    trip = parse_trip(trip_row(localizacao_inicio_conducao="\ud83d"), SAO_PAULO)
+    assert isinstance(trip, ProviderTrip)
+    assert trip.localizacao_inicio_conducao == "\ufffd"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("velocidade", "9" * 5000), ("odometro", "1e400"), ("latitude", "-1e999")],
+)
+def test_a_number_no_float_holds_rejects_its_row(field: str, value: str) -> None:
+    raw = vehicle_row(**{field: OutOfRangeNumber(value)})
+    record = parse(raw)
+    assert isinstance(record, Reject)
+    assert (record.reason, record.placa, record.raw) == (NUMBER_OUT_OF_RANGE, "ABC1234", raw)
+    assert record.message.startswith(f"{field}: ")
+    assert len(record.message) < 120
+
+
+def test_a_number_no_float_holds_in_a_trip_rejects_the_trip() -> None:
+    record = parse_trip(trip_row(distancia_conducao=OutOfRangeNumber("1e400")), SAO_PAULO)
+    assert isinstance(record, Reject)
+    assert record.reason == NUMBER_OUT_OF_RANGE
+
+
+def test_an_out_of_range_text_field_is_kept_as_its_digits() -> None:
+    record = position(vehicle_row(equipamento_serial=OutOfRangeNumber("9" * 400)))
+    assert record.equipamento_serial == "9" * 400
+
+
+def test_the_decoders_reject_passes_through_and_neighbours_stay() -> None:
+    decoded = Reject("too_deep", "retorno[1]: nested deeper than ...", "[[[", "ABC1235")
+    parsed = parse_positions(
+        [vehicle_row(), decoded, 7, vehicle_row(placa="XYZ9876")],
+        SAO_PAULO,
+        now=NOW,
+        future_tolerance_s=TOLERANCE_S,
+    )
+    assert [p.placa for p in parsed.positions] == ["ABC1234", "XYZ9876"]
+    assert parsed.rejects[0] is decoded
+    assert parsed.rejects[1].reason == NOT_AN_OBJECT

@@ -62,6 +62,12 @@ from fixtures_db import subprocess_env
             "invalid setting ETRACK_FETCH_CRON: expected a cron expression",
         ),
         ("ETRACK_JOB_RECOVER_CRON", "* * *", "invalid setting ETRACK_JOB_RECOVER_CRON"),
+        ("ETRACK_SPOOL_MAX_MB", "-1", "invalid setting ETRACK_SPOOL_MAX_MB"),
+        (
+            "ETRAC_API_BASE",
+            "https://someone:hunter2@api.example.com/x",
+            "invalid setting ETRAC_API_BASE: expected a URL without credentials",
+        ),
     ],
 )
 def test_bad_values_give_one_line_naming_the_variable(
@@ -147,6 +153,28 @@ def test_zero_retention_stops_etrack_settings_with_one_line(
         "etrack: error: invalid setting ETRACK_RETENTION: a retention period must be at least "
         "one day, got '0d'"
     ]
+
+
+@pytest.mark.parametrize("command", ["settings", "fetch-latest"])
+@pytest.mark.parametrize(
+    "base", ["https://someone:hunter2@api.example.com/monitoramento", "http://hunter2@h:8080"]
+)
+def test_credentials_in_the_api_base_are_one_line_exit_2_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch,
+    run_etrack: Callable[..., tuple[int, str, str]],
+    command: str,
+    base: str,
+) -> None:
+    monkeypatch.setenv("ETRAC_API_BASE", base)
+    monkeypatch.setenv("ETRAC_USER", "u@example.com")
+    monkeypatch.setenv("ETRAC_KEY", "k-1")
+    code, out, err = run_etrack(command)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("etrack: error: invalid setting ETRAC_API_BASE: ")
+    assert "ETRAC_USER and ETRAC_KEY" in lines[0]
+    assert "hunter2" not in out + err
 
 
 def test_timeout_one_number_is_read_with_shorter_connect() -> None:

@@ -121,12 +121,21 @@ def _hardening() -> list[_Entry]:
     return [("NoNewPrivileges", "yes"), ("ProtectSystem", "full")]
 
 
+# A long-running service that ends is started again whatever its exit code:
+# Restart=always, as a process that exits 0 unasked has stopped working too.
+# The rate limit (in [Unit]) ends a crash loop: more starts than the burst
+# within the interval leave the unit failed, for an operator to look at. The
+# worker and the web ride out database outages themselves, so an outage does
+# not count against it.
+_START_LIMITS: tuple[_Entry, ...] = (("StartLimitIntervalSec", "10min"), ("StartLimitBurst", "10"))
+
+
 def _long_running(o: SystemdOptions, *command: str | Path) -> list[_Entry]:
     return [
         ("Type", "simple"),
         *_service_base(o),
         ("ExecStart", _exec(*command)),
-        ("Restart", "on-failure"),
+        ("Restart", "always"),
         ("RestartSec", "5s"),
         ("#", "A bad setting (2) or an outdated schema (4) will not fix itself: no restart loop."),
         ("RestartPreventExitStatus", NO_RESTART_EXIT_CODES),
@@ -207,7 +216,7 @@ def render_systemd(o: SystemdOptions) -> dict[str, str]:
             *how,
         ],
         [
-            _unit_section(o, "etrack web UI"),
+            _unit_section(o, "etrack web UI", *_START_LIMITS),
             (
                 "Service",
                 _long_running(
@@ -238,7 +247,7 @@ def render_systemd(o: SystemdOptions) -> dict[str, str]:
             "Use this or the timers, not both (they conflict).",
         ],
         [
-            _unit_section(o, "etrack worker"),
+            _unit_section(o, "etrack worker", *_START_LIMITS),
             (
                 "Service",
                 [
@@ -262,6 +271,7 @@ def render_systemd(o: SystemdOptions) -> dict[str, str]:
                 o,
                 "e-Track Collector",
                 ("Conflicts", f"{_NOT_WITH_WORKER} etrack-fetch-latest.timer"),
+                *_START_LIMITS,
             ),
             ("Service", _long_running(o, o.python, *SEED_FETCH_LATEST, "--loop")),
             _INSTALL_MULTI_USER,

@@ -4,19 +4,26 @@ Accounts run concurrently (each is bound by its own rate limit, not by the
 others). An account whose credentials are refused is marked failing with the
 reason and does not stop the others; it is skipped until ETRACK_ACCOUNT_RETRY_S
 has passed, or at once when its entry in the accounts file changes.
+
+An account whose API is down is not asked again and again: `breaker` gives
+each account of a process a circuit breaker (ETRACK_API_BREAKER_FAILURES
+calls in a row unavailable open it; then one probe every
+ETRACK_API_BREAKER_WAIT_S, the other calls fail at once without a request).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from etrack.config import DEFAULT_ACCOUNT, Account
-from etrack.errors import CredentialsError
-from etrack.jobs.env import EtrackApp, fetch_all, run_sql
+from etrack.errors import ApiCircuitOpen, ApiUnavailable, CredentialsError
+from etrack.jobs.env import EtrackApp, JobEnv, fetch_all, run_sql
 from etrack.jobs.runs import describe_error
 from etrack.logs import secrets_of
 from etrack.store import db
@@ -24,6 +31,8 @@ from etrack.store.accounts import is_due, owners
 
 __all__ = [
     "AccountsRun",
+    "Breaker",
+    "breaker",
     "credentials_refused",
     "each_account",
     "mark_refused",
@@ -148,3 +157,121 @@ async def mark_refused(app: EtrackApp, account: Account, exc: BaseException) -> 
         fingerprint=account.fingerprint,
         retry_s=app.env.settings.etrack_account_retry_s,
     )
+
+
+# ------------------------------------------------------------ API breaker
+class Breaker:
+    """One account's circuit breaker, for the jobs of one process.
+
+    Closed: calls go out; `threshold` ApiUnavailable in a row (each already
+    after the client's own retries) open it. Open: calls fail at once with
+    ApiCircuitOpen, no request sent, until `wait_s` has passed; then the next
+    call is the one probe, and the calls arriving meanwhile wait for its
+    outcome: an answer of any kind (even a refusal) closes the breaker, an
+    unavailable API opens it for another `wait_s`. Without it, a backfill
+    against a dead API sent every attempt of every partition (30 requests a
+    partition with the defaults).
+    """
+
+    def __init__(
+        self,
+        account: str,
+        *,
+        threshold: int,
+        wait_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.account = account
+        self.threshold = threshold
+        self.wait_s = wait_s
+        self._clock = clock
+        self.failures = 0  # ApiUnavailable in a row
+        self.open_until: float | None = None
+        self._probe: asyncio.Event | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_until is not None
+
+    def _refuse(self) -> ApiCircuitOpen:
+        assert self.open_until is not None
+        return ApiCircuitOpen(
+            self.account, self.failures, max(0.0, self.open_until - self._clock())
+        )
+
+    async def call(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`work()` if the breaker lets it through (see the class)."""
+        if self.open_until is not None:
+            if self._probe is not None:
+                await self._probe.wait()
+                if self.open_until is not None:
+                    raise self._refuse()
+            elif self._clock() < self.open_until:
+                raise self._refuse()
+            else:
+                return await self._probe_with(work)
+        return await self._attempt(work)
+
+    async def _probe_with(self, work: Callable[[], Awaitable[T]]) -> T:
+        self._probe = probe = asyncio.Event()
+        logger.info("account %s: probing the eTrac API", self.account)
+        try:
+            return await self._attempt(work)
+        finally:
+            # The breaker's state is settled before the waiting calls wake.
+            self._probe = None
+            probe.set()
+
+    async def _attempt(self, work: Callable[[], Awaitable[T]]) -> T:
+        try:
+            result = await work()
+        except ApiUnavailable:
+            self._failed()
+            raise
+        except Exception as exc:
+            self._answered(exc)
+            raise
+        self._answered(None)
+        return result
+
+    def _failed(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold:
+            if self.open_until is None:
+                logger.warning(
+                    "account %s: eTrac API unavailable %d calls in a row; sending nothing, "
+                    "one probe every %.0f s",
+                    self.account,
+                    self.failures,
+                    self.wait_s,
+                )
+            self.open_until = self._clock() + self.wait_s
+
+    def _answered(self, error: BaseException | None) -> None:
+        # Any answer but "unavailable" (a refusal, a bad row, a database
+        # error after the call) says the API is reachable again.
+        if isinstance(error, ApiUnavailable):
+            return
+        if self.open_until is not None:
+            logger.warning("account %s: the eTrac API answers again", self.account)
+        self.failures = 0
+        self.open_until = None
+
+
+# One set per JobEnv (the jobs of one process share its collectors, so they
+# share their breakers too); weak, so a closed env takes its breakers along.
+_breakers: weakref.WeakKeyDictionary[JobEnv, dict[str, Breaker]] = weakref.WeakKeyDictionary()
+
+
+def breaker(env: JobEnv, account: Account) -> Breaker:
+    """The account's breaker in this process (made on first use)."""
+    held = _breakers.setdefault(env, {})
+    found = held.get(account.name)
+    if found is None:
+        settings = env.settings
+        found = held[account.name] = Breaker(
+            account.name,
+            threshold=settings.etrack_api_breaker_failures,
+            wait_s=settings.etrack_api_breaker_wait_s,
+        )
+    return found

@@ -10,18 +10,27 @@ once, and a job whose worker died hands it over to the next job for that day.
 Flow: `plan` (resolve plates, register the partitions, enqueue a job for
 each one with work left and no live job) under ETRAC_BACKFILL_LOCK_ID, then
 workers (this process's, or `etrack worker` anywhere) run `work_partition`;
-when the last partition of a backfill settles (done, or failed for good),
-a `backfill_routes` job computes the routes of its range.
+when the last partition of a backfill settles (done, partial, or failed
+for good), a `backfill_routes` job computes the routes of its range.
+
+A partition fetched before its day was over in the account's time zone, plus
+ETRACK_LATE_DATA_MARGIN_S for positions that trackers upload late, is only
+'partial': what came is stored and its routes computed, but the next backfill
+over that day fetches it again. A backfill controller (`work_off`) holds an
+advisory lock while its worker runs: a re-run that finds it free knows the
+controller died and takes its partitions back at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import time as clock_time
 from typing import Any
 
 from procrastinate import exceptions as pexc
@@ -29,13 +38,28 @@ from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 from procrastinate.types import JSONValue
 
+from etrack.config import Account
 from etrack.dates import day_range
-from etrack.jobs.accounts import credentials_refused, mark_refused, plate_accounts, spread
+from etrack.jobs.accounts import (
+    breaker,
+    credentials_refused,
+    mark_refused,
+    plate_accounts,
+    spread,
+)
 from etrack.jobs.daily import fetch_latest_once, fleet_plates
 from etrack.jobs.env import EtrackApp, fetch_all, fetch_one, run_sql, session_lock
 from etrack.jobs.names import BACKFILL_PARTITION, BACKFILL_QUEUE, BACKFILL_ROUTES
-from etrack.jobs.runs import Outcome, describe_error, record_job, recover_stalled_jobs
+from etrack.jobs.runs import (
+    Outcome,
+    describe_error,
+    mark_interrupted,
+    record_job,
+    recover_stalled_jobs,
+)
 from etrack.logs import secrets_of
+from etrack.store import db
+from etrack.store.queries import query
 from etrack.trips.compute import RoutesSummary, compute_routes
 from etrack.trips.params import RouteParams
 
@@ -60,6 +84,25 @@ __all__ = [
 logger = logging.getLogger("etrack.jobs.backfill")
 
 FAILURES_SHOWN = 20
+
+# The first key of the two-key advisory locks that backfill controllers hold
+# (see `work_off`); the second is the controller's own random key. Two-key
+# locks never collide with the one-key ETRAC_*_LOCK_ID ones.
+CONTROLLER_LOCK_NAMESPACE = 0x45_54_42_46  # "ETBF"
+# The JobContext.additional_context entry naming the controller's lock.
+CONTROLLER_CONTEXT = "etrack_controller_lock"
+
+
+def utc_now() -> datetime:
+    """The clock that decides whether a fetched day was over (tests set it)."""
+    return datetime.now(UTC)
+
+
+def day_is_final(day: date, account: Account, margin_s: float, at: datetime) -> bool:
+    """Whether a fetch sent at `at` saw all of `day`: the day had ended in
+    the account's time zone at least `margin_s` seconds before."""
+    end = datetime.combine(day + timedelta(days=1), clock_time(0), account.timezone)
+    return at >= end + timedelta(seconds=margin_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +165,7 @@ class EnqueueResult:
 class Counts:
     total: int = 0
     done: int = 0
+    partial: int = 0  # fetched before the day was over: fetched again by the next run
     running: int = 0
     pending: int = 0
     failed: int = 0
@@ -130,14 +174,19 @@ class Counts:
 
     @property
     def settled(self) -> int:
-        return self.done + self.failed - self.retrying
+        return self.done + self.partial + self.failed - self.retrying
 
     def line(self) -> str:
         failed = f"failed {self.failed}" + (
             f" ({self.retrying} to be retried)" if self.retrying else ""
         )
+        partial = (
+            f", {self.partial} partial (day not over: fetched again by the next backfill)"
+            if self.partial
+            else ""
+        )
         return (
-            f"{self.done}/{self.total} partitions done, running {self.running}, "
+            f"{self.done}/{self.total} partitions done{partial}, running {self.running}, "
             f"pending {self.pending}, {failed}; {self.rows} rows fetched"
         )
 
@@ -265,14 +314,21 @@ async def enqueue(
     rows = await fetch_all(
         app, "jobs_partitions_open", stalled_after=app.env.tuning.stalled_after_s, **members
     )
+    gone = await _controllers_gone(app, rows)
+    # A free lock vouches for its worker, and so for every job that worker
+    # was running (a job killed before it claimed its partition too).
+    dead_workers = {row["worker_id"] for row in rows if row["controller_lock"] in gone}
     fresh: list[tuple[str, date]] = []
     waiting = recovered = 0
+    dead: list[int] = []
     for row in rows:
-        if row["job_status"] == "todo" or (row["job_status"] == "doing" and not row["stalled"]):
+        live = not row["stalled"] and row["worker_id"] not in dead_workers
+        if row["job_status"] == "todo" or (row["job_status"] == "doing" and live):
             waiting += 1
         elif row["job_status"] == "doing":
             if await _retry_job(app, int(row["job_id"])):
                 recovered += 1
+                dead.append(int(row["job_id"]))
             else:
                 fresh.append((row["placa"], row["day"]))
         else:
@@ -291,6 +347,10 @@ async def enqueue(
             days=[day for _, day in chunk],
             job_ids=job_ids,
         )
+    if dead:
+        await mark_interrupted(
+            app, dead, "its worker's process is gone (killed?); the job was retried"
+        )
     await run_sql(app, "jobs_backfill_enqueued", id=backfill.id)
     return EnqueueResult(
         backfill=backfill,
@@ -300,6 +360,25 @@ async def enqueue(
         waiting=waiting,
         recovered=recovered,
     )
+
+
+async def _controllers_gone(app: EtrackApp, rows: list[dict[str, Any]]) -> set[int]:
+    """The controller locks of running partitions that nobody holds any
+    more: those controllers' processes are gone (a live one holds its lock
+    on its own session until its worker has stopped)."""
+    keys = sorted(
+        {
+            int(row["controller_lock"])
+            for row in rows
+            if row["job_status"] == "doing" and row["controller_lock"] is not None
+        }
+    )
+    if not keys:
+        return set()
+    found = await fetch_all(
+        app, "jobs_controllers_gone", keys=keys, namespace=CONTROLLER_LOCK_NAMESPACE
+    )
+    return {int(row["controller_lock"]) for row in found}
 
 
 async def _retry_job(app: EtrackApp, job_id: int) -> bool:
@@ -339,49 +418,76 @@ async def _plan_locked(
 
 # --------------------------------------------------------- one partition
 async def work_partition(
-    app: EtrackApp, *, job: Job, placa: str, day: date, retry: BaseRetryStrategy
+    app: EtrackApp,
+    *,
+    job: Job,
+    placa: str,
+    day: date,
+    retry: BaseRetryStrategy,
+    controller_lock: int | None = None,
 ) -> Outcome:
     """Fetch what one partition lacks (history, and trips when asked for),
-    then settle it; a failure is recorded on it, visible while it lasts."""
+    then settle it: done, or partial when its day was not over yet; a
+    failure is recorded on it, visible while it lasts. `controller_lock`:
+    the lock of the backfill controller whose worker runs this job."""
     assert job.id is not None
     where = {"placa": placa, "day": day, "job_id": job.id}
-    claim = await fetch_one(app, "jobs_partition_claim", **where)
+    claim = await fetch_one(app, "jobs_partition_claim", controller_lock=controller_lock, **where)
     if claim is None:
         await run_sql(app, "jobs_partition_settle", **where)
         await finish_ready(app, placa=placa, day=day)
         return Outcome(status="skipped", summary=f"{placa} {day}: done, or taken by another job")
     counts: dict[str, Any] = {}
     account = (await plate_accounts(app, [placa]))[placa]
+    # Taken before the first request: what a request sent earlier saw.
+    final = day_is_final(day, account, app.env.settings.etrack_late_data_margin_s, utc_now())
+    gate = breaker(app.env, account)
     try:
         collector = await app.env.shared_collector(account)
         if claim["need_history"]:
-            stats = await collector.fetch_history_day(placa, day)
+            stats = await gate.call(lambda: collector.fetch_history_day(placa, day))
             counts.update(received=stats.received, inserted=stats.inserted)
-            await run_sql(
-                app,
-                "jobs_partition_history_done",
-                received=stats.received,
-                inserted=stats.inserted,
-                **where,
-            )
+            if final:
+                await run_sql(
+                    app,
+                    "jobs_partition_history_done",
+                    received=stats.received,
+                    inserted=stats.inserted,
+                    **where,
+                )
         if claim["need_trips"]:
-            trips = await collector.fetch_trips(placa, day)
+            trips = await gate.call(lambda: collector.fetch_trips(placa, day))
             counts.update(trips=trips.received)
-            await run_sql(app, "jobs_partition_trips_done", trips=trips.received, **where)
+            if final:
+                await run_sql(app, "jobs_partition_trips_done", trips=trips.received, **where)
     except Exception as exc:
         if credentials_refused(exc):
             await mark_refused(app, account, exc)
-        final = retry.get_retry_decision(exception=exc, job=job) is None
+        gave_up = retry.get_retry_decision(exception=exc, job=job) is None
         await run_sql(
             app,
             "jobs_partition_failed",
             error=describe_error(exc, secrets_of(app.env.settings, account)),
-            will_retry=not final,
+            will_retry=not gave_up,
             **where,
         )
-        if final:
+        if gave_up:
             await finish_ready(app, placa=placa, day=day)
         raise
+    if not final:
+        await run_sql(
+            app,
+            "jobs_partition_partial",
+            received=counts.get("received", 0),
+            inserted=counts.get("inserted", 0),
+            trips=counts.get("trips"),
+            **where,
+        )
+        await finish_ready(app, placa=placa, day=day)
+        return Outcome(
+            counts={**counts, "partial": True},
+            summary=f"{placa} {day.isoformat()}: {counts}; the day was not over: partial",
+        )
     await run_sql(app, "jobs_partition_done", **where)
     await finish_ready(app, placa=placa, day=day)
     return Outcome(counts=counts, summary=f"{placa} {day.isoformat()}: {counts}")
@@ -547,6 +653,7 @@ async def work_off(
     backfill's partitions have settled and its routes are computed; False
     if it was interrupted (a signal stopped the worker) first."""
     tuning = app.env.tuning
+    lock_conn, lock_key = await _hold_controller_lock(app)
     # Cancelling run_worker_async stops the worker gracefully: running jobs
     # finish, nothing new is fetched.
     running = asyncio.create_task(
@@ -558,6 +665,7 @@ async def work_off(
             update_heartbeat_interval=tuning.heartbeat_s,
             stalled_worker_timeout=tuning.stalled_after_s,
             worker_middleware=[record_job],
+            additional_context={CONTROLLER_CONTEXT: lock_key},
         ),
         name="backfill worker",
     )
@@ -582,6 +690,29 @@ async def work_off(
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+        # Only once the worker has stopped: a free lock means "no job of
+        # this controller is running".
+        await lock_conn.close()
+
+
+async def _hold_controller_lock(app: EtrackApp) -> tuple[db.AsyncConn, int]:
+    """A fresh controller lock, held on a dedicated session (never a pooled
+    one: closing it, or the process dying, must release it)."""
+    conn = await db.connect_async(app.env.target, autocommit=True)
+    try:
+        while True:
+            key = secrets.randbelow(2**31 - 1) + 1
+            cursor = await conn.execute(
+                query("jobs_controller_lock").encode(),
+                {"namespace": CONTROLLER_LOCK_NAMESPACE, "key": key},
+            )
+            row = await cursor.fetchone()
+            if row and row[0]:
+                return conn, key
+            # Another live controller drew the same key: draw again.
+    except BaseException:
+        await conn.close()
+        raise
 
 
 async def _routes_failed(app: EtrackApp, backfill: Backfill) -> bool:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from procrastinate import JobContext
 
+from etrack.errors import EtrackError
 from etrack.jobs.env import EtrackApp, fetch_all, fetch_one, job_app, run_sql
 from etrack.logs import redact, secrets_of
 
@@ -38,6 +39,7 @@ __all__ = [
     "describe_error",
     "list_runs",
     "mark_interrupted",
+    "quiet_expected_failures",
     "record_job",
     "recorded_run",
     "recover_stalled_jobs",
@@ -77,6 +79,34 @@ class RunRow:
     counts: dict[str, Any] | None
     summary: str | None
     error: str | None
+
+
+class ExpectedFailureLine(logging.Filter):
+    """Procrastinate logs a failed job with its traceback. For an etrack
+    error (the API is down, a plate unknown: raised on purpose, with a
+    message that says it all) the traceback is noise, one screenful per
+    failed partition: keep the one line, with the error's first line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], EtrackError):
+            exc = record.exc_info[1]
+            lines = str(exc).strip().splitlines()
+            first = lines[0] if lines else ""
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {first}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_PROCRASTINATE_WORKER_LOG = "procrastinate.worker"
+
+
+def quiet_expected_failures() -> None:
+    """Install ExpectedFailureLine on Procrastinate's worker logger (once)."""
+    worker_log = logging.getLogger(_PROCRASTINATE_WORKER_LOG)
+    if not any(isinstance(f, ExpectedFailureLine) for f in worker_log.filters):
+        worker_log.addFilter(ExpectedFailureLine())
 
 
 def describe_error(exc: BaseException, secrets: list[str]) -> str:

@@ -41,8 +41,8 @@ from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy
 
 from etrack.config import Settings
-from etrack.errors import EtrackError, is_transient
-from etrack.jobs.backfill import compute_backfill_routes, work_partition
+from etrack.errors import ApiCircuitOpen, EtrackError, is_transient
+from etrack.jobs.backfill import CONTROLLER_CONTEXT, compute_backfill_routes, work_partition
 from etrack.jobs.daily import fetch_latest_once, run_daily_job
 from etrack.jobs.env import JobTuning, job_app
 from etrack.jobs.names import (
@@ -57,7 +57,7 @@ from etrack.jobs.names import (
     PRUNE_RETENTION,
     RECOVER_STALLED,
 )
-from etrack.jobs.runs import Outcome, recover_stalled_jobs
+from etrack.jobs.runs import Outcome, quiet_expected_failures, recover_stalled_jobs
 from etrack.store import db
 from etrack.store.retention import PruneReport, prune_with_settings
 
@@ -102,6 +102,10 @@ class Backoff(BaseRetryStrategy):
         if job.attempts + 1 >= self.attempts or permanent:
             return None
         wait = min(self.max_s, self.first_s * 2**job.attempts)
+        if isinstance(exception, ApiCircuitOpen):
+            # Not sent: trying before the breaker's next probe would only
+            # spend an attempt without a chance.
+            wait = max(wait, exception.retry_after_s)
         return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=wait))
 
 
@@ -227,8 +231,15 @@ async def prune_retention(context: JobContext, timestamp: int) -> dict[str, Any]
 async def backfill_partition(context: JobContext, placa: str, day: str) -> dict[str, Any]:
     job = context.job
     assert job.id is not None
+    # Set by a backfill controller's own worker (etrack.jobs.backfill.work_off).
+    lock = context.additional_context.get(CONTROLLER_CONTEXT)
     outcome = await work_partition(
-        job_app(context), job=job, placa=placa, day=date.fromisoformat(day), retry=PARTITION_RETRY
+        job_app(context),
+        job=job,
+        placa=placa,
+        day=date.fromisoformat(day),
+        retry=PARTITION_RETRY,
+        controller_lock=int(lock) if lock is not None else None,
     )
     return outcome.as_result()
 
@@ -239,6 +250,9 @@ async def backfill_routes(context: JobContext, backfill_id: int) -> dict[str, An
 
 def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Blueprint:
     """etrack's tasks, for one App; with `schedule`, their periodic ticks too."""
+    # Every worker runs an App made with this blueprint: its failed jobs log
+    # one line each, not a traceback (etrack.jobs.runs).
+    quiet_expected_failures()
     tasks = Blueprint()
     fetch = tasks.task(name=FETCH_LATEST, queue=ETRACK_QUEUE, pass_context=True)(fetch_latest)
     daily_tick = tasks.task(

@@ -9,12 +9,26 @@ What the provider can answer, and what the caller sees:
 
 ============================================  ==========================================
 HTTP 200 with ``retorno``/``posicoes``        the rows
-``erro`` saying there is no data               an empty result (never an error)
+``erro`` saying there is no data               an empty result (never an error), unless
+                                               rows came beside it: then the rows
 HTTP 401/403, or ``code_header`` 401/403       :class:`AuthenticationError`, no retry
 ``erro`` about the plate / date / window       :class:`BusinessError` subclass, no retry
 429 (``Retry-After`` honoured), 408, 5xx,      retried with backoff, then
 timeouts, dropped connections, bad JSON        :class:`ApiUnavailable`
+an answer larger than *max_answer_bytes*       :class:`AnswerTooLarge`, no retry
+  once decompressed
 ============================================  ==========================================
+
+A poisoned row never costs its neighbours: the body is decoded so that a
+number no float holds becomes an :class:`~etrack.model.OutOfRangeNumber` (the
+parser rejects its row), an element nested deeper than the decoder allows
+becomes a :class:`~etrack.model.Reject` holding its text, and an element that
+is not an object is handed on for the parser to reject. No decoder exception
+leaves the client: per row it is a ``Reject``, per answer a
+:class:`~etrack.errors.ProviderError`.
+
+The body is read as a stream and decompressed here, a bounded chunk at a
+time, so a gzip bomb stops at the cap instead of filling memory.
 
 Retries go through stamina (exponential backoff with jitter; ``stamina.
 set_testing`` turns the waits off in tests). Each logical call is bounded
@@ -25,12 +39,14 @@ not count the time spent queueing in the rate limiter.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import email.utils
 import json
 import logging
 import re
 import time
 import unicodedata
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +62,7 @@ from pydantic import SecretStr
 
 from etrack.config import Settings
 from etrack.errors import (
+    AnswerTooLarge,
     ApiUnavailable,
     AuthenticationError,
     BusinessError,
@@ -56,13 +73,17 @@ from etrack.errors import (
     UnknownPlate,
     WindowTooLarge,
 )
+from etrack.model import InvalidPlate, OutOfRangeNumber, Reject, canonical_plate
 from etrack.provider.ratelimit import PyrateLimiter, RateLimiter
 
 __all__ = [
+    "CHUNK_BYTES",
+    "DEFAULT_MAX_ANSWER_BYTES",
     "HISTORY",
     "LATEST_POSITION",
     "LATEST_POSITIONS",
     "MAX_WINDOW",
+    "TOO_DEEP",
     "TRIPS",
     "ClientStats",
     "EtracClient",
@@ -86,6 +107,10 @@ MAX_WINDOW = timedelta(hours=24)
 """Longest window ``/ultimasposicoesterminal`` accepts in one call."""
 
 DEFAULT_RATE_LIMIT = 5.0
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024
+"""Most decompressed bytes one step of reading produces: the answer held in
+memory never exceeds the cap by more than this."""
 DEFAULT_TOTAL_TIMEOUT = 300.0
 _ONE_SECOND = timedelta(seconds=1)
 _WIRE_DATETIME = "%d/%m/%Y %H:%M:%S"
@@ -180,15 +205,212 @@ def _as_int(value: object) -> int | None:
         return None
 
 
-def _decode(response: httpx.Response) -> str:
-    if response.charset_encoding:
-        return response.text
+def _decode(content: bytes, charset: str | None) -> str:
+    if charset:
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            pass
+        else:
+            return content.decode(charset, errors="replace")
     try:
-        return response.content.decode("utf-8-sig")
+        return content.decode("utf-8-sig")
     except UnicodeDecodeError:
         # Brazilian legacy stacks send Windows-1252 undeclared: keep the row
         # with a mangled accent rather than lose it to a decode error.
-        return response.content.decode("cp1252", errors="replace")
+        return content.decode("cp1252", errors="replace")
+
+
+# ----------------------------------------------------------------- bodies
+def _body_decoder(encoding: str) -> Any:
+    """A zlib decompressor for *encoding*, None for an uncompressed body."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if name == "deflate":
+        return _Deflate()
+    raise UnexpectedResponse(f"unsupported Content-Encoding {encoding!r} (expected gzip)")
+
+
+class _Deflate:
+    """A "deflate" body is zlib-wrapped by the RFC, raw from some servers: try both."""
+
+    def __init__(self) -> None:
+        self._inner = zlib.decompressobj()
+        self._started = False
+        self.unconsumed_tail = b""
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if not self._started:
+            self._started = True
+            try:
+                return self._step(data, max_length)
+            except zlib.error:
+                self._inner = zlib.decompressobj(-zlib.MAX_WBITS)
+        return self._step(data, max_length)
+
+    def _step(self, data: bytes, max_length: int) -> bytes:
+        out = self._inner.decompress(data, max_length)
+        self.unconsumed_tail = self._inner.unconsumed_tail
+        return out
+
+    def flush(self) -> bytes:
+        return self._inner.flush()
+
+
+# ---------------------------------------------------------------- decoding
+# Numbers no float holds (1e400 is inf, a 5,000-digit integer exceeds Python's
+# int digit limit) and structures deeper than the decoder's recursion limit
+# would fail the whole answer in json.loads. The fast path is plain json.loads;
+# an answer holding a suspicious number, or failing to decode that way, goes
+# through a decoder that keeps such numbers as text and decodes the rows one
+# by one, so only the poisoned row is lost to the parser (kept as a reject).
+_SUSPECT_NUMBER = re.compile(r"[0-9][eE]\+?[0-9]{3}|[0-9]{300}")
+_FLOAT_DIGITS = 308  # an integer of more digits is beyond every float
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_STRUCTURE = re.compile(r'[\[\]{}"]')
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_PLATE_IN_TEXT = re.compile(r'"placa"\s*:\s*"([^"\\]{1,32})"')
+TOO_DEEP = "too_deep"
+
+
+def _int_or_text(text: str) -> int | OutOfRangeNumber:
+    if len(text.lstrip("-")) > _FLOAT_DIGITS:
+        return OutOfRangeNumber(text)
+    return int(text)
+
+
+def _float_or_text(text: str) -> float | OutOfRangeNumber:
+    number = float(text)
+    return number if number - number == 0.0 else OutOfRangeNumber(text)
+
+
+_TOLERANT = json.JSONDecoder(parse_int=_int_or_text, parse_float=_float_or_text)
+
+
+def _loads(text: str) -> object:
+    """The answer's JSON; raises json.JSONDecodeError (retried) or
+    UnexpectedResponse, nothing else."""
+    if not _SUSPECT_NUMBER.search(text):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError):
+            pass  # too deep, or an integer past the digit limit: decode tolerantly
+    try:
+        return _TOLERANT.decode(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        pass
+    return _loads_by_parts(text)
+
+
+def _skip(text: str, index: int) -> int:
+    match = _WHITESPACE.match(text, index)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
+def _expect(text: str, index: int, char: str, what: str) -> int:
+    if not text.startswith(char, index):
+        raise json.JSONDecodeError(f"Expecting {what}", text, index)
+    return _skip(text, index + 1)
+
+
+def _loads_by_parts(text: str) -> Row:
+    """The envelope object decoded member by member and each array element on
+    its own: an element too deep to decode becomes a Reject holding its text."""
+    index = _skip(text, 0)
+    if not text.startswith("{", index):
+        raise UnexpectedResponse("an answer nested deeper than the JSON decoder allows")
+    index = _skip(text, index + 1)
+    envelope: Row = {}
+    if text.startswith("}", index):
+        index += 1
+    else:
+        while True:
+            quoted = _STRING.match(text, index)
+            if quoted is None:
+                raise json.JSONDecodeError("Expecting property name", text, index)
+            key, index = str(json.loads(quoted.group())), quoted.end()
+            index = _expect(text, _skip(text, index), ":", "':' delimiter")
+            if text.startswith("[", index):
+                envelope[key], index = _array_by_elements(text, index, key)
+            else:
+                envelope[key], index = _value_or_reject(text, index, key)
+            index = _skip(text, index)
+            if text.startswith(",", index):
+                index = _skip(text, index + 1)
+                continue
+            index = _expect(text, index, "}", "',' delimiter")
+            break
+    if _skip(text, index) != len(text):
+        raise json.JSONDecodeError("Extra data", text, index)
+    return envelope
+
+
+def _array_by_elements(text: str, index: int, key: str) -> tuple[list[object], int]:
+    index = _skip(text, index + 1)
+    items: list[object] = []
+    if text.startswith("]", index):
+        return items, index + 1
+    while True:
+        item, index = _value_or_reject(text, index, f"{key}[{len(items)}]")
+        items.append(item)
+        index = _skip(text, index)
+        if text.startswith(",", index):
+            index = _skip(text, index + 1)
+            continue
+        if text.startswith("]", index):
+            return items, index + 1
+        raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
+
+
+def _value_or_reject(text: str, index: int, where: str) -> tuple[object, int]:
+    try:
+        return _TOLERANT.raw_decode(text, index)
+    except RecursionError:
+        end = _value_end(text, index)
+    element = text[index:end]
+    found = _PLATE_IN_TEXT.search(element)
+    plate: str | None = None
+    if found is not None:
+        try:
+            plate = canonical_plate(found.group(1))
+        except InvalidPlate:
+            plate = found.group(1)
+    reject = Reject(
+        TOO_DEEP,
+        f"{where}: nested deeper than the JSON decoder allows; kept as text",
+        element,
+        plate,
+    )
+    return reject, end
+
+
+def _value_end(text: str, index: int) -> int:
+    """Where the array or object starting at *index* ends, without decoding it."""
+    depth = 0
+    position = index
+    while True:
+        match = _STRUCTURE.search(text, position)
+        if match is None:
+            raise json.JSONDecodeError("Unterminated value", text, index)
+        char = match.group()
+        if char == '"':
+            string = _STRING.match(text, match.start())
+            if string is None:
+                raise json.JSONDecodeError("Unterminated string", text, match.start())
+            position = string.end()
+            continue
+        depth += 1 if char in "[{" else -1
+        position = match.end()
+        if depth == 0:
+            return position
 
 
 # ----------------------------------------------------------------- windows
@@ -277,7 +499,8 @@ class History:
     """
 
     terminal: Row | None
-    rows: list[Row]
+    rows: list[Any]
+    """The provider's rows; see :func:`_rows` for what else may sit among them."""
 
 
 @dataclass(slots=True)
@@ -296,6 +519,9 @@ class ClientStats:
     retry_after_seconds: float = 0.0
     """Total wait the provider asked for through ``Retry-After``."""
     bytes_received: int = 0
+    """Bytes read from the wire (compressed, when the answer was)."""
+    bytes_decoded: int = 0
+    """Bytes the answers decompressed to, as far as they were read."""
 
     @property
     def total_calls(self) -> int:
@@ -337,6 +563,7 @@ class EtracClient:
         wait_initial: float = 0.5,
         wait_max: float = 30.0,
         wait_jitter: float = 1.0,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """
@@ -354,6 +581,8 @@ class EtracClient:
             limiter: shared pacing; defaults to an in-process
                 :class:`PyrateLimiter` at 5 requests/s, owned by this client.
             wait_initial, wait_max, wait_jitter: stamina's backoff knobs.
+            max_answer_bytes: the largest answer accepted once decompressed;
+                a larger one is :class:`AnswerTooLarge`, not retried.
             transport: an httpx transport, for tests.
         """
         parts = urlsplit(base_url)
@@ -377,6 +606,7 @@ class EtracClient:
         self._user = user
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         self.max_attempts = max_attempts
+        self.max_answer_bytes = max_answer_bytes
         self.total_timeout = (
             total_timeout
             if total_timeout is not None
@@ -392,7 +622,12 @@ class EtracClient:
             base_url=self._base_url + "/",
             auth=httpx.BasicAuth(user, secret),
             timeout=httpx.Timeout(read, connect=connect),
-            headers={"Accept": "application/json", "User-Agent": "etrack"},
+            # Only the encodings _read_body decompresses itself, under the cap.
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",
+                "User-Agent": "etrack",
+            },
             transport=transport,
             follow_redirects=False,
         )
@@ -425,6 +660,7 @@ class EtracClient:
             tz=settings.tz,
             timeouts=settings.timeouts,
             max_attempts=settings.etrac_max_attempts,
+            max_answer_bytes=settings.etrac_max_answer_bytes,
             limiter=owned or limiter,
             transport=transport,
         )
@@ -459,11 +695,11 @@ class EtracClient:
             self._owned_limiter.close()
 
     # ------------------------------------------------------------ endpoints
-    async def latest_positions(self) -> list[Row]:
+    async def latest_positions(self) -> list[Any]:
         """Latest position of every vehicle of the account's fleet."""
         return await self._post(LATEST_POSITIONS, None, _retorno)
 
-    async def latest_position(self, placa: str) -> list[Row]:
+    async def latest_position(self, placa: str) -> list[Any]:
         """Latest position of one vehicle (a list, normally of one row)."""
         return await self._post(LATEST_POSITION, {"placa": _plate(placa)}, _retorno)
 
@@ -480,14 +716,14 @@ class EtracClient:
         """
         plate = _plate(placa)
         terminal: Row | None = None
-        rows: list[Row] = []
+        rows: list[Any] = []
         for window in split_window(start, end, self.tz):
             part = await self._post(HISTORY, {"placa": plate, **window.as_body()}, _history)
             terminal = terminal or part.terminal
             rows.extend(part.rows)
         return History(terminal, rows)
 
-    async def trip_summaries(self, placa: str, day: date) -> list[Row]:
+    async def trip_summaries(self, placa: str, day: date) -> list[Any]:
         """The provider's own trip summaries of one local day."""
         body = {"placa": _plate(placa), "data": day.strftime("%d-%m-%Y")}
         return await self._post(TRIPS, body, _retorno)
@@ -572,7 +808,8 @@ class EtracClient:
         try:
             try:
                 async with asyncio.timeout(remaining):
-                    response = await self._http.post(endpoint, json=body)
+                    async with self._http.stream("POST", endpoint, json=body) as response:
+                        content = await self._read_body(response, call.path)
             except TimeoutError:
                 raise ApiUnavailable(
                     call.path,
@@ -584,19 +821,64 @@ class EtracClient:
             except httpx.TransportError as exc:
                 raise _Retryable(_describe(exc)) from exc
             except httpx.HTTPError as exc:
-                # The rest of httpx's errors (an undecodable body, say): no
-                # library error leaves the client.
+                # The rest of httpx's errors: no library error leaves the client.
                 raise UnexpectedResponse(f"POST {call.path}: {_describe(exc)}") from exc
-            # Wire bytes when streamed from a socket; a preloaded body counts as is.
-            self.stats.bytes_received += response.num_bytes_downloaded or len(response.content)
             log.debug("eTrac POST %s -> HTTP %d", call.path, response.status_code)
-            return extract(self._interpret(response, call.path))
+            return extract(self._interpret(response, content, call.path))
         except _Retryable as exc:
             call.failed_at = time.monotonic()
             call.last_cause = exc.cause
             raise
 
-    def _interpret(self, response: httpx.Response, path: str) -> Row | None:
+    async def _read_body(self, response: httpx.Response, path: str) -> bytes:
+        """The body, decompressed here one bounded step at a time: never more
+        than *max_answer_bytes* plus one step (CHUNK_BYTES, or one network read
+        of an uncompressed body) is held."""
+        limit = self.max_answer_bytes
+        try:
+            preloaded = response.content
+        except httpx.ResponseNotRead:
+            pass
+        else:
+            # A transport that hands over a body already read and decoded
+            # (httpx.MockTransport): nothing to stream.
+            self.stats.bytes_received += len(preloaded)
+            self.stats.bytes_decoded += len(preloaded)
+            if len(preloaded) > limit:
+                raise AnswerTooLarge(path, limit)
+            return preloaded
+        decoder = _body_decoder(response.headers.get("Content-Encoding", ""))
+        declared = _as_int(response.headers.get("Content-Length"))
+        if decoder is None and declared is not None and declared > limit:
+            raise AnswerTooLarge(path, limit)
+        parts: list[bytes] = []
+        size = 0
+
+        def keep(data: bytes) -> None:
+            nonlocal size
+            size += len(data)
+            self.stats.bytes_decoded += len(data)
+            if size > limit:
+                raise AnswerTooLarge(path, limit)
+            parts.append(data)
+
+        try:
+            async for raw in response.aiter_raw():
+                self.stats.bytes_received += len(raw)
+                if decoder is None:
+                    keep(raw)
+                    continue
+                data = decoder.decompress(raw, CHUNK_BYTES)
+                while data:
+                    keep(data)
+                    data = decoder.decompress(decoder.unconsumed_tail, CHUNK_BYTES)
+            if decoder is not None:
+                keep(decoder.flush())
+        except zlib.error as exc:
+            raise UnexpectedResponse(f"POST {path}: undecodable compressed body ({exc})") from None
+        return b"".join(parts)
+
+    def _interpret(self, response: httpx.Response, content: bytes, path: str) -> Row | None:
         """Map one HTTP answer to its envelope, None (no data), or an error."""
         status = response.status_code
         if status in (401, 403):
@@ -610,9 +892,9 @@ class EtracClient:
             raise _Retryable(f"HTTP {status}")
         if status == 204:
             return None
-        text = _decode(response)
+        text = _decode(content, response.charset_encoding)
         try:
-            body = json.loads(text)
+            body = _loads(text)
         except json.JSONDecodeError as exc:
             if status >= 400:
                 raise UnexpectedResponse(f"HTTP {status} from POST {path}, not JSON") from None
@@ -636,7 +918,8 @@ class EtracClient:
         if erro:
             kind = _classify(str(erro))
             if kind is None:
-                return None
+                # "Nenhum registro" beside real rows: the rows win, never dropped.
+                return body if _carries_rows(body) else None
             raise kind(str(erro), code, path)
         if status >= 400:
             raise UnexpectedResponse(f"HTTP {status} from POST {path} without an erro message")
@@ -656,7 +939,17 @@ def _plate(placa: str) -> str:
     return plate
 
 
-def _rows(envelope: Row | None, key: str) -> list[Row]:
+def _carries_rows(body: Row) -> bool:
+    return any(isinstance(body.get(key), list | dict) and body[key] for key in _ROW_KEYS)
+
+
+_ROW_KEYS = ("retorno", "posicoes")
+
+
+def _rows(envelope: Row | None, key: str) -> list[Any]:
+    """The rows under *key*. An element that is not an object (or a Reject the
+    decoder made of one too deep) is handed on: the parser rejects that
+    element alone, its neighbours are stored."""
     if envelope is None:
         return []
     if key not in envelope:
@@ -667,12 +960,12 @@ def _rows(envelope: Row | None, key: str) -> list[Row]:
         return []
     if isinstance(value, dict):
         return [value]
-    if isinstance(value, list) and all(isinstance(row, dict) for row in value):
+    if isinstance(value, list):
         return value
     raise _Retryable(f"malformed answer ({key!r} is not a list of objects)")
 
 
-def _retorno(envelope: Row | None) -> list[Row]:
+def _retorno(envelope: Row | None) -> list[Any]:
     return _rows(envelope, "retorno")
 
 

@@ -37,12 +37,16 @@ Accepted forms, decided once for every field:
 - Text: stripped; missing is `None` (so the text "null" is never stored);
   control characters are removed, tabs and line breaks becoming a space
   (PostgreSQL text cannot hold NUL, and a batch must never fail on one);
+  a lone surrogate ("\\ud800", which no encoding can write) becomes U+FFFD;
   numbers become their decimal text (tracker serials sometimes arrive as JSON
   numbers).
 
 A present value that cannot be read is stored as `None` and its field name is
 listed in the record's `bad_fields`, so nothing is dropped without a trace;
-the raw row is always kept in `raw`.
+the raw row is always kept in `raw`. Two poisons reject the row instead: a
+field read as a number holding a number no float holds (the client's decoder
+hands it over as an `OutOfRangeNumber`: 1e400, a 5,000-digit integer), and an
+element the decoder could not decode at all (it hands over a `Reject`).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from etrack.model import (
     FUTURE,
     VALID,
     InvalidPlate,
+    OutOfRangeNumber,
     Position,
     ProviderTrip,
     Reject,
@@ -72,6 +77,7 @@ __all__ = [
     "MISSING_PLATE",
     "MISSING_TIMESTAMP",
     "NOT_AN_OBJECT",
+    "NUMBER_OUT_OF_RANGE",
     "ParsedPositions",
     "parse_position",
     "parse_positions",
@@ -86,6 +92,7 @@ MISSING_PLATE: Final = "missing_plate"
 BAD_PLATE: Final = "bad_plate"
 MISSING_TIMESTAMP: Final = "missing_timestamp"
 BAD_TIMESTAMP: Final = "bad_timestamp"
+NUMBER_OUT_OF_RANGE: Final = "number_out_of_range"
 
 
 class _Bad(Enum):
@@ -125,6 +132,9 @@ _BR_TIMESTAMP: Final = re.compile(
 # become one space so the words they separated stay apart.
 _SPACING_CONTROL: Final = re.compile(r"[\t\n\v\f\r\x1c-\x1f\x85]+")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+# A lone surrogate (JSON "\ud800") is a str no encoder writes: it would fail
+# the whole COPY. Never printable, so only the slow branch of _text pays.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _ISO_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", re.ASCII)
 _DURATION: Final = re.compile(r"(\d{1,6}):([0-5]?\d)(?::([0-5]?\d))?", re.ASCII)
 
@@ -262,6 +272,7 @@ def _text(value: object) -> str | _Bad | None:
         # also a no-break space) pays for the regular expressions.
         if not text.isprintable():
             text = _CONTROL.sub("", _SPACING_CONTROL.sub(" ", text)).strip()
+            text = _SURROGATE.sub("\ufffd", text)
             return None if _is_null_text(text) else text
         return text
     if value is None:
@@ -425,6 +436,8 @@ def _keyed(raw: object) -> tuple[dict[Any, Any], str, str] | Reject:
     plate as sent), or the `Reject` of a row that is no object or has no
     readable plate."""
     if not isinstance(raw, dict):
+        if isinstance(raw, Reject):  # the client's decoder already rejected it
+            return raw
         return _not_an_object(raw)
     placa_raw = raw.get("placa")
     try:
@@ -449,6 +462,22 @@ def _keyed_at(
     if at is None or at is _Bad.BAD:
         return _timestamp_reject(name, sent, at, raw, placa)
     return row, placa, placa_raw, at
+
+
+def _out_of_range(row: dict[Any, Any], bad: list[str], placa: str) -> Reject | None:
+    """The `Reject` of a row whose unreadable fields include a number no float
+    holds (rare: only rows with bad fields are looked at)."""
+    for name in bad:
+        value = row.get(name)
+        if isinstance(value, OutOfRangeNumber):
+            shown = value if len(value) <= 40 else f"{value[:12]}... ({len(value)} characters)"
+            return Reject(
+                NUMBER_OUT_OF_RANGE,
+                f"{name}: {shown} is out of range, expected a number within +-1.8e308",
+                row,
+                placa,
+            )
+    return None
 
 
 def _internal_error(exc: Exception, raw: object) -> Reject:
@@ -585,6 +614,10 @@ def _parse_position(raw: object, tz: tzinfo, limit: datetime) -> Position | Reje
         if data_gravacao is _Bad.BAD:
             bad.append("data_gravacao")
             data_gravacao = None
+        if bad:
+            poisoned = _out_of_range(row, bad, placa)
+            if poisoned is not None:
+                return poisoned
 
         if data_transmissao > limit:
             quality = FUTURE
@@ -661,7 +694,7 @@ def parse_trip(raw: object, tz: tzinfo) -> ProviderTrip | Reject:
         def text(name: str) -> str | None:
             return _text_field(get(name), name, bad)
 
-        return ProviderTrip(
+        trip = ProviderTrip(
             placa=placa,
             data_inicio_conducao=start,
             data_fim_conducao=end,
@@ -685,6 +718,7 @@ def parse_trip(raw: object, tz: tzinfo) -> ProviderTrip | Reject:
             raw=row,
             bad_fields=tuple(bad),
         )
+        return (_out_of_range(row, bad, placa) if bad else None) or trip
     except Exception as exc:  # see _parse_position
         return _internal_error(exc, raw)
 

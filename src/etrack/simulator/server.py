@@ -25,6 +25,10 @@ per-account rate limit (429 with an integer `Retry-After`), then one draw from
 the fault RNG picks a 500/503, a hanging request (held until `hang_seconds`,
 the client disconnecting, or server shutdown) or a truncated JSON body (HTTP
 200, body cut short). The fault RNG is seeded by `SimulatorConfig.fault_seed`.
+Last, a hostile mode (`FaultConfig.poison`, see `wire.POISONS`) poisons every
+answer of the three position endpoints: lone surrogates, numbers no float
+holds, rows nested 5,000 deep, elements that are not objects, "Nenhum
+registro" beside real rows, or a gzip bomb of `bomb_bytes`.
 Hanging requests only await, so they never block other requests, and stopping
 the server releases them at once.
 
@@ -71,7 +75,7 @@ from etrack.simulator.config import (
 )
 from etrack.simulator.dayplan import Vehicle
 from etrack.simulator.fleet import Fleet
-from etrack.simulator.wire import parse_local
+from etrack.simulator.wire import POISONS, gzip_bomb, parse_local, poison_answer
 
 __all__ = [
     "API_BASE_PATH",
@@ -89,6 +93,12 @@ __all__ = [
 API_BASE_PATH = "/monitoramento"
 ENDPOINTS = ("ultimas-posicoes", "ultimaposicao", "ultimasposicoesterminal", "resumoviagens")
 MAX_WINDOW_S = 24 * 3600
+# Endpoint -> the key of its rows, for the hostile mode.
+_POSITION_ENDPOINTS = {
+    "ultimas-posicoes": "retorno",
+    "ultimaposicao": "retorno",
+    "ultimasposicoesterminal": "posicoes",
+}
 _HANG_POLL_S = 0.05
 _CLIENT_GONE = 499  # nginx's "client closed request": what we record for abandoned hangs
 
@@ -110,8 +120,19 @@ class FaultConfig:
     hang_rate: float = 0.0
     hang_seconds: float = 300.0
     truncate_rate: float = 0.0
+    poison: tuple[str, ...] = ()
+    """Hostile mode: kinds of `wire.POISONS` put in every position answer."""
+    bomb_bytes: int = 1 << 30
+    """What the gzip_bomb poison expands to."""
 
     def __post_init__(self) -> None:
+        # POST /_faults gives a JSON list; the config stays hashable and frozen.
+        object.__setattr__(self, "poison", tuple(self.poison))
+        unknown = sorted(set(self.poison) - set(POISONS))
+        if unknown:
+            raise ValueError(f"unknown poison {unknown}, expected some of {list(POISONS)}")
+        if self.bomb_bytes < 1:
+            raise ValueError(f"bomb_bytes must be >= 1, got {self.bomb_bytes}")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
         check_rate_limit(self.rate_limit_per_s, self.rate_limit_burst)
@@ -194,7 +215,8 @@ class SimulatorStats:
     business_errors: Counter[tuple[str, int]] = field(default_factory=Counter)
     """(endpoint, code_header) of `{"erro": ...}` answers sent with HTTP 200."""
     faults: Counter[str] = field(default_factory=Counter)
-    """'latency', 'rate_limited', 'error_500', 'error_503', 'hang', 'truncated' -> count."""
+    """'latency', 'rate_limited', 'error_500', 'error_503', 'hang', 'truncated',
+    'poisoned', 'gzip_bomb' -> count."""
     history_fetches: Counter[PartitionKey] = field(default_factory=Counter)
     """(canonical plate, local day) -> times its history was served."""
     trip_fetches: Counter[PartitionKey] = field(default_factory=Counter)
@@ -462,6 +484,16 @@ class SimulatorApp:
             with self._lock:
                 self._stats.business_errors[(name, error.code)] += 1
             content = _to_json({"erro": error.message, "code_header": error.code})
+        if faults.poison and name in _POSITION_ENDPOINTS:
+            if "gzip_bomb" in faults.poison:
+                self._count_fault("gzip_bomb")
+                return Response(
+                    gzip_bomb(faults.bomb_bytes),
+                    media_type="application/json",
+                    headers={"Content-Encoding": "gzip"},
+                )
+            self._count_fault("poisoned")
+            content = poison_answer(content, _POSITION_ENDPOINTS[name], faults.poison)
         if fault == "truncated":
             content = content[: self._truncate_at(len(content))]
         return Response(content, media_type="application/json")

@@ -7,9 +7,11 @@ from hashes, so the same row is always written the same way.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -18,10 +20,15 @@ from etrack.simulator.config import Account
 from etrack.simulator.dayplan import TripPlan, Vehicle, mix
 
 __all__ = [
+    "DEEP_LEVELS",
+    "HUGE_DIGITS",
     "KIND_JUMP",
     "KIND_NO_FIX",
     "KIND_QUALITY",
     "KIND_TRUE",
+    "NOT_OBJECTS",
+    "POISONS",
+    "ROW_POISONS",
     "STORAGE_JITTER_S",
     "LocalTimes",
     "Quality",
@@ -31,7 +38,9 @@ __all__ = [
     "far_address",
     "format_local",
     "format_row",
+    "gzip_bomb",
     "parse_local",
+    "poison_answer",
     "street_address",
     "trip_summary",
 ]
@@ -246,3 +255,78 @@ def trip_summary(
         "condutor_nome": driver_name,
         "condutor_identificacao": driver_id,
     }
+
+
+# ------------------------------------------------------------------ poisons
+# A hostile provider (FaultConfig.poison): answers no honest eTrac sends, each
+# of which once failed a whole fleet's batch. Row poisons hit the answer's rows
+# in the order they are listed (the first listed poisons row 0, the next row
+# 1...), so a test knows which vehicle got which.
+ROW_POISONS = ("surrogate", "huge_integer", "huge_float", "deep")
+"""surrogate: a lone surrogate (JSON "\\ud800") in logradouro and descricao;
+huge_integer: velocidade a 5,000-digit integer; huge_float: odometro 1e400;
+deep: logradouro an array nested 5,000 levels deep."""
+POISONS = (*ROW_POISONS, "not_object", "no_data_erro", "gzip_bomb")
+"""not_object: elements that are not objects appended to the rows (NOT_OBJECTS);
+no_data_erro: `"erro": "Nenhum registro encontrado", "code_header": 404` beside
+the rows; gzip_bomb: a small gzip body that expands to FaultConfig.bomb_bytes."""
+NOT_OBJECTS = (b"42", b'"not a row"', b"null", b"[1,2]")
+HUGE_DIGITS = 5000
+DEEP_LEVELS = 5000
+_MARK = "__poison__"
+
+
+def _poisoned_row(row: dict[str, Any], kind: str) -> bytes:
+    changed = dict(row)
+    if kind == "surrogate":
+        changed["logradouro"] = f"{row.get('logradouro') or ''} \ud800".strip()
+        changed["descricao"] = f"\udc00{row.get('descricao') or ''}"
+        # ensure_ascii writes the surrogates as \\uXXXX escapes: UTF-8 has no bytes for them.
+        return json.dumps(changed, separators=(",", ":")).encode()
+    literal = {
+        "huge_integer": ("velocidade", "9" * HUGE_DIGITS),
+        "huge_float": ("odometro", "1e400"),
+        "deep": ("logradouro", "[" * DEEP_LEVELS + "]" * DEEP_LEVELS),
+    }
+    name, text = literal[kind]
+    changed[name] = _MARK
+    return encode(changed).replace(f'"{_MARK}"'.encode(), text.encode())
+
+
+def poison_answer(content: bytes, key: str, kinds: Sequence[str]) -> bytes:
+    """*content* (an envelope with its rows under *key*) with the poisons of
+    *kinds* other than gzip_bomb; an answer without rows is left alone."""
+    envelope = json.loads(content)
+    rows = envelope.get(key)
+    if not isinstance(rows, list):
+        return content
+    parts = [encode(row) for row in rows]
+    row_kinds = [kind for kind in kinds if kind in ROW_POISONS]
+    for index, kind in enumerate(row_kinds[: len(rows)]):
+        parts[index] = _poisoned_row(rows[index], kind)
+    if "not_object" in kinds:
+        parts.extend(NOT_OBJECTS)
+    head = {name: value for name, value in envelope.items() if name != key}
+    if "no_data_erro" in kinds:
+        head["erro"] = "Nenhum registro encontrado"
+        head["code_header"] = 404
+    members = [encode(head)[1:-1]] if head else []
+    members.append(json.dumps(key).encode() + b":[" + b",".join(parts) + b"]")
+    return b"{" + b",".join(members) + b"}"
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(size: int) -> bytes:
+    """A gzip body that expands to *size* bytes: a valid answer if read whole
+    (an empty `retorno` padded with spaces), about a thousandth of it on the wire."""
+    head = b'{"code_header":200,"retorno":['
+    tail = b"]}"
+    pad = max(0, size - len(head) - len(tail))
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = b" " * (1 << 20)
+    out = [compressor.compress(head)]
+    for _ in range(pad // len(block)):
+        out.append(compressor.compress(block))
+    out.append(compressor.compress(b" " * (pad % len(block)) + tail))
+    out.append(compressor.flush())
+    return b"".join(out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -59,12 +60,15 @@ class IngestStats:
 
 
 def json_text(raw: object) -> str:
-    """JSON text for a jsonb column. PostgreSQL refuses the NUL character
-    (\\u0000) in jsonb, so it becomes U+FFFD: the row is kept, not failed."""
+    """JSON text for a jsonb column, whatever the provider sent: a row is kept,
+    never failed. PostgreSQL refuses the NUL character (\\u0000) in jsonb, so
+    it becomes U+FFFD; what orjson cannot write (lone surrogates, nesting past
+    its 255 levels, integers past 64 bits, other types) goes through
+    `_storable`."""
     try:
         text = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
-        text = orjson.dumps(repr(raw)).decode()
+        text = orjson.dumps(_storable(raw), option=orjson.OPT_NON_STR_KEYS).decode()
     if "\\u0000" in text:
         text = text.replace("\\u0000", "\\ufffd")
     return text
@@ -72,11 +76,46 @@ def json_text(raw: object) -> str:
 
 def reject_hash(raw: object) -> str:
     """Stable identity of a rejected row, so storing it twice keeps one copy."""
+    option = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
     try:
-        text = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        text = orjson.dumps(raw, option=option)
     except TypeError:
-        text = repr(raw).encode()
+        text = orjson.dumps(_storable(raw), option=option)
     return hashlib.sha256(text).hexdigest()
+
+
+# A lone surrogate has no UTF-8 and PostgreSQL's json refuses its escape: it is
+# kept as the six characters of its escape ("\\ud800" as text), so the raw
+# still says what came. Deeper than this the raw is cut, with a note saying so.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_STORABLE_DEPTH = 200
+_INT64 = range(-(2**63), 2**64)
+
+
+def _escaped(text: str) -> str:
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _storable(value: object, depth: int = 0) -> object:
+    """*value* rebuilt from what orjson can always write."""
+    if isinstance(value, str):
+        return _escaped(value)
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        if value in _INT64:
+            return value
+        try:
+            return str(value)
+        except ValueError:  # more digits than int->str allows
+            return f"<an integer of {value.bit_length()} bits>"
+    if depth >= _STORABLE_DEPTH:
+        return f"<nested deeper than {_STORABLE_DEPTH} levels: not kept>"
+    if isinstance(value, dict):
+        return {_escaped(str(k)): _storable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item, depth + 1) for item in value]
+    return _escaped(repr(value))
 
 
 class PartitionKeeper:
@@ -217,8 +256,13 @@ def store_rejects(conn: Conn, rejects: Sequence[Reject], *, endpoint: str) -> No
 
 
 def _no_nul(text: str | None) -> str | None:
-    # PostgreSQL text cannot hold NUL; a reject must still be stored.
-    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
+    # PostgreSQL text cannot hold NUL, nor anything holding a lone surrogate
+    # (no encoding writes one); a reject must still be stored.
+    if not text:
+        return text
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _plate_hint(raw: object) -> str | None:

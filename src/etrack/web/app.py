@@ -44,6 +44,9 @@ from etrack.web.scheduler import EmbeddedScheduler
 from etrack.web.scope import AccountScopeMiddleware
 from etrack.web.security import (
     AuthMiddleware,
+    HostCheckMiddleware,
+    LoginGuard,
+    QueryTextMiddleware,
     SecurityHeadersMiddleware,
     auth_config,
     is_loopback,
@@ -141,11 +144,13 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
     _mount_static(app)
     _error_handlers(app)
 
-    # Outermost first: headers wrap everything, then metrics, then the
-    # session the auth check reads.
+    # Outermost first: headers wrap everything, then metrics, the Host and
+    # query checks, then the session the auth check reads.
     # Innermost: the account scope must be set in the handler's own context.
+    config = auth_config(settings)
+    context.login_guard = LoginGuard.from_settings(settings, context.metrics)
     app.add_middleware(AccountScopeMiddleware, allowed=settings.web_accounts)
-    app.add_middleware(AuthMiddleware, config=auth_config(settings))
+    app.add_middleware(AuthMiddleware, config=config, guard=context.login_guard)
     app.add_middleware(
         SessionMiddleware,
         secret_key=load_secret_key(settings),
@@ -153,6 +158,12 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
         max_age=12 * 3600,
         same_site="lax",
     )
+    # Before anything reads the request: a foreign Host (DNS rebinding) and
+    # control characters in the query are refused first (and still counted).
+    app.add_middleware(
+        HostCheckMiddleware, allowed=settings.web_allowed_hosts, login=config.configured
+    )
+    app.add_middleware(QueryTextMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(SecurityHeadersMiddleware, tile_url=context.tile_url)
     return app

@@ -22,6 +22,7 @@ from etrack.web.jobs import JobsClient
 from etrack.web.metrics import WebMetrics
 from etrack.web.reader import BodyCache, FleetCache, Reader, open_pool
 from etrack.web.scheduler import EmbeddedScheduler
+from etrack.web.security import LoginGuard
 
 __all__ = ["LANG_COOKIE", "Web", "WebContext", "context", "language"]
 
@@ -42,6 +43,9 @@ class WebContext:
     default_lang: str
     fallback_account: str = "default"
     metrics: WebMetrics = field(default_factory=WebMetrics)
+    # The login rule's guard (set by the app factory): the login form and the
+    # HTTP Basic check share its lock-outs and its password threads.
+    login_guard: LoginGuard | None = None
     routes: BodyCache = field(default_factory=BodyCache)
     pool: db.AsyncPool | None = None
     _reader: Reader | None = None

@@ -3,6 +3,11 @@
 CSV files use a comma and a decimal point (machine-readable, the same in both
 languages); people who want a spreadsheet take the XLSX, whose numbers are
 real numbers Excel formats in the reader's locale.
+
+Texts come from the eTrac API (descricao, frota...): a text cell starting
+with = + - @ tab or CR is prefixed with a single quote (OWASP's rule against
+formula injection), so a spreadsheet shows it instead of running it. Only
+text cells: numbers, negative ones too, stay numbers.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "download_name",
     "report_csv",
     "report_xlsx",
+    "safe_text",
 ]
 
 REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -121,7 +127,7 @@ def day_csv(data: DayData, tz: tzinfo) -> bytes:
         moment = datetime.fromtimestamp(float(t), tz).isoformat()
         writer.writerow(
             [
-                data.placa,
+                safe_text(data.placa),
                 moment,
                 lat,
                 lon,
@@ -132,10 +138,26 @@ def day_csv(data: DayData, tz: tzinfo) -> bytes:
     return buffer.getvalue().encode()
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(text: str) -> str:
+    """A text cell a spreadsheet will not read as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     return value
+
+
+def _csv_cell(value: Any, kind: str) -> Any:
+    if value is None:
+        return ""
+    if kind == "text":
+        return safe_text(str(value))
+    return _cell(value)
 
 
 def report_csv(rows: Sequence[dict[str, Any]]) -> bytes:
@@ -144,7 +166,7 @@ def report_csv(rows: Sequence[dict[str, Any]]) -> bytes:
     names = [name for name, _ in REPORT_COLUMNS]
     writer.writerow(names)
     for row in rows:
-        writer.writerow(["" if row.get(n) is None else _cell(row.get(n)) for n in names])
+        writer.writerow([_csv_cell(row.get(name), kind) for name, kind in REPORT_COLUMNS])
     return buffer.getvalue().encode()
 
 
@@ -159,7 +181,7 @@ def report_xlsx(
     number = workbook.add_format({"num_format": "#,##0.00"})
     integer = workbook.add_format({"num_format": "0"})
     for col, (name, kind) in enumerate(REPORT_COLUMNS):
-        sheet.write(0, col, headers.get(name, name), bold)
+        sheet.write_string(0, col, safe_text(headers.get(name, name)), bold)
         sheet.set_column(col, col, 12 if kind != "text" else 18)
     for r, row in enumerate(rows, start=1):
         for col, (name, kind) in enumerate(REPORT_COLUMNS):
@@ -167,7 +189,9 @@ def report_xlsx(
             if value is None:
                 continue
             if kind == "text":
-                sheet.write_string(r, col, str(value))
+                # write_string already keeps it from being a formula in Excel;
+                # the quote also protects whoever re-saves the sheet as CSV.
+                sheet.write_string(r, col, safe_text(str(value)))
             else:
                 sheet.write_number(r, col, float(value), integer if kind == "int" else number)
     sheet.freeze_panes(1, 0)

@@ -29,6 +29,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "username": {"pt-BR": "Usuário", "en": "User"},
     "password": {"pt-BR": "Senha", "en": "Password"},
     "login_failed": {"pt-BR": "Usuário ou senha incorretos.", "en": "Wrong user or password."},
+    "login_locked": {
+        "pt-BR": "Muitas tentativas de login falharam. Tente novamente em {seconds} s.",
+        "en": "Too many failed logins. Try again in {seconds} s.",
+    },
     "login_needed_setup": {
         "pt-BR": "Este servidor está acessível pela rede: defina ETRACK_WEB_USER e "
         "ETRACK_WEB_PASSWORD para liberar o acesso.",

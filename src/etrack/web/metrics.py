@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,6 +41,30 @@ class WebMetrics:
             "Time to answer, by endpoint (route template).",
             ("endpoint",),
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+            registry=self.registry,
+        )
+        # Set by security.LoginGuard.
+        self.login_failures = Counter(
+            "etrack_web_login_failures",
+            "Failed web logins (wrong user or password), by way (form, basic).",
+            ("via",),
+            registry=self.registry,
+        )
+        self.login_refused = Counter(
+            "etrack_web_login_refused",
+            "Web logins refused unchecked (429) because the user name or the client "
+            "address is locked out, by way (form, basic).",
+            ("via",),
+            registry=self.registry,
+        )
+        self.login_locked = Gauge(
+            "etrack_web_login_locked",
+            "User names and client addresses locked out of the web login now.",
+            registry=self.registry,
+        )
+        self.password_checks = Gauge(
+            "etrack_web_password_checks_running",
+            "Password checks (pbkdf2) running in threads now.",
             registry=self.registry,
         )
 

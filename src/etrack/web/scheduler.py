@@ -5,6 +5,12 @@ partitions) run as an asyncio task beside the UI.
 Several web workers may each run one: Procrastinate deduplicates the periodic
 ticks in the database, so each task still runs once per tick. DISABLE_UI_SCHEDULER=1
 leaves it off (systemd, cron or `etrack worker` run the jobs instead).
+
+A database outage does not stop it: the worker's supervisor (etrack.jobs.worker)
+waits for PostgreSQL and starts again, telling each state change here, so the
+page header and /healthz show "reconnecting" meanwhile. Only an error no
+waiting can fix (an outdated schema, runs failing while the database
+answers) leaves it "failed".
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ STOP_TIMEOUT_S = 30.0
 
 
 class EmbeddedScheduler:
-    """States: disabled, starting, running, stopped, failed (with a reason)."""
+    """States: disabled, starting, running, reconnecting (the database does
+    not answer), restarting (a run failed; the next starts after a pause),
+    stopped, failed (the last three with a reason)."""
 
     def __init__(self, settings: Settings, target: db.Target, *, enabled: bool) -> None:
         self.settings = settings
@@ -40,6 +48,12 @@ class EmbeddedScheduler:
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def down(self) -> bool:
+        """Enabled but not doing its work: /healthz answers 503. Starting is
+        not down yet (a web server just started is still healthy)."""
+        return self.enabled and self.state not in ("running", "starting")
 
     def describe(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "state": self.state, "reason": self.reason}
@@ -54,8 +68,7 @@ class EmbeddedScheduler:
         concurrency = self.settings.etrack_worker_concurrency
         try:
             env = JobEnv(self.settings, self.target)
-            self.state = "running"
-            logger.info("embedded scheduler started (worker concurrency %d)", concurrency)
+            logger.info("embedded scheduler starting (worker concurrency %d)", concurrency)
             # `etrack worker`'s loop without its signal handlers: the web
             # server owns SIGINT/SIGTERM and stops this task through the lifespan.
             await run_worker(
@@ -64,6 +77,7 @@ class EmbeddedScheduler:
                 max_pool=concurrency + 6,
                 name="etrack-web",
                 install_signal_handlers=False,
+                on_state=self._on_state,
             )
         except asyncio.CancelledError:
             self.state = "stopped"
@@ -73,6 +87,12 @@ class EmbeddedScheduler:
             self._fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return
         self.state = "stopped"
+
+    def _on_state(self, state: str, reason: str | None) -> None:
+        # The worker logs each change itself (naming the server); the reason
+        # shown on pages never does.
+        self.state = state
+        self.reason = reason
 
     def _fail(self, reason: str) -> None:
         self.state = "failed"
@@ -87,5 +107,5 @@ class EmbeddedScheduler:
         # Procrastinate lets running jobs finish on cancellation; do not wait forever.
         with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
             await asyncio.wait_for(task, STOP_TIMEOUT_S)
-        if self.state in ("running", "starting"):
+        if self.state not in ("disabled", "failed"):
             self.state = "stopped"

@@ -11,6 +11,17 @@ Vehicle positions are personal data (LGPD). Rules:
   from the socket), never from the Host header.
 - The password may be stored as `pbkdf2_sha256$iterations$salt$hash`
   (`hash_password`) or in plain text; either way it is compared in constant time.
+  The check runs in a thread, a few at a time (`LoginGuard`): pbkdf2 is slow on
+  purpose and would otherwise stall the event loop for everyone.
+- Failed logins lock out: after ETRACK_WEB_LOGIN_FREE_FAILURES failures for a
+  user name or from a client address, that key is locked (a temporary lock,
+  not a delay) for ETRACK_WEB_LOGIN_LOCK_S, doubling with each further
+  failure; while locked even the right password gets 429 with Retry-After.
+- Without a login, a request that reached a loopback address must name a
+  loopback host (localhost, 127.0.0.1, [::1]) or one of
+  ETRACK_WEB_ALLOWED_HOSTS in its Host header, else 400: a web page the user
+  visits cannot rebind its own DNS name to 127.0.0.1 and read the fleet.
+- A control character (NUL...) in a query parameter is a 400 naming it.
 - Forms carry a CSRF token bound to the session.
 - /static, /login, /healthz, /metrics and /api/openapi.json are open: they
   hold no personal data.
@@ -22,25 +33,36 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import logging
+import math
 import os
 import secrets
 import time
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
-from starlette.datastructures import MutableHeaders
+import anyio
+import anyio.to_thread
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from etrack.config import Settings
+from etrack.web.metrics import WebMetrics
 
 __all__ = [
     "AuthConfig",
     "AuthMiddleware",
+    "HostCheckMiddleware",
+    "LoginGuard",
+    "LoginResult",
+    "QueryTextMiddleware",
     "SecurityHeadersMiddleware",
+    "client_address",
     "content_security_policy",
     "csrf_token",
     "hash_password",
@@ -49,6 +71,8 @@ __all__ = [
     "valid_csrf",
     "verify_password",
 ]
+
+logger = logging.getLogger("etrack.web.security")
 
 PBKDF2_ITERATIONS = 600_000
 SESSION_USER = "user"
@@ -113,6 +137,183 @@ def auth_config(settings: Settings) -> AuthConfig:
         user=settings.etrack_web_user or None,
         password=(password.get_secret_value() if password is not None else None) or None,
     )
+
+
+# ------------------------------------------------------ login throttling
+LOCKED_MESSAGE = "Muitas tentativas de login falharam. Tente novamente em {seconds} s."
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    ok: bool
+    # > 0: the user or the address is locked for this long; the password was
+    # not checked at all.
+    retry_after: float = 0.0
+
+    @property
+    def locked(self) -> bool:
+        return self.retry_after > 0
+
+    @property
+    def retry_after_s(self) -> int:
+        return max(1, math.ceil(self.retry_after))
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    locked_until: float = 0.0
+
+
+class LoginGuard:
+    """Checks passwords off the event loop, `threads` at a time, and locks out
+    a user name or a client address after repeated failures.
+
+    A temporary lock, not a delay: after `free` failures a key is locked for
+    `lock_s`, doubled by each further failure up to `lock_max_s`. Attempts
+    while locked are refused without checking the password: they cost no CPU,
+    do not extend the lock, and even the right password must wait. Failures
+    older than `lock_max_s` are forgotten; a success forgets both keys.
+    """
+
+    # An attacker inventing user names must not grow this without bound.
+    MAX_KEYS = 10_000
+
+    def __init__(
+        self,
+        config: AuthConfig,
+        *,
+        free: int = 5,
+        lock_s: float = 1.0,
+        lock_max_s: float = 900.0,
+        threads: int = 2,
+        metrics: WebMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.free = free
+        self.lock_s = lock_s
+        self.lock_max_s = lock_max_s
+        self.metrics = metrics
+        self.clock = clock
+        # Two limiters: `_turn` is held while a request re-checks the lock and
+        # hashes; `_threads` is what anyio's worker threads borrow (one
+        # limiter for both would need two tokens per request and deadlock).
+        self._turn = anyio.CapacityLimiter(threads)
+        self._threads = anyio.CapacityLimiter(threads)
+        self._failures: dict[str, _Failures] = {}
+        self.running = 0
+        self.peak = 0
+        if metrics is not None:
+            metrics.login_locked.set_function(self.locked_count)
+            metrics.password_checks.set_function(lambda: float(self.running))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: WebMetrics | None = None) -> LoginGuard:
+        return cls(
+            auth_config(settings),
+            free=settings.etrack_web_login_free_failures,
+            lock_s=settings.etrack_web_login_lock_s,
+            lock_max_s=settings.etrack_web_login_lock_max_s,
+            threads=settings.etrack_web_password_threads,
+            metrics=metrics,
+        )
+
+    @staticmethod
+    def _keys(user: str, address: str) -> tuple[str, str]:
+        # repr(): the user name is the client's text, and goes into the log.
+        return f"user {user[:64]!r}", f"address {address[:64]}"
+
+    def retry_after(self, user: str, address: str) -> float:
+        """Seconds until this user, from this address, may try again (0: now)."""
+        now = self.clock()
+        waits = [
+            found.locked_until - now
+            for key in self._keys(user, address)
+            if (found := self._failures.get(key)) is not None
+        ]
+        return max([0.0, *waits])
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a password thread."""
+        return int(self._turn.statistics().tasks_waiting)
+
+    def locked_count(self) -> float:
+        now = self.clock()
+        return float(sum(1 for f in self._failures.values() if f.locked_until > now))
+
+    async def check(self, user: str, password: str, address: str, *, via: str) -> LoginResult:
+        """Whether `user`/`password` is the configured login; `via` (form,
+        basic) labels the metrics."""
+        wait = self.retry_after(user, address)
+        if wait > 0:
+            return self._refused(via, wait)
+        async with self._turn:
+            # A lock may have started while this request waited its turn.
+            wait = self.retry_after(user, address)
+            if wait > 0:
+                return self._refused(via, wait)
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            try:
+                ok = await anyio.to_thread.run_sync(
+                    self.config.check, user, password, limiter=self._threads
+                )
+            finally:
+                self.running -= 1
+        if ok:
+            for key in self._keys(user, address):
+                self._failures.pop(key, None)
+        else:
+            self._failed(user, address, via)
+        return LoginResult(ok)
+
+    def _refused(self, via: str, wait: float) -> LoginResult:
+        if self.metrics is not None:
+            self.metrics.login_refused.labels(via).inc()
+        return LoginResult(False, wait)
+
+    def _failed(self, user: str, address: str, via: str) -> None:
+        now = self.clock()
+        if self.metrics is not None:
+            self.metrics.login_failures.labels(via).inc()
+        if len(self._failures) >= self.MAX_KEYS:
+            self._forget(now)
+        locked: list[str] = []
+        for key in self._keys(user, address):
+            found = self._failures.setdefault(key, _Failures())
+            if now - found.last > self.lock_max_s:
+                found.count = 0
+            found.count += 1
+            found.last = now
+            if found.count >= self.free:
+                # min(): 2 ** a large count would overflow the float.
+                exponent = min(found.count - self.free, 40)
+                lock = min(self.lock_max_s, self.lock_s * 2.0**exponent)
+                found.locked_until = now + lock
+                locked.append(f"{key} for {lock:g} s after {found.count} failures")
+        if locked:
+            logger.warning("web login (%s) locked: %s", via, "; ".join(locked))
+
+    def _forget(self, now: float) -> None:
+        stale = [
+            key
+            for key, found in self._failures.items()
+            if found.locked_until <= now and now - found.last > self.lock_max_s
+        ]
+        for key in stale:
+            del self._failures[key]
+        if len(self._failures) >= self.MAX_KEYS:
+            # Still full of fresh keys: keep the newer half.
+            newest = sorted(self._failures.items(), key=lambda item: item[1].last)
+            self._failures = dict(newest[len(newest) // 2 :])
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 # ------------------------------------------------------------ secret key
@@ -180,9 +381,10 @@ class AuthMiddleware:
     """Lets through logged-in sessions, valid HTTP Basic, open paths, and
     (without configured credentials) loopback connections; answers the rest."""
 
-    def __init__(self, app: ASGIApp, config: AuthConfig) -> None:
+    def __init__(self, app: ASGIApp, config: AuthConfig, guard: LoginGuard | None = None) -> None:
         self.app = app
         self.config = config
+        self.guard = guard if guard is not None else LoginGuard(config)
         # Basic credentials already verified: pbkdf2 is slow on purpose, and
         # a script sends the same header with every call.
         self._basic_ok: set[bytes] = set()
@@ -200,8 +402,15 @@ class AuthMiddleware:
             await response(scope, receive, send)
             return
         connection = HTTPConnection(scope)
-        if connection.session.get(SESSION_USER) == self.config.user or self._basic(connection):
+        if connection.session.get(SESSION_USER) == self.config.user:
             await self.app(scope, receive, send)
+            return
+        basic = await self._basic(connection)
+        if basic is not None and basic.ok:
+            await self.app(scope, receive, send)
+            return
+        if basic is not None and basic.locked:
+            await self._locked(scope, basic)(scope, receive, send)
             return
         await self._challenge(connection)(scope, receive, send)
 
@@ -209,23 +418,37 @@ class AuthMiddleware:
     def _open(path: str) -> bool:
         return path == "/login" or path.startswith(OPEN_PREFIXES)
 
-    def _basic(self, connection: HTTPConnection) -> bool:
+    async def _basic(self, connection: HTTPConnection) -> LoginResult | None:
+        """None without a Basic header."""
         header = connection.headers.get("authorization", "")
         if not header.lower().startswith("basic "):
-            return False
+            return None
         key = hashlib.sha256(header.encode()).digest()
         if key in self._basic_ok:
-            return True
+            # Proven right before: a lock-out caused by someone else's guesses
+            # must not stop a script that knows the password.
+            return LoginResult(True)
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            return False
-        if not self.config.check(user, password):
-            return False
+            return LoginResult(False)
+        result = await self.guard.check(
+            user, password, client_address(connection.scope), via="basic"
+        )
+        if not result.ok:
+            return result
         if len(self._basic_ok) > 1000:
             self._basic_ok.clear()
         self._basic_ok.add(key)
-        return True
+        return result
+
+    @staticmethod
+    def _locked(scope: Scope, result: LoginResult) -> Response:
+        message = LOCKED_MESSAGE.format(seconds=result.retry_after_s)
+        headers = {"Retry-After": str(result.retry_after_s)}
+        if _wants_json(scope):
+            return JSONResponse({"detail": message}, status_code=429, headers=headers)
+        return PlainTextResponse(message, status_code=429, headers=headers)
 
     @staticmethod
     def _refuse_unconfigured(scope: Scope) -> Response:
@@ -251,6 +474,103 @@ class AuthMiddleware:
 
 def _wants_json(scope: Scope) -> bool:
     return str(scope.get("path", "")).startswith("/api")
+
+
+def _refuse(scope: Scope, status: int, message: str) -> Response:
+    if _wants_json(scope) or scope.get("path") == "/healthz":
+        return JSONResponse({"detail": message}, status_code=status)
+    return PlainTextResponse(message, status_code=status)
+
+
+# ------------------------------------------------------- Host and query
+def host_name(header: str) -> str:
+    """The name in a Host header: lower-cased, without the port or the
+    brackets of an IPv6 address."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    if value.count(":") == 1:
+        name, _, port = value.partition(":")
+        if port.isdigit() or not port:
+            return name
+    return value
+
+
+class HostCheckMiddleware:
+    """Answers 400 to a Host header that is not loopback nor configured.
+
+    Without a login this is what stops DNS rebinding: a page on
+    evil.example.com whose name now resolves to 127.0.0.1 reaches the server
+    as a loopback connection, but its Host header still says evil.example.com.
+    It applies to connections that arrived on loopback (the others are
+    refused by the login rule, except open paths without personal data).
+    With a login it applies only when ETRACK_WEB_ALLOWED_HOSTS is set. A
+    request without a Host header (HTTP/1.0, never a browser) passes.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed: Iterable[str], login: bool) -> None:
+        self.app = app
+        self.allowed = frozenset(host_name(name) for name in allowed)
+        self.login = login
+
+    def _applies(self, scope: Scope) -> bool:
+        if self.login:
+            return bool(self.allowed)
+        server = scope.get("server")
+        return server is not None and is_loopback(str(server[0]))
+
+    def allows(self, header: str) -> bool:
+        name = host_name(header)
+        return is_loopback(name) or name in self.allowed or "*" in self.allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self._applies(scope):
+            await self.app(scope, receive, send)
+            return
+        header = Headers(scope=scope).get("host")
+        if header is None or self.allows(header):
+            await self.app(scope, receive, send)
+            return
+        server = scope.get("server") or ("", None)
+        port = f":{server[1]}" if server[1] else ""
+        shown = header[:80]
+        logger.warning("refused Host header %r (not loopback nor ETRACK_WEB_ALLOWED_HOSTS)", shown)
+        message = (
+            f"Host {shown!r} is not served here: open http://127.0.0.1{port}/ or "
+            f"http://localhost{port}/, or add the name to ETRACK_WEB_ALLOWED_HOSTS"
+        )
+        await _refuse(scope, 400, message)(scope, receive, send)
+
+
+def bad_query_text(query_string: bytes) -> str | None:
+    """What is wrong with a query string holding a control character, or None.
+
+    Such a character is never meaningful in a parameter, and PostgreSQL
+    refuses a NUL in text: without this check it surfaced as a 500."""
+    text = query_string.decode("latin-1")
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        for char in name + value:
+            if unicodedata.category(char) == "Cc":
+                return (
+                    f"query parameter {name[:40]!r} contains the control character "
+                    f"U+{ord(char):04X}: send printable text only"
+                )
+    return None
+
+
+class QueryTextMiddleware:
+    """400, naming the parameter, for a control character in the query."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = bad_query_text(scope.get("query_string", b""))
+            if problem is not None:
+                await _refuse(scope, 400, problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def safe_next(value: str | None) -> str:

@@ -150,9 +150,12 @@ UPDATE backfill_partitions
    AND state <> 'running'
 
 -- name: jobs_partitions_open
--- A backfill's partitions with work left, and the state of their job:
--- 'stalled' when it is 'doing' for a worker that stopped beating.
-SELECT p.placa, p.day, p.job_id, j.status::text AS job_status,
+-- A backfill's partitions with work left ('partial' ones included: their
+-- history_at is NULL), and the state of their job: 'stalled' when it is
+-- 'doing' for a worker that stopped beating; controller_lock, when a
+-- backfill controller's own worker holds it.
+SELECT p.placa, p.day, p.job_id, j.status::text AS job_status, j.worker_id,
+       CASE WHEN p.controller_worker = j.worker_id THEN p.controller_lock END AS controller_lock,
        coalesce(j.status = 'doing'
                 AND (j.worker_id IS NULL OR w.id IS NULL
                      OR w.last_heartbeat < now() - make_interval(secs => %(stalled_after)s)),
@@ -188,7 +191,9 @@ RETURNING placa, day
 -- Returns what is left to fetch, or no row.
 UPDATE backfill_partitions p
    SET state = 'running', attempts = p.attempts + 1, job_id = %(job_id)s, error = NULL,
-       will_retry = false, updated_at = now()
+       will_retry = false, controller_lock = %(controller_lock)s,
+       controller_worker = (SELECT worker_id FROM procrastinate_jobs WHERE id = %(job_id)s),
+       updated_at = now()
  WHERE p.placa = %(placa)s AND p.day = %(day)s
    AND (p.history_at IS NULL OR (p.want_trips AND p.trips_at IS NULL))
    AND (p.state <> 'running' OR p.job_id IS NULL OR p.job_id = %(job_id)s
@@ -217,6 +222,29 @@ UPDATE backfill_partitions
 UPDATE backfill_partitions SET trips_at = now(), trips_fetched = %(trips)s, updated_at = now()
  WHERE placa = %(placa)s AND day = %(day)s
 
+-- name: jobs_partition_partial
+-- Fetched before the day was over (plus the late-data margin): the rows are
+-- stored, but history_at / trips_at stay NULL so that a later run fetches
+-- the day again; its backfill counts it as settled.
+UPDATE backfill_partitions
+   SET state = 'partial', rows_fetched = %(received)s, rows_inserted = %(inserted)s,
+       trips_fetched = coalesce(%(trips)s, trips_fetched), history_at = NULL, trips_at = NULL,
+       error = NULL, will_retry = false, updated_at = now()
+ WHERE placa = %(placa)s AND day = %(day)s AND job_id = %(job_id)s
+
+-- name: jobs_controllers_gone
+-- Of these controller locks (two-key advisory locks), those nobody holds:
+-- their controller's session ended, so its process is gone. Taken and given
+-- back in one statement, so this (pooled) session never keeps one.
+SELECT k AS controller_lock
+  FROM unnest(%(keys)s::integer[]) AS k
+ WHERE CASE WHEN pg_try_advisory_lock(%(namespace)s, k)
+            THEN pg_advisory_unlock(%(namespace)s, k) ELSE false END
+
+-- name: jobs_controller_lock
+-- A backfill controller's lock, on its own dedicated session.
+SELECT pg_try_advisory_lock(%(namespace)s, %(key)s)
+
 -- name: jobs_partition_done
 UPDATE backfill_partitions SET state = 'done', error = NULL, will_retry = false, updated_at = now()
  WHERE placa = %(placa)s AND day = %(day)s AND job_id = %(job_id)s
@@ -230,7 +258,7 @@ UPDATE backfill_partitions
 
 -- name: jobs_backfills_ready
 -- Unfinished backfills (all, one by id, or those holding one partition)
--- whose partitions have all settled (done, or failed for good) and whose
+-- whose partitions have all settled (done, partial, or failed for good) and whose
 -- routes job is not already queued or running.
 SELECT b.id
   FROM backfills b
@@ -242,12 +270,14 @@ SELECT b.id
                     WHERE j.id = b.routes_job_id AND j.status IN ('todo', 'doing'))
    AND NOT EXISTS (SELECT 1 FROM backfill_partitions p
                     WHERE p.placa = ANY(b.plates) AND p.day BETWEEN b.date_start AND b.date_end
-                      AND NOT (p.state = 'done' OR (p.state = 'failed' AND NOT p.will_retry)))
+                      AND NOT (p.state IN ('done', 'partial')
+                               OR (p.state = 'failed' AND NOT p.will_retry)))
  ORDER BY b.id
 
 -- name: jobs_backfill_counts
 SELECT count(*) AS total,
        count(*) FILTER (WHERE state = 'done') AS done,
+       count(*) FILTER (WHERE state = 'partial') AS partial,
        count(*) FILTER (WHERE state = 'running') AS running,
        count(*) FILTER (WHERE state = 'pending') AS pending,
        count(*) FILTER (WHERE state = 'failed') AS failed,

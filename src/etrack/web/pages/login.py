@@ -10,7 +10,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from etrack.web.deps import Web
 from etrack.web.pages.render import render
-from etrack.web.security import SESSION_USER, auth_config, safe_next, valid_csrf
+from etrack.web.security import (
+    SESSION_USER,
+    LoginGuard,
+    auth_config,
+    client_address,
+    safe_next,
+    valid_csrf,
+)
 
 __all__ = ["router"]
 
@@ -36,8 +43,23 @@ async def login(
     config = auth_config(web.settings)
     if not valid_csrf(request, csrf):
         raise HTTPException(403, "the form expired: reload the page and try again")
-    ok = await asyncio.to_thread(config.check, username, password)
-    if not ok:
+    guard = web.login_guard or LoginGuard(config)
+    result = await guard.check(username, password, client_address(request.scope), via="form")
+    if result.locked:
+        locked = render(
+            request,
+            "login.html",
+            {
+                "page": "login",
+                "next": safe_next(next),
+                "failed": False,
+                "locked_s": result.retry_after_s,
+            },
+            status_code=429,
+        )
+        locked.headers["Retry-After"] = str(result.retry_after_s)
+        return locked
+    if not result.ok:
         # Slow down guessing; the check itself is constant-time.
         await asyncio.sleep(0.5)
         return render(

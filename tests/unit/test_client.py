@@ -46,6 +46,7 @@ from etrack.provider.client import (
     TOO_DEEP,
     EtracClient,
     History,
+    _suspect_number,
     split_window,
 )
 from etrack.provider.ratelimit import PyrateLimiter, UnlimitedLimiter, rate_for
@@ -974,3 +975,18 @@ async def test_a_gzip_answer_under_the_cap_is_read_whole() -> None:
             len(packed),
             len(payload),
         )
+
+
+@pytest.mark.parametrize(
+    ("text", "suspect"),
+    [
+        ('{"v": 1e400}', True),
+        ('{"v": 1E+400}', True),
+        ('{"v": 1.5e309}', True),
+        ('{"v": ' + "9" * 300 + "}", True),
+        ('{"v": 1e-5, "t": "Rua 1", "x": 12345678}', False),
+        ('{"v": 2.5e10}', False),
+    ],
+)
+def test_numbers_that_may_not_fit_a_float_are_spotted(text: str, suspect: bool) -> None:
+    assert _suspect_number(text) is suspect

@@ -63,6 +63,9 @@ def run(args: argparse.Namespace, target: db.Target) -> None:
             ETRAC_USER=sim.user,
             ETRAC_KEY=sim.key,
             ETRAC_RATE_LIMIT=str(args.rate),
+            # The backfill path at a rate it is told; bench_pace.py measures
+            # the pace finding the rate by itself.
+            ETRAC_RATE_ADAPT="0",
             ETRAC_RATE_SLEEP="0",
             ETRAC_LOG_LEVEL="WARNING",
         )

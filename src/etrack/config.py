@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from etrack.errors import AccountsError, SettingsError
 from etrack.model import canonical_plate
+from etrack.pace import PaceBounds
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -274,7 +276,25 @@ class Settings(BaseSettings):
         "fleet's latest positions weigh about 4.2 MB); a larger one fails that call, unretried.",
     )
     etrac_rate_limit: RateLimit = Field(
-        default=5.0, description="Requests per second allowed per account (shared by all tasks)."
+        default=5.0,
+        description="Requests per second each account starts at (shared by all tasks and "
+        "processes); with ETRAC_RATE_ADAPT the pace then adapts to what the API allows and the "
+        "next run starts at the learned pace.",
+    )
+    etrac_rate_adapt: bool = Field(
+        default=True,
+        description="Adapt each account's pace to the API: faster while answers are fast and no "
+        "429 comes, slower on a 429 or when latency climbs; 0 keeps ETRAC_RATE_LIMIT fixed.",
+    )
+    etrac_rate_max: RateLimit = Field(
+        default=20.0,
+        description="Fastest pace the adaptation may reach, requests per second (an "
+        "ETRAC_RATE_LIMIT above it raises it: the account was said to allow that).",
+    )
+    etrac_rate_min: RateLimit = Field(
+        default=0.5,
+        description="Slowest pace the adaptation may fall to, requests per second (an "
+        "ETRAC_RATE_LIMIT below it lowers it).",
     )
     etrac_rate_sleep: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="Minimum pause in seconds between plates / requests of one worker."
@@ -568,6 +588,19 @@ class Settings(BaseSettings):
         return self.etrac_timezone
 
     @property
+    def pace_bounds(self) -> PaceBounds:
+        """The adaptive pace's start, floor and maximum (etrack.pace). A start
+        (ETRAC_RATE_LIMIT, or an account's rate_limit) outside ETRAC_RATE_MIN..
+        ETRAC_RATE_MAX widens them: whoever set it said the account allows it."""
+        start = self.etrac_rate_limit
+        return PaceBounds(
+            start=start,
+            floor=min(self.etrac_rate_min, start),
+            ceiling=max(self.etrac_rate_max, start),
+            adapt=self.etrac_rate_adapt,
+        )
+
+    @property
     def timeouts(self) -> tuple[float, float]:
         """(connect, read) seconds."""
         return _parse_timeout(self.etrac_timeout)
@@ -625,8 +658,35 @@ def _parse_timeout(value: str) -> tuple[float, float]:
     return (numbers[0], numbers[1])
 
 
+def env_files() -> list[Path]:
+    """The `.env` files settings are read from, the first naming a variable
+    winning (real environment variables win over all): `.env` in the current
+    directory, then in the project root, the nearest directory at or above the
+    current one holding `e-track/` or `pyproject.toml`, then the same found
+    from the running script (the seed's `e-track/*.py`, or a checkout's
+    `.venv/bin/etrack`), so `cd e-track && python3 collector.py` finds the
+    checkout's `.env`. Missing files are skipped."""
+    here = Path.cwd()
+    found = [here / ".env"]
+    for start in (here, Path(sys.argv[0]).resolve().parent if sys.argv[0] else here):
+        root = next(
+            (
+                d
+                for d in (start, *start.parents)
+                if (d / "e-track").is_dir() or (d / "pyproject.toml").is_file()
+            ),
+            None,
+        )
+        if root is not None and root / ".env" not in found:
+            found.append(root / ".env")
+    return found
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings, turning validation errors into one clear line."""
+    """Build the settings (from `env_files()` unless `_env_file` is given),
+    turning validation errors into one clear line."""
+    # pydantic-settings lets a later file win: give them last-wins order.
+    overrides.setdefault("_env_file", tuple(reversed(env_files())))
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -674,9 +734,9 @@ def documented_settings() -> list[tuple[str, str, str, bool]]:
 def render_env_example() -> str:
     """The text of .env.example: every variable, its default and meaning."""
     lines = [
-        "# etrack settings. Copy to .env (read from the current directory; real",
-        "# environment variables win) and uncomment what you change; each line",
-        "# shows the default.",
+        "# etrack settings. Copy to .env (read from the current directory, then from",
+        "# the project root, the directory holding e-track/; real environment",
+        "# variables win) and uncomment what you change; each line shows the default.",
         "# Generated from src/etrack/config.py: `etrack settings --env-example`.",
         "",
     ]

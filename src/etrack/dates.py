@@ -6,6 +6,7 @@ them into exit code 2 before any API call.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, time
@@ -14,24 +15,95 @@ from zoneinfo import ZoneInfo
 
 from etrack.model import canonical_plate
 
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_BR_DATE = re.compile(r"^(\d{2})[/-](\d{2})[/-](\d{4})$")
+# Year first (ISO), or day first with '/' (the seed's) or '-' (the eTrac
+# API's own form, DD-MM-YYYY): never month first. One separator per date.
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_DAY_FIRST = re.compile(r"^(\d{1,2})([/-])(\d{1,2})\2(\d{4})$")
+# Forms we refuse with a hint rather than guess.
+_YEAR_FIRST_SLASH = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}$")
+_SHORT_YEAR = re.compile(r"^\d{1,2}([/-])\d{1,2}\1\d{2}$")
 _TIME = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2}))?$")
 
-DATE_FORMS = "YYYY-MM-DD or DD/MM/YYYY"
+DATE_FORMS = "YYYY-MM-DD, DD/MM/YYYY or DD-MM-YYYY"
+# Longest input echoed back in an error (a request may send anything).
+_SHOWN = 40
 
 
 def parse_day(text: str, *, option: str = "date") -> date:
-    """A local calendar day: YYYY-MM-DD (ISO) or DD/MM/YYYY (the seed's)."""
+    """A local calendar day, in one of DATE_FORMS: YYYY-MM-DD (ISO),
+    DD/MM/YYYY (the seed's) or DD-MM-YYYY (the eTrac API's). A date in one
+    of these forms that is not on the calendar (31/02/2025) says so; a
+    year-first date with '/' or a two-digit year is refused, not guessed."""
     value = text.strip()
-    try:
-        if match := _ISO_DATE.match(value):
-            return date(int(match[1]), int(match[2]), int(match[3]))
-        if match := _BR_DATE.match(value):
-            return date(int(match[3]), int(match[2]), int(match[1]))
-    except ValueError:
-        pass
-    raise ValueError(f"--{option}: expected a date as {DATE_FORMS}, got {text!r}")
+    shown = value[:_SHOWN]
+    if match := _ISO_DATE.match(value):
+        year, month, day = int(match[1]), int(match[2]), int(match[3])
+        return _calendar_day(year, month, day, shown, option, "YYYY-MM-DD puts the month second")
+    if match := _DAY_FIRST.match(value):
+        year, month, day = int(match[4]), int(match[3]), int(match[1])
+        form = "DD/MM/YYYY" if match[2] == "/" else "DD-MM-YYYY"
+        return _calendar_day(year, month, day, shown, option, f"{form} puts the day first")
+    if _YEAR_FIRST_SLASH.match(value):
+        hint = "a year-first date is written YYYY-MM-DD"
+    elif _SHORT_YEAR.match(value):
+        hint = "give the year with 4 digits"
+    else:
+        hint = ""
+    where = f" ({hint})" if hint else ""
+    raise ValueError(f"--{option}: expected a date as {DATE_FORMS}, got {shown!r}{where}")
+
+
+def _calendar_day(year: int, month: int, day: int, shown: str, option: str, order: str) -> date:
+    if year < 1:
+        why = "there is no year 0"
+    elif not 1 <= month <= 12:
+        why = f"there is no month {month}: {order}"
+    else:
+        length = calendar.monthrange(year, month)[1]
+        if 1 <= day <= length:
+            return date(year, month, day)
+        why = f"{calendar.month_name[month]} {year} has {length} days"
+    raise ValueError(f"--{option}: {shown} is not a day of the calendar ({why})")
+
+
+def _shown(value: date) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S" if value.second else "%Y-%m-%d %H:%M")
+    return value.isoformat()
+
+
+def range_error(
+    first: date,
+    last: date,
+    *,
+    start: str,
+    end: str,
+    lang: str = "en",
+    shown: tuple[str, str] | None = None,
+) -> str | None:
+    """The one wording of a reversed range, or None when `first..last` is
+    fine. `start`/`end` name the two inputs (`--date-start`, `date_end`);
+    days include their last one (equal is fine), moments exclude it (the end
+    must come after the start). `lang` "pt" gives the Portuguese pages'
+    text; `shown` the values as the user typed them."""
+    moments = isinstance(first, datetime) and isinstance(last, datetime)
+    if (last > first) if moments else (last >= first):
+        return None
+    if lang == "pt":
+        low, high = shown or (f"{first:%d/%m/%Y}", f"{last:%d/%m/%Y}")
+        must = "deve ser depois do" if moments else "não pode ser antes do"
+        return f"{end} {high} é anterior a {start} {low}: o fim {must} início"
+    low, high = shown or (_shown(first), _shown(last))
+    relation = "is not after" if moments else "is before"
+    must = "after" if moments else "on or after"
+    return f"{end} {high} {relation} {start} {low}: the end must be {must} the start"
+
+
+def check_range(first: date, last: date, start_name: str, end_name: str) -> None:
+    """ValueError with `range_error`'s text when the range is reversed."""
+    error = range_error(first, last, start=start_name, end=end_name)
+    if error is not None:
+        raise ValueError(error)
 
 
 def parse_moment(text: str, tz: ZoneInfo, *, option: str, end: bool = False) -> datetime:
@@ -93,6 +165,6 @@ def _plates_in(items: Iterable[str], *, source: str) -> list[str]:
 
 
 def day_range(start: date, end: date) -> list[date]:
-    if end < start:
-        raise ValueError(f"--date-end {end.isoformat()} is before --date-start {start.isoformat()}")
+    """Every day of start..end (both included); ValueError when reversed."""
+    check_range(start, end, "--date-start", "--date-end")
     return [date.fromordinal(n) for n in range(start.toordinal(), end.toordinal() + 1)]

@@ -29,6 +29,7 @@ __all__ = [
     "AuthenticationError",
     "BusinessError",
     "CredentialsError",
+    "CredentialsRefused",
     "CrontabError",
     "DailyBusy",
     "DailyIncomplete",
@@ -135,6 +136,17 @@ class AuthenticationError(CredentialsError):
         )
 
 
+class CredentialsRefused(CredentialsError):
+    """The account's credentials were refused a moment ago, in this process:
+    this call was not sent (the account's breaker in etrack.jobs.accounts),
+    as it could only be refused again."""
+
+    def __init__(self, account: str, reason: str) -> None:
+        self.account = account
+        self.reason = reason
+        super().__init__(f"account {account}: {reason}; not sent")
+
+
 class BusinessError(ProviderError):
     """The provider understood the request and refused it (``erro`` set).
 
@@ -154,9 +166,24 @@ class BusinessError(ProviderError):
 
 
 class UnknownPlate(BusinessError):
-    """The plate is not in this account's fleet (or is not a plate)."""
+    """The plate is not in this account's fleet (or is not a plate).
+
+    Exit 2: the plate typed is the mistake. The client does not know which
+    plate a request named; whoever does gives it with `naming`."""
 
     kind = "unknown_plate"
+    exit_code = EXIT_USAGE
+    placa: str | None = None
+
+    def naming(self, placa: str, account: str | None = None) -> UnknownPlate:
+        """This refusal as one line naming the plate (and the account asked)."""
+        named = UnknownPlate(self.erro, self.code_header, self.path)
+        named.placa = placa
+        where = f" (account {account})" if account else ""
+        named.args = (
+            f"unknown plate {placa}: eTrac does not know it{where}, it answered {self.erro!r}",
+        )
+        return named
 
 
 class InvalidDate(BusinessError):
@@ -202,6 +229,21 @@ class ApiUnavailable(ProviderError):
         super().__init__(
             f"eTrac API unavailable: POST {path} failed after {attempts} {plural}; "
             f"last cause: {cause}"
+        )
+
+
+class ApiHostUnknown(ProviderError):
+    """The API's host name does not resolve (the name does not exist, as
+    opposed to DNS being down for a moment): a configuration mistake that no
+    retry fixes, so it fails at once."""
+
+    exit_code = EXIT_UNREACHABLE
+
+    def __init__(self, host: str, base_url: str) -> None:
+        self.host = host
+        super().__init__(
+            f"eTrac API host {host!r} does not resolve (no such name in DNS): check "
+            f"ETRAC_API_BASE (now {base_url})"
         )
 
 

@@ -1,14 +1,49 @@
-"""Logging set-up: one format, and secrets scrubbed from every record."""
+"""Logging set-up: one format, and secrets scrubbed from every record; and
+`format_moment`, the one way a moment is shown to a user (CLI output, logs)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+from datetime import UTC, datetime, tzinfo
 
 from etrack.config import Account, Settings
 
+__all__ = [
+    "MomentFormatter",
+    "RedactSecrets",
+    "format_moment",
+    "redact",
+    "secrets_of",
+    "setup_logging",
+]
+
 _URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@")
+
+
+def format_moment(moment: datetime, tz: tzinfo) -> str:
+    """`moment` as the user reads it: local time in `tz`, to the second, with
+    the zone (`2026-12-02 02:45:30 -03`). A naive `moment` is taken as UTC,
+    which is what etrack's own clocks give."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(tz)
+    # %Z is the zone's abbreviation (-03, UTC, CET); %z when a zone has none.
+    zone = local.strftime("%Z") or local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} {zone}"
+
+
+class MomentFormatter(logging.Formatter):
+    """Log lines stamped with `format_moment` in the user's time zone, so a
+    cron log reads like the CLI's output."""
+
+    def __init__(self, fmt: str, tz: tzinfo) -> None:
+        super().__init__(fmt)
+        self._tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return format_moment(datetime.fromtimestamp(record.created, UTC), self._tz)
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -60,7 +95,9 @@ def setup_logging(settings: Settings) -> None:
             root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler._etrack = True  # type: ignore[attr-defined]  # marks our own handler for re-setup
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        MomentFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", settings.tz)
+    )
     handler.addFilter(RedactSecrets(secrets_of(settings)))
     root.addHandler(handler)
     root.setLevel(settings.etrac_log_level)

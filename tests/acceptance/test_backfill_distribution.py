@@ -27,7 +27,9 @@ def test_workers_split_a_backfill_within_the_rate_limit(
     sim = make_simulator(vehicles=10, latency_ms=100, rate_limit_per_s=RATE)
     plates = sim.fleet.plates()
     prepare_database(database_url)
-    env = jobs_env(sim, database_url, ETRAC_RATE_LIMIT=str(RATE))
+    # The rate told and fixed: this is about the shared budget holding across
+    # processes (the adaptive pace is tests/integration/test_pace_simulator.py).
+    env = jobs_env(sim, database_url, ETRAC_RATE_LIMIT=str(RATE), ETRAC_RATE_ADAPT="0")
     workers = [
         start_etrack("worker", "--concurrency", "4", env=env, cwd=tmp_path) for _ in range(2)
     ]

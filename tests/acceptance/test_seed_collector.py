@@ -108,7 +108,7 @@ def test_seed_fetch_commands_work_and_are_idempotent(
         (["--fetch-plate", "ABCD-12"], "expected a Brazilian plate like ABC1234 or ABC1D23"),
         (
             ["--fetch-history", "ABC1234", "--date", "2025-13-01"],
-            "--date: expected a date as YYYY-MM-DD or DD/MM/YYYY",
+            "--date: 2025-13-01 is not a day of the calendar",
         ),
         (["--fetch-trips", "ABC1234"], "--fetch-trips needs --date"),
         (["--fetch-history", "ABC1234"], "needs --date D, or both --date-start and --date-end"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -247,7 +248,7 @@ def test_a_backfill_started_from_the_jobs_page_completes(
     page.check('input[name="with_trips"]')
     page.click('#backfill-form button[type="submit"]')
     page.wait_for_selector("#flash")
-    assert "backfill #" in (page.text_content("#flash") or "")
+    assert "backfill nº" in (page.text_content("#flash") or "")
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         row = page.locator("#backfill-table tbody tr").first
@@ -258,6 +259,66 @@ def test_a_backfill_started_from_the_jobs_page_completes(
     else:
         raise AssertionError("the backfill did not finish within 90 s")
     summary = page.locator("#backfill-table tbody tr").first.locator(".backfill-summary")
-    assert "routes" in (summary.text_content() or "")
-    assert "1/1" in (page.locator("#backfill-table tbody tr").first.text_content() or "")
+    assert "rotas:" in (summary.text_content() or "")
+    progress = page.locator("#backfill-table tbody tr").first.locator(".backfill-progress")
+    assert (progress.text_content() or "").strip() == "1 partição, 1 feita"
     assert page.locator("#runs-table tbody tr").count() >= 1
+
+
+# ------------------------------------------------------------- a phone's width
+PHONE = {"width": 390, "height": 844}
+
+LAYOUT = """(selector) => {
+    const box = document.querySelector(selector).getBoundingClientRect();
+    return {
+        left: box.left, right: box.right, width: box.width, height: box.height,
+        innerWidth: window.innerWidth,
+        scrollWidth: document.documentElement.scrollWidth,
+    };
+}"""
+
+
+def assert_fits_the_phone(page: Page, selector: str) -> None:
+    """`selector` (a map) lies inside the viewport's width with a height, and
+    nothing on the page overflows it sideways."""
+    box = page.evaluate(LAYOUT, selector)
+    assert box["innerWidth"] == PHONE["width"], box
+    assert box["height"] > 100, (selector, box)
+    assert box["left"] >= 0, (selector, box)
+    assert box["right"] <= box["innerWidth"] + 1, (selector, box)
+    assert box["scrollWidth"] <= box["innerWidth"] + 1, (selector, box)
+
+
+def test_the_pages_fit_a_phone(page: Page, server: ServerThread, web_data: WebData) -> None:
+    page.set_viewport_size(PHONE)
+    page.goto(f"{server.url}/")
+    page.wait_for_selector('#map[data-loaded="1"]')
+    assert_fits_the_phone(page, "#map")
+    assert_fits_the_phone(page, "#vehicle-list")
+    # The count under the filters: plural rules, not "1 veículos".
+    assert page.text_content("#fleet-count") == f"{len(web_data.plates)} veículos"
+    page.fill("#filter-plate", web_data.plates[0])
+    assert page.text_content("#fleet-count") == "1 veículo"
+    when = page.text_content("#vehicle-list li .when") or ""
+    assert re.fullmatch(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}", when), when
+    page.fill("#filter-plate", "")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "fleet-map-phone.png"))
+    plate, day = busiest_plate_day(web_data)
+    page.goto(f"{server.url}/vehicles/{plate}/{day.isoformat()}")
+    page.wait_for_selector('#map[data-loaded="1"]')
+    assert_fits_the_phone(page, "#map")
+    assert_fits_the_phone(page, "#trip-list")
+    # Leaflet drew into the map at the phone's size.
+    assert page.evaluate("window.etrackDay.map.getSize().x") <= PHONE["width"]
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SCREENSHOTS / "vehicle-day-phone.png"), full_page=True)
+    for path in (
+        "/jobs",
+        f"/report?start={day.isoformat()}&end={day.isoformat()}",
+        "/db/positions",
+    ):
+        page.goto(f"{server.url}{path}")
+        page.screenshot(path=str(SCREENSHOTS / f"phone{path.split('?')[0].replace('/', '-')}.png"))
+        width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1] + 1, (path, width)

@@ -343,7 +343,7 @@ def test_etrack_accounts_lists_and_checks_and_the_web_reports_the_broken_one(
     monkeypatch.setenv("ETRACK_ACCOUNTS_FILE", str(accounts_settings.etrack_accounts_file))
     monkeypatch.setenv("SOUTH_ETRAC_KEY", "wrong-key")
 
-    assert run_cli(["accounts", "check"]) == 1
+    assert run_cli(["accounts", "check"]) == 2
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"north: ok, {len(north)} vehicles"
     assert out[1].startswith("south: credentials refused:")
@@ -353,7 +353,10 @@ def test_etrack_accounts_lists_and_checks_and_the_web_reports_the_broken_one(
     capsys.readouterr()
     assert run_cli(["accounts", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["account", "vehicles", "last", "success", "req/s", "state"]
+    assert lines[0].split() == [
+        "account", "vehicles", "last", "success", "start", "pace/s", "learned",
+        "429s/requests", "latency", "state",
+    ]  # fmt: skip
     assert lines[1].split()[:2] == ["north", str(len(north))]
     assert lines[1].endswith("ok")
     assert lines[2].split()[:3] == ["south", "0", "never"]

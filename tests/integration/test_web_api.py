@@ -70,7 +70,9 @@ def web_settings(database_url: str, sim: SimulatorHandle, data_dir: Path, **extr
         etrac_api_base=sim.base_url,
         etrac_user=sim.user,
         etrac_key=SecretStr(sim.key),
+        # A fixed fast pace: the simulator is local and has no limit.
         etrac_rate_limit=1000.0,
+        etrac_rate_adapt=False,
         **extra,
     )
 
@@ -334,12 +336,12 @@ def test_summaries_and_report(client: TestClient, web_data: WebData) -> None:
     ("url", "status", "words"),
     [
         ("/api/vehicles/XX1", 422, "expected a Brazilian plate"),
-        ("/api/positions/ABC1234?date=32/01/2025", 422, "YYYY-MM-DD or DD/MM/YYYY"),
+        ("/api/positions/ABC1234?date=32/01/2025", 422, "is not a day of the calendar"),
         ("/api/positions/ABC1234?start=2025-01-01&end=2025-03-01", 400, "at most 31 days"),
         ("/api/positions/ABC1234?date=2025-01-01&start=2025-01-01", 400, "either date"),
         ("/api/positions/ABC1234?limit=100000", 422, "limit"),
         ("/api/positions/ABC1234?cursor=yesterday", 422, "cursor"),
-        ("/api/vehicles/ABC1234/days/2025-13-01/route", 422, "day: expected a date"),
+        ("/api/vehicles/ABC1234/days/2025-13-01/route", 422, "day: 2025-13-01 is not a day"),
         ("/api/vehicles/ABC1234/days/2025-01-01/route", 404, "no route"),
         ("/api/vehicles/ABC1234/days/2025-01-01/export/pdf", 422, "fmt"),
         ("/api/summaries?start=2025-01-02&end=2025-01-01", 400, "before start"),

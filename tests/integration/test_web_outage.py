@@ -69,7 +69,8 @@ def test_an_outage_is_a_503_with_retry_after_for_the_api_and_the_pages(tmp_path:
     assert page.status_code == 503, page.text
     assert int(page.headers["retry-after"]) > 0
     assert page.headers["content-type"].startswith("text/html")
-    assert "database unavailable" in page.text
+    # The pages speak the UI's Portuguese (issue 14); the API keeps the English above.
+    assert "o banco de dados não responde" in page.text
     assert "Traceback" not in page.text
 
     for response in (api, page, jobs):

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from etrack.web import create_app
+from etrack.web import create_app, i18n
 from etrack.web.security import hash_password, verify_password
 from fixtures_db import subprocess_env
 from integration.test_web_api import LOCAL, WebData, busiest_plate_day, loaded_web_data
@@ -87,7 +87,10 @@ def test_seed_urls_redirect_to_the_vehicle_day(client: TestClient, web_data: Web
     assert client.get("/map").status_code == 200
     bad = client.get("/map-route?plate=nope")
     assert bad.status_code == 422
-    assert "expected a Brazilian plate" in bad.text
+    assert "placa inválida" in bad.text
+    english = client.get("/map-route?plate=nope&lang=en")
+    assert "expected a Brazilian plate" in english.text
+    client.cookies.clear()
 
 
 def test_report_page_sorts(client: TestClient, web_data: WebData) -> None:
@@ -276,7 +279,7 @@ def test_jobs_page_starts_a_backfill_the_embedded_scheduler_completes(
             },
         )
         assert started.status_code == 200
-        assert "backfill #" in started.text
+        assert "backfill nº" in started.text
         deadline = time.monotonic() + 90
         backfill: dict[str, object] = {}
         while time.monotonic() < deadline:
@@ -297,4 +300,6 @@ def test_jobs_page_starts_a_backfill_the_embedded_scheduler_completes(
         runs = browser.get("/api/jobs/runs").json()["runs"]
         assert {"backfill_partition", "backfill_routes"} <= {r["kind"] for r in runs}
         page = browser.get("/jobs")
-        assert str(backfill["routes_summary"]) in page.text
+        # The English summary of the jobs layer, in the page's Portuguese.
+        assert i18n.localize(str(backfill["routes_summary"]), "pt-BR") in page.text
+        assert "rotas:" in page.text

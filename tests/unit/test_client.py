@@ -82,12 +82,19 @@ class RecordingLimiter:
     def __init__(self) -> None:
         self.acquired = 0
         self.penalties: list[float] = []
+        self.recorded: list[tuple[bool, float | None]] = []
 
     async def acquire(self) -> None:
         self.acquired += 1
 
     def penalize(self, seconds: float) -> None:
         self.penalties.append(seconds)
+
+    async def record(
+        self, latency_s: float, *, throttled: bool, retry_after_s: float | None = None
+    ) -> None:
+        self.recorded.append((throttled, retry_after_s))
+        assert latency_s >= 0
 
 
 def make_client(handler: Handler, **kwargs: Any) -> EtracClient:
@@ -347,6 +354,20 @@ async def test_retry_after_seconds_is_requested_and_penalizes_the_limiter(
     assert limiter.penalties == [7.0]
     assert limiter.acquired == 2
     assert "HTTP 429 (Retry-After 7 s)" in caplog.text
+    # The pace learns from both answers: one 429 (with its Retry-After), one success.
+    assert limiter.recorded == [(True, 7.0), (False, None)]
+
+
+async def test_the_pace_learns_from_code_header_429_but_not_from_5xx() -> None:
+    limiter = RecordingLimiter()
+    handler, _ = scripted(
+        httpx.Response(503),
+        ok({"code_header": 429, "erro": "Limite"}, **{"Retry-After": "2"}),
+        ok({"code_header": 200, "retorno": []}),
+    )
+    async with make_client(handler, limiter=limiter, wait_initial=0.0, wait_jitter=0.0) as client:
+        assert await client.latest_positions() == []
+    assert limiter.recorded == [(True, 2.0), (False, None)]
 
 
 async def test_retry_after_is_the_wait_stamina_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:

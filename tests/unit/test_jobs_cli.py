@@ -32,7 +32,7 @@ def test_register_adds_the_commands_once() -> None:
         ),
         (
             ["backfill", "--date-start", "2025-13-01", "--date-end", "2025-01-01"],
-            "--date-start: expected a date as YYYY-MM-DD or DD/MM/YYYY",
+            "--date-start: 2025-13-01 is not a day of the calendar",
         ),
         (
             ["backfill", "--date-start", "2025-01-01", "--date-end", "2025-01-02", "--plates", "X"],

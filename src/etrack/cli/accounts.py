@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from etrack.cli.common import database, echo, settings
+from etrack.cli.common import database, echo, require_credentials, settings
 from etrack.config import Account, load_accounts, select_accounts
-from etrack.errors import EXIT_FAILURE, CredentialsError
-from etrack.logs import redact, secrets_of
+from etrack.errors import CredentialsError, exit_code_for
+from etrack.logs import format_moment, redact, secrets_of
 from etrack.provider.client import EtracClient
-from etrack.store import db
+from etrack.store import db, rates
 from etrack.store.accounts import mark_failing, mark_ok, states
 
 __all__ = ["accounts_app", "register"]
@@ -31,7 +31,7 @@ AccountOpt = Annotated[
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return "never"
-    return moment.astimezone(settings().tz).strftime("%Y-%m-%d %H:%M:%S")
+    return format_moment(moment, settings().tz)
 
 
 @accounts_app.callback()
@@ -47,27 +47,90 @@ def list_accounts(account: AccountOpt = None) -> None:
     chosen = {a.name for a in select_accounts(accounts, account)}
     with db.connection(database()) as conn:
         rows = [row for row in states(conn, accounts) if row.name in chosen or not account]
-    header = f"{'account':<16} {'vehicles':>8}  {'last success':<19}  {'req/s':>6}  state"
+        paces = rates.paces_of(conn, accounts)
+    header = (
+        f"{'account':<16} {'vehicles':>8}  {'last success':<24}  {'start':>5}  "
+        f"{'pace/s':>6}  {'learned':<8}  {'429s/requests':>14}  {'latency':>7}  state"
+    )
     echo(header)
     for row in rows:
-        rate = f"{row.rate_limit:g}" if row.rate_limit is not None else "-"
+        start = f"{row.rate_limit:g}" if row.rate_limit is not None else "-"
+        pace = paces.get(row.name)
         state = row.state if row.configured else f"{row.state} (not configured)"
         if row.state == "failing":
             state += f": {row.reason}; next try {_when(row.retry_at)}"
         echo(
-            f"{row.name:<16} {row.vehicles:>8}  {_when(row.last_success_at):<19}  {rate:>6}  {state}"
+            f"{row.name:<16} {row.vehicles:>8}  {_when(row.last_success_at):<24}  {start:>5}  "
+            f"{_pace_columns(pace)}  {state}"
         )
+
+
+def _pace_columns(pace: rates.AccountRate | None) -> str:
+    """Current pace, whether a 429 taught it (or it is still growing), the
+    429 count and the answers' latency."""
+    if pace is None or pace.rate is None:
+        return f"{'-':>6}  {'-':<8}  {'-':>14}  {'-':>7}"
+    learned = "learning" if pace.learning else "yes"
+    counts = f"{pace.throttled}/{pace.requests}"
+    latency = f"{pace.latency_s * 1000:.0f} ms" if pace.latency_s is not None else "-"
+    return f"{pace.rate:>6.2f}  {learned:<8}  {counts:>14}  {latency:>7}"
+
+
+@accounts_app.command("rate")
+def account_rate(
+    account: AccountOpt = None,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset", help="Forget the learned pace: the next run starts at ETRAC_RATE_LIMIT."
+        ),
+    ] = False,
+) -> None:
+    """Each account's API pace: what it starts at, what it learned, its
+    bounds (ETRAC_RATE_LIMIT, ETRAC_RATE_MIN, ETRAC_RATE_MAX, ETRAC_RATE_ADAPT)."""
+    current = settings()
+    accounts = select_accounts(load_accounts(current), account)
+    with db.connection(database()) as conn:
+        paces = rates.paces_of(conn, accounts)
+        for chosen in accounts:
+            bounds = current.for_account(chosen).pace_bounds
+            mode = "adaptive" if bounds.adapt else "fixed"
+            pace = paces.get(chosen.name)
+            if reset:
+                forgot = rates.forget(conn, rates.account_key(chosen.user))
+                what = "forgot its learned pace" if forgot else "had no learned pace"
+                echo(f"{chosen.name}: {what}; the next run starts at {bounds.start:g}/s")
+                continue
+            now = (
+                "not measured yet"
+                if pace is None or pace.rate is None
+                else (
+                    f"{pace.rate:.2f}/s, "
+                    + (
+                        "still growing (no 429 yet)"
+                        if pace.learning
+                        else f"last 429 at {pace.throttled_at_rate:.2f}/s"
+                    )
+                    + f", {pace.throttled} 429s in {pace.requests} requests"
+                )
+            )
+            echo(
+                f"{chosen.name}: {mode}, start {bounds.start:g}/s, between {bounds.floor:g} and "
+                f"{bounds.ceiling:g}/s; now {now}"
+            )
 
 
 @accounts_app.command("check")
 def check_accounts(account: AccountOpt = None) -> None:
-    """Call the API once per account (latest positions) and report; exit 1
-    if any account fails."""
+    """Call the API once per account (latest positions) and report; exit 2
+    if credentials are refused, 3 if the API is unreachable, 1 for any other
+    failure (with several accounts failing, the highest)."""
     current = settings()
     accounts = select_accounts(load_accounts(current), account)
+    require_credentials(accounts)  # before the database
     target = database()
 
-    async def one(chosen: Account) -> tuple[bool, str]:
+    async def one(chosen: Account) -> tuple[int, str]:
         secrets = secrets_of(current, chosen)
         try:
             async with EtracClient.from_settings(current.for_account(chosen)) as client:
@@ -75,22 +138,24 @@ def check_accounts(account: AccountOpt = None) -> None:
         except CredentialsError as exc:
             reason = redact(str(exc), secrets)
             await asyncio.to_thread(_mark_failing, target, chosen, reason)
-            return False, f"credentials refused: {reason}"
+            return exit_code_for(exc), f"credentials refused: {reason}"
         except Exception as exc:
             # Whatever went wrong is this account's line of the report; the
             # other accounts are still checked.
-            return False, f"failed: {redact(f'{type(exc).__name__}: {exc}', secrets)}"
+            reason = redact(f"{type(exc).__name__}: {exc}", secrets)
+            return exit_code_for(exc), f"failed: {reason}"
         await asyncio.to_thread(_mark_ok, target, chosen)
-        return True, f"ok, {len(rows)} vehicles"
+        return 0, f"ok, {len(rows)} vehicles"
 
-    async def go() -> list[tuple[bool, str]]:
+    async def go() -> list[tuple[int, str]]:
         return await asyncio.gather(*(one(a) for a in accounts))
 
     results = asyncio.run(go())
     for chosen, (_, line) in zip(accounts, results, strict=True):
         echo(f"{chosen.name}: {line}")
-    if not all(ok for ok, _ in results):
-        raise typer.Exit(EXIT_FAILURE)
+    code = max(code for code, _ in results)
+    if code:
+        raise typer.Exit(code)
 
 
 def _mark_ok(target: db.Target, account: Account) -> None:

@@ -8,33 +8,52 @@ This module imports no other module of etrack.cli: the groups build on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 
-from etrack.config import Account, Settings, load_accounts, load_settings, select_accounts
-from etrack.dates import day_range, parse_day, parse_plate, parse_plates
-from etrack.errors import UsageError
+from etrack.config import (
+    Account,
+    Settings,
+    env_files,
+    load_accounts,
+    load_settings,
+    select_accounts,
+)
+from etrack.dates import DATE_FORMS, day_range, parse_day, parse_plate, parse_plates
+from etrack.errors import CredentialsError, UsageError
+from etrack.logs import format_moment
 from etrack.store import db, migrations
 from etrack.store.accounts import owners
+from etrack.store.positions import known_plates
 
 __all__ = [
     "AccountOpt",
     "DateOpt",
     "PlateArg",
     "PlatesFileOpt",
+    "api_accounts",
     "chosen_accounts",
     "database",
     "echo",
+    "echo_summary",
+    "moment",
     "read_day",
     "read_days",
     "read_plate",
     "read_plates",
     "reload_settings",
+    "require_credentials",
+    "require_known_plates",
     "settings",
+    "summary_printed_here",
     "user_input",
 ]
 
@@ -42,7 +61,7 @@ T = TypeVar("T")
 
 # ------------------------------------------------------------------ options
 PlateArg = Annotated[str, typer.Argument(help="Plate, e.g. ABC1234, ABC-1234 or Mercosul ABC1D23.")]
-DateOpt = Annotated[str | None, typer.Option("--date", help="Local day: YYYY-MM-DD or DD/MM/YYYY.")]
+DateOpt = Annotated[str | None, typer.Option("--date", help=f"Local day: {DATE_FORMS}.")]
 AccountOpt = Annotated[
     str | None,
     typer.Option("--account", help="Only this account (ETRACK_ACCOUNTS_FILE); default: all."),
@@ -92,8 +111,68 @@ def chosen_accounts(account: str | None, plate: str | None = None) -> list[Accou
         return [owners(conn, accounts, [plate])[plate]]
 
 
+def require_credentials(accounts: Sequence[Account]) -> None:
+    """Refuse at once, before the database is opened (which can mean starting
+    the embedded server and migrating), to call the API for an account
+    without ETRAC_USER/ETRAC_KEY; saying where the settings were looked for."""
+    for account in accounts:
+        if not account.user or account.key is None or not account.key.get_secret_value():
+            looked = ", ".join(str(path) for path in env_files())
+            raise CredentialsError(
+                "ETRAC_USER and ETRAC_KEY must be set to call the eTrac API "
+                f"(looked in the environment and in {looked})"
+            )
+
+
+def api_accounts(account: str | None, plate: str | None = None) -> list[Account]:
+    """`chosen_accounts` for a command that calls the API: credentials checked first."""
+    require_credentials(select_accounts(load_accounts(settings()), account))
+    return chosen_accounts(account, plate)
+
+
 def echo(message: str) -> None:
     typer.echo(message)
+
+
+def moment(value: datetime) -> str:
+    """A moment as CLI output shows it: local time (ETRAC_TIMEZONE), to the
+    second, with the zone."""
+    return format_moment(value, settings().tz)
+
+
+def _stdout_is_the_log() -> bool:
+    # cron's `>> file 2>&1`: stdout and stderr are one file that is not a
+    # terminal, so the summary sits among timestamped log lines.
+    try:
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False  # captured streams (tests, CliRunner) have no descriptor
+    return not sys.stdout.isatty() and (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino)
+
+
+def echo_summary(line: str) -> None:
+    """A command's summary line, printed once on stdout; stamped like the
+    log lines when stdout is a log file shared with them (cron)."""
+    if _stdout_is_the_log():
+        line = f"{moment(datetime.now(UTC))} {line}"
+    echo(line)
+
+
+@contextmanager
+def summary_printed_here(*loggers: str) -> Iterator[None]:
+    """While a command runs a step whose loggers log its summary at INFO, and
+    prints that summary itself: hold those INFO lines back so the summary is
+    said once (warnings still show; ETRAC_LOG_LEVEL=DEBUG shows all)."""
+    held = [logging.getLogger(name) for name in loggers]
+    before = [logger.level for logger in held]
+    for logger in held:
+        if not logger.isEnabledFor(logging.DEBUG):
+            logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(held, before, strict=True):
+            logger.setLevel(level)
 
 
 # ------------------------------------------------------------ user's input
@@ -112,6 +191,23 @@ def read_plate(text: str) -> str:
 def read_plates(given: str | None, plates_file: Path | None) -> list[str] | None:
     """--plates and --plates-file together; None when neither was given."""
     return user_input(lambda: parse_plates(given, plates_file))
+
+
+def require_known_plates(target: db.Target, plates: list[str] | None) -> None:
+    """UsageError naming the plates typed that this database has never seen
+    (every fetch stores its plates in terminals): work on them would only
+    find nothing."""
+    if not plates:
+        return
+    with db.connection(target) as conn:
+        known = set(known_plates(conn))
+    unknown = [placa for placa in plates if placa not in known]
+    if unknown:
+        which = "plate" if len(unknown) == 1 else "plates"
+        raise UsageError(
+            f"unknown {which} {', '.join(unknown)}: not in this database's vehicles "
+            "(etrack fetch-latest lists the fleet)"
+        )
 
 
 def read_day(text: str, option: str = "date") -> date:

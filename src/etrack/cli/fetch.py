@@ -13,9 +13,10 @@ from etrack.cli.common import (
     AccountOpt,
     DateOpt,
     PlateArg,
+    api_accounts,
     chosen_accounts,
     database,
-    echo,
+    echo_summary,
     read_day,
     read_plate,
     settings,
@@ -23,8 +24,8 @@ from etrack.cli.common import (
 )
 from etrack.collect import Collector, open_collector, run_forever
 from etrack.config import Account
-from etrack.dates import parse_moment
-from etrack.errors import CredentialsError, UsageError
+from etrack.dates import DATE_FORMS, parse_moment, range_error
+from etrack.errors import CredentialsError, UnknownPlate, UsageError
 from etrack.store import db
 from etrack.store.accounts import mark_failing, mark_ok
 
@@ -40,7 +41,7 @@ def run_collector(
     """Run one fetch step for each account (at once, each under its own
     budget) and print its summary line; one account's failure does not stop
     the others, and is raised (exit code) once they are done."""
-    accounts = chosen_accounts(account, plate)
+    accounts = api_accounts(account, plate)
     target = database()
     current = settings()
 
@@ -54,6 +55,10 @@ def run_collector(
                 with db.connection(target) as conn:
                     mark_failing(conn, chosen, str(exc), current.etrack_account_retry_s)
                 raise
+            except UnknownPlate as exc:
+                if plate is None:
+                    raise
+                raise exc.naming(plate, chosen.name if len(accounts) > 1 else None) from None
             with db.connection(target) as conn:
                 mark_ok(conn, chosen)
             return collector.summary.line()
@@ -66,9 +71,9 @@ def run_collector(
     for chosen, result in zip(accounts, results, strict=True):
         if len(accounts) == 1:
             if isinstance(result, str):
-                echo(result)
+                echo_summary(result)
         elif isinstance(result, str):
-            echo(f"{chosen.name}: {result}")
+            echo_summary(f"{chosen.name}: {result}")
         else:
             typer.echo(f"{chosen.name}: failed: {result}", err=True)
     if errors:
@@ -88,7 +93,7 @@ def fetch_latest(
     if not loop:
         run_collector(lambda c: c.fetch_latest(), account=account)
         return
-    if account is not None or len(chosen_accounts(None)) > 1:
+    if account is not None or len(api_accounts(None)) > 1:
         raise UsageError(
             "--loop collects one account; with several, run `etrack worker` (it fetches every "
             "account on ETRACK_FETCH_CRON)"
@@ -129,14 +134,17 @@ def fetch_history(
         raise UsageError("fetch-history needs --date D, or both --date-start and --date-end")
     start = user_input(lambda: parse_moment(date_start, tz, option="date-start"))
     end = user_input(lambda: parse_moment(date_end, tz, option="date-end", end=True))
-    if end <= start:
-        raise UsageError(f"--date-end {date_end!r} is not after --date-start {date_start!r}")
+    reversed_range = range_error(
+        start, end, start="--date-start", end="--date-end", shown=(date_start, date_end)
+    )
+    if reversed_range is not None:
+        raise UsageError(reversed_range)
     run_collector(lambda c: c.fetch_history_range(placa, start, end), account=account, plate=placa)
 
 
 def fetch_trips(
     plate: PlateArg,
-    date: Annotated[str, typer.Option("--date", help="Local day: YYYY-MM-DD or DD/MM/YYYY.")],
+    date: Annotated[str, typer.Option("--date", help=f"Local day: {DATE_FORMS}.")],
     account: AccountOpt = None,
 ) -> None:
     """The provider's trip summaries (resumoviagens) of one plate and day into trips."""

@@ -23,17 +23,20 @@ from rich.progress import (
 from etrack.cli.common import (
     AccountOpt,
     PlatesFileOpt,
+    api_accounts,
     chosen_accounts,
     database,
     echo,
+    echo_summary,
     read_day,
     read_plates,
     settings,
+    summary_printed_here,
     user_input,
 )
 from etrack.config import Settings, load_accounts
-from etrack.dates import day_range
-from etrack.errors import EXIT_FAILURE, EXIT_INTERRUPTED, DailyBusy, UsageError
+from etrack.dates import DATE_FORMS, day_range
+from etrack.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CredentialsError, DailyBusy, UsageError
 from etrack.jobs import backfill as bf
 from etrack.jobs.app import open_app, pool_sizes
 from etrack.jobs.backfill import BackfillRequest, Counts
@@ -41,6 +44,7 @@ from etrack.jobs.daily import DailyOptions, run_daily
 from etrack.jobs.env import EtrackApp, JobEnv
 from etrack.jobs.runs import list_runs, recorded_run
 from etrack.jobs.worker import run_worker
+from etrack.logs import format_moment
 from etrack.store import db
 
 __all__ = ["backfill_app", "backfill_here", "register"]
@@ -62,9 +66,7 @@ BatchOpt = Annotated[
     int | None,
     typer.Option("--batch-size", min=1, help="Plates per batch (ETRAC_BATCH_SIZE)."),
 ]
-DateStartOpt = Annotated[
-    str, typer.Option("--date-start", help="First local day: YYYY-MM-DD or DD/MM/YYYY.")
-]
+DateStartOpt = Annotated[str, typer.Option("--date-start", help=f"First local day: {DATE_FORMS}.")]
 DateEndOpt = Annotated[str, typer.Option("--date-end", help="Last local day (included).")]
 
 backfill_app = typer.Typer(
@@ -152,14 +154,14 @@ def jobs(
         return
     tz = settings().tz
     for run in runs:
-        start = run.started_at.astimezone(tz)
         took = (
             f"{(run.finished_at - run.started_at).total_seconds():.1f} s"
             if run.finished_at
             else "-"
         )
         args = " ".join(f"{k}={v}" for k, v in sorted(run.args.items()))
-        echo(f"#{run.id} {start:%Y-%m-%d %H:%M:%S} {run.status:<11} {run.kind} {args} ({took})")
+        started = format_moment(run.started_at, tz)
+        echo(f"#{run.id} {started} {run.status:<11} {run.kind} {args} ({took})")
         detail = run.error if run.status in ("failed", "interrupted") else run.summary
         if detail:
             echo("    " + detail.strip().splitlines()[-1 if run.error else 0][:300])
@@ -205,8 +207,10 @@ def daily(
             return str(busy), 0
         return result.line(), EXIT_FAILURE if result.failed else 0
 
-    line, code = _with_app(go, sleep=sleep)
-    echo(line)
+    api_accounts(account)  # credentials before the database
+    with summary_printed_here("etrack.trips", "etrack.jobs.daily"):
+        line, code = _with_app(go, sleep=sleep)
+    echo_summary(line)
     if code:
         raise typer.Exit(code)
 
@@ -216,7 +220,7 @@ def daily(
 def backfill(
     ctx: typer.Context,
     date_start: Annotated[
-        str | None, typer.Option("--date-start", help="First local day: YYYY-MM-DD or DD/MM/YYYY.")
+        str | None, typer.Option("--date-start", help=f"First local day: {DATE_FORMS}.")
     ] = None,
     date_end: Annotated[
         str | None, typer.Option("--date-end", help="Last local day (included).")
@@ -263,13 +267,16 @@ def backfill(
         batch_size=batch_size or current.etrac_batch_size,
         account=_account(account),
     )
+    if not enqueue_only:  # else the workers call the API, with their own settings
+        api_accounts(account)
     collector_pool, job_pool = pool_sizes(concurrency)
-    code = _with_app(
-        lambda app: _backfill(app, request, concurrency=concurrency, enqueue_only=enqueue_only),
-        sleep=sleep,
-        pool_size=collector_pool,
-        max_pool=job_pool,
-    )
+    with summary_printed_here("etrack.trips"):  # the status lines below say the routes
+        code = _with_app(
+            lambda app: _backfill(app, request, concurrency=concurrency, enqueue_only=enqueue_only),
+            sleep=sleep,
+            pool_size=collector_pool,
+            max_pool=job_pool,
+        )
     if code:
         raise typer.Exit(code)
 
@@ -343,7 +350,7 @@ async def _work_and_report(app: EtrackApp, backfill_id: int, concurrency: int) -
 
     current = await bf.load_backfill(app, backfill_id)
     assert current is not None
-    with _ProgressBar(current.partitions) as bar:
+    with _ProgressBar(current.partitions, pace=app.env.pace) as bar:
         finished = await bf.work_off(app, current, concurrency=concurrency, on_progress=bar.update)
     final = await bf.status(app, backfill_id)
     assert final is not None
@@ -351,6 +358,15 @@ async def _work_and_report(app: EtrackApp, backfill_id: int, concurrency: int) -
     if not finished:
         echo(f"interrupted: {summary}; run the same command again to resume")
         return EXIT_INTERRUPTED, summary
+    refused = await bf.refusal(app, final.backfill)
+    if refused is not None:
+        # One line for the account, not one per partition (exit 2, as fetch-latest).
+        echo(final.lines(settings().tz)[0])
+        echo("  " + final.counts.line())
+        raise CredentialsError(
+            f"backfill #{backfill_id}: {refused}; {final.counts.failed} partition(s) not "
+            "fetched: run the same command again once the credentials are fixed"
+        )
     for line in final.lines(settings().tz):
         echo(line)
     b = final.backfill
@@ -368,14 +384,15 @@ async def _work_and_report(app: EtrackApp, backfill_id: int, concurrency: int) -
 class _ProgressBar:
     """A rich progress bar on stderr: partitions done/total, rows, rate, ETA, errors."""
 
-    def __init__(self, total: int) -> None:
-
+    def __init__(self, total: int, *, pace: Callable[[], float | None]) -> None:
+        self._pace = pace
         self._progress = Progress(
             TextColumn("backfill"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rows]} rows"),
             TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[pace]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -383,7 +400,9 @@ class _ProgressBar:
             console=Console(stderr=True),
             transient=False,
         )
-        self._task = self._progress.add_task("backfill", total=total, rows=0, rate="", errors="")
+        self._task = self._progress.add_task(
+            "backfill", total=total, rows=0, rate="", pace="", errors=""
+        )
 
     def __enter__(self) -> _ProgressBar:
         self._progress.start()
@@ -401,6 +420,7 @@ class _ProgressBar:
             total=counts.total,
             rows=counts.rows,
             rate=f"{speed:.1f} partitions/s" if speed else "",
+            pace=f"API {pace:.1f} req/s" if (pace := self._pace()) else "",
             errors=(
                 f"errors {counts.failed}"
                 + (f" ({counts.retrying} retrying)" if counts.retrying else "")

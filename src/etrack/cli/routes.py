@@ -17,13 +17,16 @@ from etrack.cli.common import (
     chosen_accounts,
     database,
     echo,
+    echo_summary,
     read_days,
     read_plates,
+    require_known_plates,
     settings,
+    summary_printed_here,
 )
 from etrack.collect import open_collector
 from etrack.config import Account, load_accounts
-from etrack.errors import EtrackError, MissingCredentials, is_transient
+from etrack.errors import EtrackError, MissingCredentials, UnknownPlate, is_transient
 from etrack.store import db
 from etrack.store.accounts import owners, plates_of
 from etrack.trips.compute import compute_routes
@@ -80,13 +83,16 @@ def routes_compute(
         _fetch_before_routes(
             accounts, target, chosen, days, latest=refresh_latest, history=with_history
         )
+    # After the fetch: a plate the API knows is stored by it.
+    require_known_plates(target, chosen)
     if chosen is None and account is not None:
         with db.connection(target) as conn:
             chosen = plates_of(conn, load_accounts(current), accounts)
-    summary = compute_routes(
-        target, RouteParams.from_settings(current), plates=chosen, days=days, force=force
-    )
-    echo(summary.line())
+    with summary_printed_here("etrack.trips"):
+        summary = compute_routes(
+            target, RouteParams.from_settings(current), plates=chosen, days=days, force=force
+        )
+    echo_summary(summary.line())
 
 
 def _fetch_before_routes(
@@ -116,7 +122,10 @@ def _fetch_before_routes(
             if history:
                 for plate in await asyncio.to_thread(account_plates, account):
                     for day in days:
-                        await collector.fetch_history_day(plate, day)
+                        try:
+                            await collector.fetch_history_day(plate, day)
+                        except UnknownPlate as exc:
+                            raise exc.naming(plate) from None
             return collector.summary.line()
 
     async def go() -> str:

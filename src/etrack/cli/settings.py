@@ -1,4 +1,11 @@
-"""`etrack settings`: the effective settings (secrets masked) or a .env.example."""
+"""`etrack settings`: the effective settings (secrets masked) or a .env.example.
+
+Settings come from the environment, then from `.env` files
+(`etrack.config.env_files`): the current directory's, then the project
+root's, the nearest directory at or above the current one holding `e-track/`
+or `pyproject.toml`, then the same found from the running script (the seed's
+`e-track/*.py` or a checkout's `.venv/bin/etrack`). The first that sets a
+variable wins; the missing-credentials error lists the files looked at."""
 
 from __future__ import annotations
 

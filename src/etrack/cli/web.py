@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from etrack.cli.common import echo, settings
-from etrack.errors import UsageError
+from etrack.errors import EXIT_UNREACHABLE, UsageError
 from etrack.web.app import serve
+from etrack.web.entry import listen_problem
 from etrack.web.security import hash_password as make_hash
 
 __all__ = ["register", "web"]
@@ -35,6 +36,11 @@ def web(
             raise UsageError("--hash-password: give the password on stdin")
         echo(make_hash(password))
         return
+    problem = listen_problem(host, port)
+    if problem is not None:
+        # Before serve(): nothing (database, scheduler) has started yet.
+        typer.echo(f"etrack: error: {problem}", err=True)
+        raise typer.Exit(EXIT_UNREACHABLE)
     serve(settings(), host, port)
 
 

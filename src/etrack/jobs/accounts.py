@@ -9,6 +9,9 @@ An account whose API is down is not asked again and again: `breaker` gives
 each account of a process a circuit breaker (ETRACK_API_BREAKER_FAILURES
 calls in a row unavailable open it; then one probe every
 ETRACK_API_BREAKER_WAIT_S, the other calls fail at once without a request).
+The same breaker stops an account whose credentials were refused: after the
+first refusal its calls fail at once (CredentialsRefused, nothing sent) until
+its credentials change or ETRACK_ACCOUNT_RETRY_S has passed.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from etrack.config import DEFAULT_ACCOUNT, Account
-from etrack.errors import ApiCircuitOpen, ApiUnavailable, CredentialsError
+from etrack.errors import ApiCircuitOpen, ApiUnavailable, CredentialsError, CredentialsRefused
 from etrack.jobs.env import EtrackApp, JobEnv, fetch_all, run_sql
 from etrack.jobs.runs import describe_error
-from etrack.logs import secrets_of
+from etrack.logs import format_moment, secrets_of
 from etrack.store import db
 from etrack.store.accounts import is_due, owners
 
@@ -88,7 +91,8 @@ async def each_account(
         row = recorded.get(account.name)
         if skip_failing and not is_due(row, account):
             assert row is not None
-            run.skipped[account.name] = f"failing ({row['reason']}), next try {row['retry_at']}"
+            retry = format_moment(row["retry_at"], account.timezone)
+            run.skipped[account.name] = f"failing ({row['reason']}), next try {retry}"
             return
         try:
             run.results[account.name] = await work(account)
@@ -171,6 +175,12 @@ class Breaker:
     unavailable API opens it for another `wait_s`. Without it, a backfill
     against a dead API sent every attempt of every partition (30 requests a
     partition with the defaults).
+
+    Refused credentials (a CredentialsError) stop the account for
+    `refused_s`: every call fails at once with CredentialsRefused, no request
+    sent. Without it, a backfill with a wrong key sent one request per
+    partition, each refused like the first. `breaker()` forgets the refusal
+    as soon as the account's credentials change (its fingerprint).
     """
 
     def __init__(
@@ -179,15 +189,32 @@ class Breaker:
         *,
         threshold: int,
         wait_s: float,
+        refused_s: float = 600.0,
+        fingerprint: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.account = account
         self.threshold = threshold
         self.wait_s = wait_s
+        self.refused_s = refused_s
+        self.fingerprint = fingerprint  # of the credentials the refusal is about
         self._clock = clock
         self.failures = 0  # ApiUnavailable in a row
         self.open_until: float | None = None
         self._probe: asyncio.Event | None = None
+        self.refused: str | None = None  # why the credentials were refused
+        self.refused_until: float | None = None
+
+    @property
+    def is_refused(self) -> bool:
+        """The credentials were refused less than `refused_s` ago."""
+        if self.refused_until is not None and self._clock() >= self.refused_until:
+            self.forget_refusal()
+        return self.refused is not None
+
+    def forget_refusal(self) -> None:
+        self.refused = None
+        self.refused_until = None
 
     @property
     def is_open(self) -> bool:
@@ -201,6 +228,9 @@ class Breaker:
 
     async def call(self, work: Callable[[], Awaitable[T]]) -> T:
         """`work()` if the breaker lets it through (see the class)."""
+        if self.is_refused:
+            assert self.refused is not None
+            raise CredentialsRefused(self.account, self.refused)
         if self.open_until is not None:
             if self._probe is not None:
                 await self._probe.wait()
@@ -228,6 +258,10 @@ class Breaker:
         except ApiUnavailable:
             self._failed()
             raise
+        except CredentialsError as exc:
+            self._answered(exc)
+            self._refused(exc)
+            raise
         except Exception as exc:
             self._answered(exc)
             raise
@@ -247,6 +281,17 @@ class Breaker:
                 )
             self.open_until = self._clock() + self.wait_s
 
+    def _refused(self, error: CredentialsError) -> None:
+        if self.refused is None:
+            logger.warning(
+                "account %s: credentials refused; its calls are not sent for %.0f s "
+                "(ETRACK_ACCOUNT_RETRY_S) or until its credentials change",
+                self.account,
+                self.refused_s,
+            )
+        self.refused = str(error)
+        self.refused_until = self._clock() + self.refused_s
+
     def _answered(self, error: BaseException | None) -> None:
         # Any answer but "unavailable" (a refusal, a bad row, a database
         # error after the call) says the API is reachable again.
@@ -264,7 +309,8 @@ _breakers: weakref.WeakKeyDictionary[JobEnv, dict[str, Breaker]] = weakref.WeakK
 
 
 def breaker(env: JobEnv, account: Account) -> Breaker:
-    """The account's breaker in this process (made on first use)."""
+    """The account's breaker in this process (made on first use); a
+    refusal of credentials that have changed since is forgotten."""
     held = _breakers.setdefault(env, {})
     found = held.get(account.name)
     if found is None:
@@ -273,5 +319,10 @@ def breaker(env: JobEnv, account: Account) -> Breaker:
             account.name,
             threshold=settings.etrack_api_breaker_failures,
             wait_s=settings.etrack_api_breaker_wait_s,
+            refused_s=settings.etrack_account_retry_s,
+            fingerprint=account.fingerprint,
         )
+    elif found.fingerprint != account.fingerprint:
+        found.fingerprint = account.fingerprint
+        found.forget_refusal()
     return found

@@ -40,6 +40,7 @@ from procrastinate.types import JSONValue
 
 from etrack.config import Account
 from etrack.dates import day_range
+from etrack.errors import CredentialsRefused
 from etrack.jobs.accounts import (
     breaker,
     credentials_refused,
@@ -57,13 +58,14 @@ from etrack.jobs.runs import (
     record_job,
     recover_stalled_jobs,
 )
-from etrack.logs import secrets_of
+from etrack.logs import format_moment, redact, secrets_of
 from etrack.store import db
 from etrack.store.queries import query
 from etrack.trips.compute import RoutesSummary, compute_routes
 from etrack.trips.params import RouteParams
 
 __all__ = [
+    "CREDENTIALS_REFUSED",
     "BackfillRequest",
     "BackfillStatus",
     "Counts",
@@ -74,6 +76,7 @@ __all__ = [
     "enqueue",
     "finish_ready",
     "plan",
+    "refusal",
     "retry_failed",
     "status",
     "summarize",
@@ -84,6 +87,10 @@ __all__ = [
 logger = logging.getLogger("etrack.jobs.backfill")
 
 FAILURES_SHOWN = 20
+
+# How the error of a partition not fetched because its account's credentials
+# were refused begins (`refusal` finds it; a rerun fetches it again).
+CREDENTIALS_REFUSED = "credentials refused for account"
 
 # The first key of the two-key advisory locks that backfill controllers hold
 # (see `work_off`); the second is the controller's own random key. Two-key
@@ -231,7 +238,7 @@ class BackfillStatus:
 
 
 def _at(moment: datetime, tz: tzinfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return format_moment(moment, tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +469,7 @@ async def work_partition(
                 await run_sql(app, "jobs_partition_trips_done", trips=trips.received, **where)
     except Exception as exc:
         if credentials_refused(exc):
-            await mark_refused(app, account, exc)
+            return await _refused(app, account, exc, placa=placa, day=day, where=where)
         gave_up = retry.get_retry_decision(exception=exc, job=job) is None
         await run_sql(
             app,
@@ -491,6 +498,45 @@ async def work_partition(
     await run_sql(app, "jobs_partition_done", **where)
     await finish_ready(app, placa=placa, day=day)
     return Outcome(counts=counts, summary=f"{placa} {day.isoformat()}: {counts}")
+
+
+async def _refused(
+    app: EtrackApp,
+    account: Account,
+    exc: Exception,
+    *,
+    placa: str,
+    day: date,
+    where: dict[str, Any],
+) -> Outcome:
+    """Settle a partition whose account's credentials were refused: failed for
+    good with one reason shared by all the account's partitions (a rerun with
+    fixed credentials fetches them). Not raised: the account's refusal is
+    expected, reported once by the breaker and by the command, not once per
+    partition in the worker's log with its traceback."""
+    if not isinstance(exc, CredentialsRefused):
+        # The one request that was refused: the others were not sent.
+        await mark_refused(app, account, exc)
+    reason = exc.reason if isinstance(exc, CredentialsRefused) else str(exc)
+    error = redact(
+        f"{CREDENTIALS_REFUSED} {account.name}: {reason}", secrets_of(app.env.settings, account)
+    )
+    await run_sql(app, "jobs_partition_failed", error=error, will_retry=False, **where)
+    await finish_ready(app, placa=placa, day=day)
+    return Outcome(status="failed", summary=f"{placa} {day.isoformat()}: {error}", error=error)
+
+
+async def refusal(app: EtrackApp, backfill: Backfill) -> str | None:
+    """Why the backfill's partitions failed when it is because credentials
+    were refused (the newest such failure's reason), else None."""
+    for failure in (await status(app, backfill.id) or _no_status(backfill)).failures:
+        if failure.error.startswith(CREDENTIALS_REFUSED) and not failure.will_retry:
+            return failure.error
+    return None
+
+
+def _no_status(backfill: Backfill) -> BackfillStatus:
+    return BackfillStatus(backfill=backfill, counts=Counts(), failures=[], routes_job_status=None)
 
 
 async def finish_ready(
@@ -523,6 +569,13 @@ async def compute_backfill_routes(app: EtrackApp, backfill_id: int) -> Outcome:
     backfill = await load_backfill(app, backfill_id)
     if backfill is None:
         return Outcome(status="skipped", summary=f"backfill #{backfill_id} no longer exists")
+    settled = await counts(app, backfill)
+    if settled.failed and not (settled.done or settled.partial):
+        # Every partition failed (credentials refused, the API down): no
+        # position came, so no route can have changed.
+        line = f"routes: not computed, none of the {settled.total} partitions was fetched"
+        await run_sql(app, "jobs_backfill_finished", id=backfill_id, summary=line)
+        return Outcome(status="skipped", summary=line)
     target, params = app.env.target, RouteParams.from_settings(app.env.settings)
     days = day_range(backfill.date_start, backfill.date_end)
     inside = await asyncio.to_thread(

@@ -105,6 +105,7 @@ class JobEnv:
             account_key(current.etrac_user),
             current.etrac_rate_limit,
             min_interval=pause,
+            bounds=current.pace_bounds,
         )
 
     @asynccontextmanager
@@ -153,6 +154,12 @@ class JobEnv:
             collector = Collector(current, client, pool, account=account.name)
             self._collectors[account.name] = (account.fingerprint, collector, limiter)
             return collector
+
+    def pace(self) -> float | None:
+        """The API pace this process sends at now (requests/s, summed over
+        its accounts), as its limiters last saw it; None before any request."""
+        seen = [limiter.rate for _, _, limiter in self._collectors.values() if limiter.pace]
+        return sum(seen) if seen else None
 
     @staticmethod
     async def _close(collector: Collector, limiter: PgRateLimiter) -> None:

@@ -44,6 +44,7 @@ import email.utils
 import json
 import logging
 import re
+import socket
 import time
 import unicodedata
 import zlib
@@ -63,6 +64,7 @@ from pydantic import SecretStr
 from etrack.config import Settings
 from etrack.errors import (
     AnswerTooLarge,
+    ApiHostUnknown,
     ApiUnavailable,
     AuthenticationError,
     BusinessError,
@@ -122,10 +124,13 @@ T = TypeVar("T")
 class _Retryable(Exception):
     """A failure worth another attempt; never escapes the client."""
 
-    def __init__(self, cause: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, cause: str, *, retry_after: float | None = None, throttled: bool = False
+    ) -> None:
         super().__init__(cause)
         self.cause = cause
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 # Deployment mistakes, not outages: retrying them only delays the error.
@@ -282,6 +287,7 @@ def _suspect_number(text: str) -> bool:
     """A number that might not fit a float: an exponent of 3 digits, or 300 digits."""
     folded = text.encode("utf-8", "surrogatepass").translate(_SUSPECT_FOLD, b"+")
     return b"0e000" in folded or _LONG_RUN in folded
+
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _STRUCTURE = re.compile(r'[\[\]{}"]')
@@ -821,9 +827,11 @@ class EtracClient:
         self.stats.requests += 1
         try:
             try:
+                sent = time.monotonic()
                 async with asyncio.timeout(remaining):
                     async with self._http.stream("POST", endpoint, json=body) as response:
                         content = await self._read_body(response, call.path)
+                latency = time.monotonic() - sent
             except TimeoutError:
                 raise ApiUnavailable(
                     call.path,
@@ -832,13 +840,29 @@ class EtracClient:
                 ) from None
             except _NOT_TRANSIENT as exc:
                 raise ProviderError(f"cannot send POST {call.path}: {_describe(exc)}") from exc
+            except httpx.ConnectError as exc:
+                if _name_does_not_exist(exc):
+                    host = self._http.base_url.host
+                    raise ApiHostUnknown(host, str(self._http.base_url).rstrip("/")) from None
+                raise _Retryable(_describe(exc)) from exc
             except httpx.TransportError as exc:
                 raise _Retryable(_describe(exc)) from exc
             except httpx.HTTPError as exc:
                 # The rest of httpx's errors: no library error leaves the client.
                 raise UnexpectedResponse(f"POST {call.path}: {_describe(exc)}") from exc
             log.debug("eTrac POST %s -> HTTP %d", call.path, response.status_code)
-            return extract(self._interpret(response, content, call.path))
+            try:
+                envelope = self._interpret(response, content, call.path)
+            except _Retryable as exc:
+                if exc.throttled:
+                    await self._limiter.record(
+                        latency, throttled=True, retry_after_s=exc.retry_after
+                    )
+                raise
+            if response.status_code < 500:
+                # A 5xx says nothing about the pace; every other answer is a success for it.
+                await self._limiter.record(latency, throttled=False)
+            return extract(envelope)
         except _Retryable as exc:
             call.failed_at = time.monotonic()
             call.last_cause = exc.cause
@@ -901,7 +925,7 @@ class EtracClient:
             self.stats.rate_limited += 1
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             after = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""
-            raise _Retryable(f"HTTP 429{after}", retry_after=retry_after)
+            raise _Retryable(f"HTTP 429{after}", retry_after=retry_after, throttled=True)
         if status >= 500 or status == 408:
             raise _Retryable(f"HTTP {status}")
         if status == 204:
@@ -925,7 +949,7 @@ class EtracClient:
         if code == 429:
             self.stats.rate_limited += 1
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            raise _Retryable("code_header 429", retry_after=retry_after)
+            raise _Retryable("code_header 429", retry_after=retry_after, throttled=True)
         if code is not None and code >= 500:
             raise _Retryable(f"code_header {code}")
         erro = body.get("erro")
@@ -938,6 +962,26 @@ class EtracClient:
         if status >= 400:
             raise UnexpectedResponse(f"HTTP {status} from POST {path} without an erro message")
         return body
+
+
+_NO_SUCH_NAME = {
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+}
+
+
+def _name_does_not_exist(exc: BaseException) -> bool:
+    """Whether a connect error comes from DNS saying the name does not exist
+    (EAI_NONAME), not from a resolver that is down for now (EAI_AGAIN)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain httpx -> httpcore -> socket is three long
+        if seen is None:
+            return False
+        if isinstance(seen, socket.gaierror):
+            return seen.errno in _NO_SUCH_NAME
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -12,6 +12,11 @@ DO UPDATE ... RETURNING` (an atomic read-modify-write under the row lock,
 using the database clock so that the machines' clocks never matter) and then
 sleeps until its slot. A 429 pushes `next_slot` forward for everybody.
 
+The slots are spaced by the row's pace, which adapts (etrack.pace): after
+each answer the limiter locks the row, runs the controller on it and saves
+the result, so every process of the account speeds up and backs off
+together, and the next run starts at the pace this one ended with.
+
 `min_interval` is the seed's ETRAC_RATE_SLEEP / `--sleep`: a minimum pause
 between two requests of *this* process, kept locally on purpose (it paces one
 worker; the row paces the account).
@@ -24,14 +29,16 @@ import contextlib
 import logging
 import math
 import time
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import psycopg
 from pyrate_limiter import AbstractBucket, InMemoryBucket, Limiter, Rate
 
 from etrack.errors import DatabaseUnavailable
-from etrack.store import db
-from etrack.store.queries import query
+from etrack.pace import Answer, PaceBounds, PaceState, initial_state, observe
+from etrack.store import db, rates
+from etrack.store.rates import account_key
 
 __all__ = [
     "PgRateLimiter",
@@ -53,6 +60,11 @@ class RateLimiter(Protocol):
     def penalize(self, seconds: float) -> None:
         """Hold every request back for *seconds* (the provider said 429)."""
 
+    async def record(
+        self, latency_s: float, *, throttled: bool, retry_after_s: float | None = None
+    ) -> None:
+        """Learn from one answer: how long it took, and whether it was a 429."""
+
 
 class UnlimitedLimiter:
     """A limiter that never waits, for tests and one-off scripts."""
@@ -61,6 +73,11 @@ class UnlimitedLimiter:
         return None
 
     def penalize(self, seconds: float) -> None:
+        return None
+
+    async def record(
+        self, latency_s: float, *, throttled: bool, retry_after_s: float | None = None
+    ) -> None:
         return None
 
     def __repr__(self) -> str:
@@ -148,6 +165,13 @@ class PyrateLimiter:
         if seconds > 0:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
+    async def record(
+        self, latency_s: float, *, throttled: bool, retry_after_s: float | None = None
+    ) -> None:
+        # A fixed pace: what adapts is the shared one (PgRateLimiter), which
+        # keeps what it learns for the next run.
+        return None
+
     def close(self) -> None:
         """Stop pyrate's background leak thread."""
         self._limiter.close()
@@ -155,17 +179,24 @@ class PyrateLimiter:
 
 logger = logging.getLogger("etrack.provider.ratelimit")
 
+T = TypeVar("T")
 
-def account_key(user: str | None) -> str:
-    """The row of one account: its user e-mail (not a secret), case-folded."""
-    return (user or "anonymous").strip().lower()
+LIVE_S = 30.0
+"""A pace saved less than this long ago belongs to a run still going: a
+process joining it takes the pace as it is instead of starting a new segment."""
+BOUND_WAIT_S = 0.005
+"""A request that waited longer than this for its slot was held by the pace."""
 
 
 class PgRateLimiter:
     """`etrack.provider.ratelimit.RateLimiter` backed by a PostgreSQL row.
 
-    One limiter per process and event loop; it owns one autocommit connection,
-    opened on first use and reopened once if it broke.
+    Without *bounds*, a fixed pace of *per_second*. With them, the pace starts
+    where the account's row left it (or at ``bounds.start``) and adapts.
+
+    One limiter per process and event loop; it owns two autocommit
+    connections (slots, and the pace's transactions), opened on first use and
+    reopened once if they broke.
     """
 
     def __init__(
@@ -175,6 +206,8 @@ class PgRateLimiter:
         per_second: float,
         *,
         min_interval: float = 0.0,
+        bounds: PaceBounds | None = None,
+        join_within_s: float = LIVE_S,
     ) -> None:
         if not per_second > 0:
             raise ValueError(f"per_second must be > 0, got {per_second!r}")
@@ -182,29 +215,48 @@ class PgRateLimiter:
             raise ValueError(f"min_interval must be >= 0, got {min_interval!r}")
         self._target = target
         self.account = account
-        self.interval = 1.0 / per_second
+        self.bounds = bounds or PaceBounds(
+            start=per_second, floor=per_second, ceiling=per_second, adapt=False
+        )
+        self.interval = 1.0 / self.bounds.start
         self.min_interval = min_interval
+        self.join_within_s = join_within_s
+        self.pace: PaceState | None = None
+        """The pace as this process last saw it (None before the first answer)."""
         self._conn: db.AsyncConn | None = None
+        self._pace_conn: db.AsyncConn | None = None
         self._lock: asyncio.Lock | None = None
+        self._pace_lock: asyncio.Lock | None = None
+        self._started = False
+        self._bound = True
         self._next_local = 0.0
         self._paused_until = 0.0
         self._pending: set[asyncio.Task[None]] = set()
+        self._warned = False
 
     def __repr__(self) -> str:
         return (
-            f"PgRateLimiter(account={self.account!r}, per_second={1 / self.interval:g}, "
-            f"min_interval={self.min_interval!r})"
+            f"PgRateLimiter(account={self.account!r}, per_second={self.rate:g}, "
+            f"min_interval={self.min_interval!r}, adapt={self.bounds.adapt})"
         )
+
+    @property
+    def rate(self) -> float:
+        """The account's current pace, requests/s, as this process last saw it."""
+        return 1.0 / self.interval
 
     # ------------------------------------------------------------ protocol
     async def acquire(self) -> None:
         if self._lock is None:
             self._lock = asyncio.Lock()
+        entered = time.monotonic()
         # Held through the sleep: the local pause is measured from the moment
         # the previous request of this process was actually let through, and
         # each process keeps at most one slot reserved ahead, which keeps the
         # account's slots shared fairly between processes.
         async with self._lock:
+            if not self._started:
+                await self._start()
             # A loop, not one sleep: a 429 seen meanwhile may extend the pause.
             while (local := max(self._next_local, self._paused_until) - time.monotonic()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(local)
@@ -212,6 +264,7 @@ class PgRateLimiter:
             if wait > 0:
                 await asyncio.sleep(wait)
             self._next_local = time.monotonic() + self.min_interval
+        self._bound = time.monotonic() - entered > BOUND_WAIT_S
 
     def penalize(self, seconds: float) -> None:
         if seconds <= 0:
@@ -227,47 +280,122 @@ class PgRateLimiter:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def record(
+        self, latency_s: float, *, throttled: bool, retry_after_s: float | None = None
+    ) -> None:
+        if self._pace_lock is None:
+            self._pace_lock = asyncio.Lock()
+        rate_bound = self._bound
+
+        async def step(conn: db.AsyncConn) -> PaceState:
+            async with conn.transaction():
+                locked = await rates.lock(conn, self.account)
+                state = locked.pace or initial_state(self.bounds, None, locked.now)
+                answer = Answer(
+                    at=locked.now,
+                    latency_s=latency_s,
+                    throttled=throttled,
+                    retry_after_s=retry_after_s,
+                    rate_bound=rate_bound,
+                )
+                state = observe(state, answer, self.bounds)
+                await rates.save(conn, self.account, state)
+                return state
+
+        async with self._pace_lock:
+            try:
+                self._seen(await self._run(step, pace=True))
+                logger.debug(
+                    "pace of %s: %.2f/s after a %s in %.0f ms%s",
+                    self.account,
+                    self.rate,
+                    "429" if throttled else "success",
+                    latency_s * 1000,
+                    "" if rate_bound else " (not rate-bound)",
+                )
+            except (psycopg.Error, DatabaseUnavailable) as exc:
+                # The request itself succeeded or failed on its own; losing one
+                # lesson only slows the learning.
+                self._warn("could not update the shared API pace", exc)
+
     # ------------------------------------------------------------ database
     async def reserve(self) -> float:
         """Reserve the next slot; seconds to wait until it."""
-        row = await self._execute(
-            query("jobs_rate_reserve"), {"account": self.account, "interval": self.interval}
+        wait, rate = await self._run(
+            lambda conn: rates.reserve(conn, self.account, self.interval), pace=False
         )
-        return float(row[0]) if row and row[0] is not None else 0.0
+        if rate is not None and rate > 0:
+            self.interval = 1.0 / rate
+        return wait
+
+    async def _start(self) -> None:
+        """Begin this process's run on the account's row: the learned pace,
+        or the configured start; a run in progress is joined as it is."""
+
+        async def begin(conn: db.AsyncConn) -> PaceState:
+            async with conn.transaction():
+                locked = await rates.lock(conn, self.account)
+                live = locked.idle_s is not None and locked.idle_s < self.join_within_s
+                if locked.pace is not None and live and self.bounds.adapt:
+                    return locked.pace
+                state = initial_state(self.bounds, locked.pace, locked.now)
+                await rates.save(conn, self.account, state)
+                return state
+
+        self._seen(await self._run(begin, pace=True))
+        self._started = True
+
+    def _seen(self, state: PaceState) -> None:
+        self.pace = state
+        self.interval = 1.0 / state.rate
 
     async def _push(self, seconds: float) -> None:
         try:
-            await self._execute(
-                query("jobs_rate_penalize"),
-                {"account": self.account, "seconds": seconds, "interval": self.interval},
+            await self._run(
+                lambda conn: rates.penalize(conn, self.account, seconds, self.interval),
+                pace=False,
             )
         except (psycopg.Error, DatabaseUnavailable) as exc:
             # The local pause still holds this process back.
-            logger.warning("could not share a rate-limit pause: %s", type(exc).__name__)
+            self._warn("could not share a rate-limit pause", exc)
 
-    async def _execute(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    def _warn(self, what: str, exc: BaseException) -> None:
+        # Once per limiter: an outage would otherwise log this per request.
+        if not self._warned:
+            self._warned = True
+            logger.warning("%s (%s); going on with this process's view", what, type(exc).__name__)
+
+    async def _run(self, work: Callable[[db.AsyncConn], Awaitable[T]], *, pace: bool) -> T:
         for attempt in (1, 2):
-            conn = await self._connection()
+            conn = await self._connection(pace=pace)
             try:
-                cursor = await conn.execute(sql.encode(), params)
-                return await cursor.fetchone()
+                return await work(conn)
             except psycopg.OperationalError:
-                await self._drop()
+                await self._drop(pace=pace)
                 if attempt == 2:
                     with db.outage_as_unavailable(self._target):
                         raise
-        return None  # pragma: no cover - the loop returns or raises
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    async def _connection(self) -> db.AsyncConn:
-        if self._conn is None or self._conn.closed:
-            self._conn = await db.connect_async(self._target)
-        return self._conn
+    async def _connection(self, *, pace: bool) -> db.AsyncConn:
+        conn = self._pace_conn if pace else self._conn
+        if conn is None or conn.closed:
+            conn = await db.connect_async(self._target)
+            if pace:
+                self._pace_conn = conn
+            else:
+                self._conn = conn
+        return conn
 
-    async def _drop(self) -> None:
-        if self._conn is not None:
+    async def _drop(self, *, pace: bool) -> None:
+        conn = self._pace_conn if pace else self._conn
+        if conn is not None:
             with contextlib.suppress(psycopg.Error):
-                await self._conn.close()
-        self._conn = None
+                await conn.close()
+        if pace:
+            self._pace_conn = None
+        else:
+            self._conn = None
 
     async def flush(self) -> None:
         """Wait until penalties told so far have reached the shared row."""
@@ -276,4 +404,5 @@ class PgRateLimiter:
 
     async def aclose(self) -> None:
         await self.flush()
-        await self._drop()
+        await self._drop(pace=False)
+        await self._drop(pace=True)

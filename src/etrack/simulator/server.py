@@ -114,6 +114,10 @@ class FaultConfig:
     """
 
     latency_ms: float = 0.0
+    saturate_at: int | None = None
+    """A server that saturates: beyond this many API requests in flight, each
+    request waits `latency_ms` more per request in flight above it (a queue),
+    long before any 429."""
     rate_limit_per_s: float | None = None
     rate_limit_burst: int | None = None
     error_rate: float = 0.0
@@ -135,6 +139,8 @@ class FaultConfig:
             raise ValueError(f"bomb_bytes must be >= 1, got {self.bomb_bytes}")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
+        if self.saturate_at is not None and self.saturate_at < 1:
+            raise ValueError(f"saturate_at must be >= 1, got {self.saturate_at}")
         check_rate_limit(self.rate_limit_per_s, self.rate_limit_burst)
         for name in ("error_rate", "hang_rate", "truncate_rate"):
             value = getattr(self, name)
@@ -216,11 +222,22 @@ class SimulatorStats:
     """(endpoint, code_header) of `{"erro": ...}` answers sent with HTTP 200."""
     faults: Counter[str] = field(default_factory=Counter)
     """'latency', 'rate_limited', 'error_500', 'error_503', 'hang', 'truncated',
-    'poisoned', 'gzip_bomb' -> count."""
+    'poisoned', 'gzip_bomb', 'saturated' -> count."""
     history_fetches: Counter[PartitionKey] = field(default_factory=Counter)
     """(canonical plate, local day) -> times its history was served."""
     trip_fetches: Counter[PartitionKey] = field(default_factory=Counter)
     """(canonical plate, local day) -> times its resumoviagens was served."""
+    first_arrival: float | None = None
+    """time.monotonic() when the first API request arrived (None: none yet)."""
+    last_answer: float | None = None
+    """time.monotonic() when the last API answer was ready."""
+
+    @property
+    def api_span_s(self) -> float:
+        """Seconds from the first request's arrival to the last answer."""
+        if self.first_arrival is None or self.last_answer is None:
+            return 0.0
+        return self.last_answer - self.first_arrival
 
     def count(self, endpoint: str | None = None, status: int | None = None) -> int:
         """Requests to `endpoint` (any if None) answered with `status` (any if None)."""
@@ -245,6 +262,8 @@ class SimulatorStats:
             Counter(self.faults),
             Counter(self.history_fetches),
             Counter(self.trip_fetches),
+            self.first_arrival,
+            self.last_answer,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -290,6 +309,7 @@ class SimulatorApp:
         self._lock = threading.Lock()
         self._stats = SimulatorStats()
         self._buckets: dict[str, _Bucket] = {}
+        self._in_flight = 0
         # Simulated faults, not security: a seeded generator keeps failures reproducible.
         self._fault_rng = random.Random(self.config.fault_seed)  # noqa: S311
         self._stopping = threading.Event()
@@ -332,9 +352,15 @@ class SimulatorApp:
         self._stopping.set()
 
     # ------------------------------------------------------------- plumbing
-    def _record(self, endpoint: str, status: int) -> None:
+    def _record(self, endpoint: str, status: int, arrived: float) -> None:
+        answered = time.monotonic()
         with self._lock:
-            self._stats.requests[(endpoint, status)] += 1
+            stats = self._stats
+            stats.requests[(endpoint, status)] += 1
+            if stats.first_arrival is None or arrived < stats.first_arrival:
+                stats.first_arrival = arrived
+            if stats.last_answer is None or answered > stats.last_answer:
+                stats.last_answer = answered
 
     def _count_fault(self, kind: str) -> None:
         with self._lock:
@@ -426,21 +452,36 @@ class SimulatorApp:
     def _endpoint(self, name: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             status = 500
+            arrived = time.monotonic()
+            with self._lock:
+                self._in_flight += 1
             try:
                 response = await self._handle(name, request)
                 status = response.status_code
                 return response
             finally:
-                self._record(name, status)
+                with self._lock:
+                    self._in_flight -= 1
+                self._record(name, status, arrived)
 
         return endpoint
+
+    def _latency_s(self, faults: FaultConfig) -> float:
+        base = faults.latency_ms / 1000
+        if faults.saturate_at is None:
+            return base
+        with self._lock:
+            queued = max(0, self._in_flight - faults.saturate_at)
+        if queued:
+            self._count_fault("saturated")
+        return base * (1 + queued)
 
     async def _handle(self, name: str, request: Request) -> Response:
         faults = self._faults
         body = await request.body()
         if faults.latency_ms > 0:
             self._count_fault("latency")
-            await asyncio.sleep(faults.latency_ms / 1000)
+            await asyncio.sleep(self._latency_s(faults))
         account = self._authenticate(request)
         if account is None:
             return JSONResponse(
@@ -875,8 +916,8 @@ def command(
     no_data_error: Annotated[
         bool,
         typer.Option(
-            "--no-data-error/--no-data-empty",
-            help="Answer a day without data with an erro (404) instead of an empty list.",
+            "--empty-day-error/--empty-day-ok",
+            help="A day without data is answered with an erro (404) instead of an empty list.",
         ),
     ] = False,
     latency_ms: Annotated[

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -160,12 +161,37 @@ def outage_as_unavailable(target: Target, *, connecting: bool = False) -> Iterat
     except psycopg.OperationalError as exc:
         if not (connecting or is_outage(exc)):
             raise
-        lines = str(exc).strip().splitlines()
-        # psycopg says 'connection failed: connection to server at ... failed: REASON'.
-        reason = lines[0].rsplit(": ", 1)[-1].strip() if lines else type(exc).__name__
+        reason = outage_reason(str(exc)) or type(exc).__name__
         raise DatabaseUnavailable(
             f"cannot reach PostgreSQL at {target.describe()}: {redact(reason, [target.conninfo])}"
         ) from None
+
+
+# psycopg's prefixes before the reason itself: 'connection failed: ' and
+# 'connection to server at "HOST", port N failed: ' (the place, which the
+# message names already from the target).
+_CONNECT_PREFIX = re.compile(
+    r"^(?:connection failed: )?(?:connection to server (?:at|on) .*? failed: )?", re.DOTALL
+)
+# What psycopg says when something other than PostgreSQL answers the port.
+_NOT_POSTGRES = "invalid response to SSL negotiation"
+
+
+def outage_reason(message: str) -> str:
+    """The whole reason of a psycopg connection error, on one line.
+
+    The reason may itself hold ': ' ('received invalid response to SSL
+    negotiation: H'), so only psycopg's known prefixes are cut; its hint
+    lines ('Is the server running on that host...') are kept after a ';'.
+    """
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = _CONNECT_PREFIX.sub("", lines[0], count=1).strip() or lines[0]
+    reason = "; ".join([first, *lines[1:]])
+    if _NOT_POSTGRES in reason:
+        reason += " (something other than PostgreSQL answers on that port)"
+    return reason
 
 
 def connect(target: Target, *, autocommit: bool = False) -> Conn:

@@ -12,6 +12,8 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import os
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -51,6 +53,7 @@ from etrack.web.security import (
     auth_config,
     is_loopback,
     load_secret_key,
+    remote_without_login_warning,
 )
 
 if TYPE_CHECKING:
@@ -76,6 +79,11 @@ def templates() -> Jinja2Templates:
         fmt_day=i18n.format_day,
         fmt_moment=i18n.format_moment,
         fmt_duration=i18n.format_duration,
+        fmt_hours=i18n.format_hours,
+        job_kind=i18n.job_kind,
+        job_status=i18n.job_status,
+        describe_run=i18n.describe_run,
+        backfill_progress=i18n.backfill_progress,
         version=__version__,
     )
     return found
@@ -117,6 +125,11 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Once per process, at start: gunicorn -b 0.0.0.0 without a login
+        # would otherwise refuse every remote user in silence.
+        warning = remote_without_login_warning(auth_config(settings), sys.argv, os.environ)
+        if warning is not None:
+            logger.warning("%s", warning)
         await context.reader()
         await context.scheduler.start()
         try:
@@ -131,7 +144,8 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
         version=__version__,
         summary="Fleet positions, routes, trips, stops and jobs of an eTrac account.",
         openapi_url="/api/openapi.json",
-        # The interactive docs load their code from a CDN: off (no CDN, by design).
+        # FastAPI's interactive docs load their code from a CDN: off (no CDN, by
+        # design); /docs and /openapi.json are etrack.web.pages.docs.
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
@@ -150,7 +164,12 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
     config = auth_config(settings)
     context.login_guard = LoginGuard.from_settings(settings, context.metrics)
     app.add_middleware(AccountScopeMiddleware, allowed=settings.web_accounts)
-    app.add_middleware(AuthMiddleware, config=config, guard=context.login_guard)
+    app.add_middleware(
+        AuthMiddleware,
+        config=config,
+        guard=context.login_guard,
+        default_lang=context.default_lang,
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=load_secret_key(settings),

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from etrack.config import Settings, load_accounts
 from etrack.errors import AccountsError
 from etrack.store import db
+from etrack.store.rates import account_key
 from etrack.trips.params import RouteParams
 from etrack.web import i18n
 from etrack.web.jobs import JobsClient
@@ -26,7 +27,7 @@ from etrack.web.security import LoginGuard
 
 __all__ = ["LANG_COOKIE", "Web", "WebContext", "context", "language"]
 
-LANG_COOKIE = "etrack_lang"
+LANG_COOKIE = i18n.LANG_COOKIE
 
 
 @dataclass(slots=True)
@@ -73,6 +74,14 @@ class WebContext:
             return [account.name for account in load_accounts(self.settings)]
         except AccountsError:
             return [self.fallback_account]
+
+    def account_logins(self) -> dict[str, str]:
+        """Account name -> the key of its API pace row (its login)."""
+        try:
+            accounts = load_accounts(self.settings)
+        except AccountsError:
+            return {self.fallback_account: account_key(self.settings.etrac_user)}
+        return {account.name: account_key(account.user) for account in accounts}
 
     async def fleet(self) -> FleetCache:
         await self.reader()

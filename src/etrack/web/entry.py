@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from functools import cache
@@ -13,16 +15,43 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 
 from etrack.config import Settings, load_settings
-from etrack.errors import EtrackError, exit_code_for
+from etrack.errors import EXIT_UNREACHABLE, EtrackError, exit_code_for
 from etrack.logs import setup_logging
 from etrack.store import db, migrations
 from etrack.web.app import DEFAULT_PORT, create_app, serve, wsgi_app
 
-__all__ = ["asgi_app_from_env", "main", "wsgi_app_from_env"]
+__all__ = ["asgi_app_from_env", "listen_problem", "main", "wsgi_app_from_env"]
 
 logger = logging.getLogger("etrack.web")
 
 T = TypeVar("T")
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, or None when it can.
+
+    A bind test before anything starts (database, scheduler): uvicorn would
+    find out only after them, in the middle of their logs. SO_REUSEADDR as
+    uvicorn sets it, so a port left in TIME_WAIT is not taken for busy.
+    """
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: unknown address ({exc.strerror})"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"cannot listen on {host}:{port}: address already in use "
+                    "(another etrack web? choose a free port with --port)"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def _prepare() -> tuple[Settings, db.Target]:
@@ -64,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
     )
     args = parser.parse_args(argv)
+    problem = listen_problem(args.host, args.port)
+    if problem is not None:
+        sys.stderr.write(f"etrack web: error: {problem}\n")
+        sys.exit(EXIT_UNREACHABLE)
     try:
         settings = load_settings()
         setup_logging(settings)

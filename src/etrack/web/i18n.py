@@ -6,11 +6,15 @@ does not justify gettext catalogs and a compile step.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
 LANGUAGES = ("pt-BR", "en")
+# The cookie a ?lang= choice is kept in.
+LANG_COOKIE = "etrack_lang"
 DEFAULT_LANGUAGE = "pt-BR"
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -23,6 +27,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "accounts": {"pt-BR": "Contas eTrac", "en": "eTrac accounts"},
     "all_accounts": {"pt-BR": "Todas", "en": "All"},
     "last_success": {"pt-BR": "Última coleta com sucesso", "en": "Last successful fetch"},
+    "api_pace": {"pt-BR": "Ritmo da API", "en": "API pace"},
+    "pace_learning": {"pt-BR": "aumentando (sem 429 ainda)", "en": "growing (no 429 yet)"},
+    "pace_learned": {"pt-BR": "aprendido", "en": "learned"},
+    "throttled_of": {"pt-BR": "429 em", "en": "429s in"},
+    "requests_word": {"pt-BR": "requisições", "en": "requests"},
+    "latency": {"pt-BR": "latência", "en": "latency"},
     "logout": {"pt-BR": "Sair", "en": "Log out"},
     "login": {"pt-BR": "Entrar", "en": "Log in"},
     "login_title": {"pt-BR": "Acesso ao e-Track", "en": "Sign in to e-Track"},
@@ -38,6 +48,32 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ETRACK_WEB_PASSWORD para liberar o acesso.",
         "en": "This server is reachable from the network: set ETRACK_WEB_USER and "
         "ETRACK_WEB_PASSWORD to allow access.",
+    },
+    "login_not_needed": {
+        "pt-BR": "Sem login configurado: este servidor atende só a este computador "
+        "(endereço local). Para acesso pela rede, defina ETRACK_WEB_USER e ETRACK_WEB_PASSWORD.",
+        "en": "No login configured: this server answers only this computer (a loopback "
+        "address). For access over the network, set ETRACK_WEB_USER and ETRACK_WEB_PASSWORD.",
+    },
+    "remote_needs_login_title": {
+        "pt-BR": "Acesso remoto sem login configurado",
+        "en": "Remote access without a configured login",
+    },
+    "remote_needs_login": {
+        "pt-BR": "Este servidor não tem login configurado, por isso atende apenas conexões "
+        "locais (127.0.0.1). Para liberar o acesso pela rede, defina ETRACK_WEB_USER e "
+        "ETRACK_WEB_PASSWORD no servidor e reinicie-o: as posições dos veículos são dados "
+        "pessoais (LGPD).",
+        "en": "This server has no login configured, so it answers only local connections "
+        "(127.0.0.1). To allow access over the network, set ETRACK_WEB_USER and "
+        "ETRACK_WEB_PASSWORD on the server and restart it: vehicle positions are personal "
+        "data (LGPD).",
+    },
+    "show_maintenance": {"pt-BR": "mostrar manutenção", "en": "show maintenance"},
+    "hide_maintenance": {"pt-BR": "ocultar manutenção", "en": "hide maintenance"},
+    "maintenance_hidden": {
+        "pt-BR": "Execuções de manutenção (recuperar tarefas paradas, retenção de dados) ocultas.",
+        "en": "Maintenance runs (recover stalled jobs, data retention) hidden.",
     },
     "scheduler_on": {
         "pt-BR": "Agendador ativo neste processo",
@@ -58,6 +94,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "all_fleets": {"pt-BR": "Todas as frotas", "en": "All fleets"},
     "filter_plate": {"pt-BR": "Filtrar placa", "en": "Filter plate"},
     "vehicles": {"pt-BR": "Veículos", "en": "Vehicles"},
+    "vehicle_one": {"pt-BR": "veículo", "en": "vehicle"},
+    "vehicle_many": {"pt-BR": "veículos", "en": "vehicles"},
     "state_moving": {"pt-BR": "Em movimento", "en": "Moving"},
     "state_idle": {"pt-BR": "Ligado e parado", "en": "Ignition on, stopped"},
     "state_off": {"pt-BR": "Desligado", "en": "Off"},
@@ -114,8 +152,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "ours": {"pt-BR": "Nossa", "en": "Ours"},
     "agrees": {"pt-BR": "Coincide", "en": "Agrees"},
-    "yes": {"pt-BR": "sim", "en": "yes"},
-    "no": {"pt-BR": "não", "en": "no"},
+    "yes": {"pt-BR": "Sim", "en": "yes"},
+    "no": {"pt-BR": "Não", "en": "no"},
     "report_title": {"pt-BR": "Relatório diário da frota", "en": "Fleet day report"},
     "from": {"pt-BR": "De", "en": "From"},
     "to": {"pt-BR": "Até", "en": "To"},
@@ -161,7 +199,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "pt-BR": "Erro interno. O problema foi registrado no log do servidor.",
         "en": "Internal error. The problem was written to the server log.",
     },
-    "not_found": {"pt-BR": "Não encontrado.", "en": "Not found."},
+    "not_found": {"pt-BR": "Não encontrado", "en": "Not found"},
+    "server_error_title": {"pt-BR": "Erro interno", "en": "Internal error"},
+    "unavailable_title": {"pt-BR": "Indisponível", "en": "Unavailable"},
     "bad_request": {"pt-BR": "Pedido inválido", "en": "Bad request"},
     "forbidden": {"pt-BR": "Acesso negado", "en": "Forbidden"},
     "language": {"pt-BR": "English", "en": "Português"},
@@ -227,10 +267,338 @@ def format_moment(
 
 
 def format_duration(seconds: float | None) -> str:
-    """3725 -> '1:02:05' (h:mm:ss), the same in both languages."""
+    """3725 -> '1:02' (h:mm, rounded to the minute): the one duration format of
+    the pages and reports, the same in both languages."""
     if seconds is None:
         return ""
-    total = round(float(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
+    minutes = round(float(seconds) / 60)
+    hours, rest = divmod(minutes, 60)
+    return f"{hours}:{rest:02d}"
+
+
+def format_hours(hours: float | Decimal | None) -> str:
+    """Decimal hours (the report's columns) as h:mm: 1.5 -> '1:30'."""
+    if hours is None:
+        return ""
+    return format_duration(float(hours) * 3600)
+
+
+# ---------------------------------------------------------------- plurals
+# word -> (pt-BR singular, pt-BR plural, en singular, en plural)
+WORDS: dict[str, tuple[str, str, str, str]] = {
+    "vehicle": ("veículo", "veículos", "vehicle", "vehicles"),
+    "partition": ("partição", "partições", "partition", "partitions"),
+    "position": ("posição", "posições", "position", "positions"),
+    "trip": ("viagem", "viagens", "trip", "trips"),
+    "stop": ("parada", "paradas", "stop", "stops"),
+    "point": ("ponto", "pontos", "point", "points"),
+    "route": ("rota", "rotas", "route", "routes"),
+    "account": ("conta", "contas", "account", "accounts"),
+    "job": ("tarefa", "tarefas", "job", "jobs"),
+    "row": ("linha", "linhas", "row", "rows"),
+}
+
+
+def plural(count: int, word: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """'1 veículo', '2 veículos' (pt-BR: singular only for 1 and -1, as in English)."""
+    pt_one, pt_many, en_one, en_many = WORDS[word]
+    one, many = (pt_one, pt_many) if lang == "pt-BR" else (en_one, en_many)
+    shown = format_number(count, 0, lang)
+    return f"{shown} {one if abs(count) == 1 else many}"
+
+
+# ------------------------------------------------------------------- jobs
+# Runs the scheduler starts by itself to keep the queue healthy: hidden from
+# the Jobs page unless asked for (one recover_stalled row a minute drowned
+# the runs a user started).
+MAINTENANCE_KINDS = frozenset({"recover_stalled", "prune_retention"})
+
+JOB_KINDS: dict[str, tuple[str, str]] = {
+    "fetch_latest": ("Buscar últimas posições", "Fetch latest positions"),
+    "daily": ("Rotina diária", "Daily run"),
+    "daily_scheduled": ("Rotina diária (agendada)", "Daily run (scheduled)"),
+    "backfill_partition": ("Backfill: um veículo-dia", "Backfill: one vehicle-day"),
+    "backfill_routes": ("Backfill: rotas", "Backfill: routes"),
+    "recover_stalled": ("Manutenção: recuperar tarefas paradas", "Maintenance: recover stalled"),
+    "prune_retention": ("Manutenção: retenção de dados", "Maintenance: data retention"),
+}
+
+JOB_STATUSES: dict[str, tuple[str, str]] = {
+    "succeeded": ("concluída", "succeeded"),
+    "failed": ("falhou", "failed"),
+    "running": ("em execução", "running"),
+    "skipped": ("nada a fazer", "skipped"),
+    "interrupted": ("interrompida", "interrupted"),
+    "queued": ("na fila", "queued"),
+    "todo": ("na fila", "queued"),
+    "doing": ("em execução", "running"),
+    "cancelled": ("cancelada", "cancelled"),
+    "aborted": ("cancelada", "aborted"),
+    # An account's state (the Jobs page's accounts table).
+    "ok": ("ok", "ok"),
+    "failing": ("com falha", "failing"),
+    "unknown": ("ainda não consultada", "not fetched yet"),
+}
+
+
+def job_kind(kind: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    names = JOB_KINDS.get(kind)
+    if names is None:
+        return kind
+    return names[0] if lang == "pt-BR" else names[1]
+
+
+def job_status(status: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    if not status:
+        return ""
+    names = JOB_STATUSES.get(status)
+    if names is None:
+        return status
+    return names[0] if lang == "pt-BR" else names[1]
+
+
+# A run's counts key -> (word or None, pt-BR for 1, pt-BR for others, en):
+# with a word, "12 posições recebidas"; without, "3 inseridas".
+COUNT_LABELS: dict[str, tuple[str | None, str, str, str]] = {
+    "received": ("position", "recebida", "recebidas", "received"),
+    "inserted": (None, "inserida", "inseridas", "inserted"),
+    "updated": (None, "atualizada", "atualizadas", "updated"),
+    "flagged": (None, "marcada inválida", "marcadas inválidas", "flagged invalid"),
+    "rejected": (None, "rejeitada", "rejeitadas", "rejected"),
+    "trips": ("trip", "do provedor", "do provedor", "from the provider"),
+    "plates": ("vehicle", "", "", ""),
+    "failed": (None, "com falha", "com falha", "failed"),
+    "accounts_failed": (None, "conta com falha", "contas com falha", "accounts failed"),
+    "routes_computed": ("route", "calculada", "calculadas", "computed"),
+    "computed": ("route", "calculada", "calculadas", "computed"),
+    "skipped": (None, "sem mudança", "sem mudança", "unchanged"),
+    "empty": (None, "vazia", "vazias", "empty"),
+    "points": ("point", "", "", ""),
+    "retried": ("job", "recuperada", "recuperadas", "recovered"),
+}
+
+
+def _count_part(key: str, value: Any, lang: str) -> str:
+    pt = lang == "pt-BR"
+    label = COUNT_LABELS.get(key)
+    if isinstance(value, bool):
+        if key == "partial":
+            return "dia incompleto (parcial)" if pt else "day not over (partial)"
+        return f"{key}: {translate('yes' if value else 'no', lang)}"
+    if label is None:
+        return f"{key}: {format_number(value, 0, lang) if isinstance(value, int) else value}"
+    word, pt_one, pt_many, en_text = label
+    one = isinstance(value, int | float) and abs(value) == 1
+    text = (pt_one if one else pt_many) if pt else en_text
+    if word is not None and isinstance(value, int):
+        return f"{plural(value, word, lang)} {text}".rstrip()
+    shown = format_number(value, 0, lang) if isinstance(value, int | float) else str(value)
+    return f"{shown} {text}".rstrip()
+
+
+def describe_counts(counts: dict[str, Any] | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A run's counts as words: {'received': 12, 'inserted': 3} ->
+    '12 posições recebidas, 3 inseridas' (never a Python dict on a page)."""
+    if not counts:
+        return ""
+    # The database's JSON keeps no order: known keys in COUNT_LABELS' order.
+    order = {key: index for index, key in enumerate(COUNT_LABELS)}
+    keys = sorted(counts, key=lambda key: (order.get(key, len(order)), key))
+    return ", ".join(_count_part(key, counts[key], lang) for key in keys)
+
+
+def describe_run(
+    kind: str, args: dict[str, Any], counts: dict[str, Any] | None, lang: str = DEFAULT_LANGUAGE
+) -> str:
+    """What a run did, in the UI's language, from its arguments and counts."""
+    subject = []
+    placa = args.get("placa")
+    if isinstance(placa, str):
+        subject.append(placa)
+    day = args.get("day")
+    if isinstance(day, str):
+        try:
+            subject.append(format_day(date.fromisoformat(day), lang))
+        except ValueError:
+            subject.append(day)
+    backfill = args.get("backfill_id")
+    if isinstance(backfill, int):
+        subject.append(f"backfill #{backfill}")
+    text = describe_counts(counts, lang)
+    head = " ".join(subject)
+    return f"{head}: {text}" if head and text else head or text
+
+
+def backfill_progress(
+    total: int, done: int, running: int, failed: int, lang: str = DEFAULT_LANGUAGE
+) -> str:
+    """'12 partições, 3 feitas, 1 em andamento, 2 com falha'."""
+    pt = lang == "pt-BR"
+    parts = [plural(total, "partition", lang)]
+    if pt:
+        parts.append(f"{done} {'feita' if done == 1 else 'feitas'}")
+    else:
+        parts.append(f"{done} done")
+    if running:
+        parts.append(f"{running} em andamento" if pt else f"{running} running")
+    if failed:
+        parts.append(f"{failed} com falha" if pt else f"{failed} failed")
+    return ", ".join(parts)
+
+
+# ------------------------------------------------- texts from other layers
+# The job and request layers write their summaries and errors in English (the
+# CLI's and the API's language). The Portuguese pages show them through these
+# patterns, in order, first match wins; what no pattern knows is shown as it is.
+_N = r"(\d+)"
+PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = tuple(
+    (re.compile(pattern), text)
+    for pattern, text in (
+        (r"^no vehicle (\S+)$", r"veículo \1 desconhecido: não está nos dados deste servidor"),
+        (r"^no backfill #(\d+)$", r"backfill nº \1 não existe"),
+        (r"^no table '([^']*)'; tables: (.*)$", r"tabela '\1' não existe; tabelas: \2"),
+        (r"^no (\w+) row (.*)$", r"nenhuma linha de \1 com a chave \2"),
+        (
+            r"^(\w+): expected a date as YYYY-MM-DD(?: or |, )DD/MM/YYYY.*got (.*)$",
+            r"\1: data inválida \2; use AAAA-MM-DD, DD/MM/AAAA ou DD-MM-AAAA",
+        ),
+        (r"^(\w+): (.*) is not a day of the calendar(.*)$", r"\1: \2 não existe no calendário"),
+        (
+            r"^(?:--)?([\w-]+) (.+?) (is before|is not after) (?:--)?([\w-]+) (.+?): "
+            r"the end must be .*$",
+            lambda m: _reversed_range(m),  # defined below, called later
+        ),
+        (r"^end must not be before start$", "o fim não pode ser antes do início"),
+        (
+            r"^date_end must not be before date_start$",
+            "a data final não pode ser antes da data inicial",
+        ),
+        (r"^end must be after start$", "o fim deve ser depois do início"),
+        (r"^the range may span at most (\d+) days$", r"o período pode ter no máximo \1 dias"),
+        (
+            r"^a backfill from the UI may span at most (\d+) days$",
+            r"um backfill pela interface pode ter no máximo \1 dias",
+        ),
+        (
+            r"^give either date, or start and end, not both$",
+            "informe a data, ou início e fim, não ambos",
+        ),
+        (
+            r"^start and end go together.*$",
+            "início e fim vão juntos (datas AAAA-MM-DD ou DD/MM/AAAA)",
+        ),
+        (
+            r"^(\w+): none of these vehicles is visible to you$",
+            r"\1: nenhum destes veículos está visível para você",
+        ),
+        (
+            r"^the form expired: reload the page and try again$",
+            "o formulário expirou: recarregue a página e tente de novo",
+        ),
+        (
+            r"^(\w+): expected a (?:Brazilian )?plate like .*?, got (.*)$",
+            r"\1: placa inválida \2; use o formato ABC1234 ou ABC1D23",
+        ),
+        (r"^(\w+): expected .*plate.*$", r"\1: placa inválida; use o formato ABC1234 ou ABC1D23"),
+        (r"^Not Found$", "página não encontrada"),
+        (r"^Method Not Allowed$", "método não permitido"),
+        (
+            r"^database unavailable, try again in a moment$",
+            "o banco de dados não responde; tente novamente em instantes",
+        ),
+        (
+            r"^temporarily unavailable, try again in a moment$",
+            "indisponível no momento; tente novamente em instantes",
+        ),
+        (
+            r"^internal error \(incident (\w+), see the server log\)$",
+            r"erro interno (ocorrência \1, veja o log do servidor)",
+        ),
+        (r"^(.*): Field required$", r"\1: campo obrigatório"),
+        (r"^(.*): Input should be a valid integer.*$", r"\1: deve ser um número inteiro"),
+        (r"^(.*): String should have at most (\d+) characters?$", r"\1: no máximo \2 caracteres"),
+        (
+            r"^routes: (\d+) plate-days computed, (\d+) skipped unchanged, (\d+) empty; "
+            r"(\d+) trips, (\d+) stops, (\d+) points in ([\d.]+) s"
+            r"(?: \(\+(\d+) neighbouring days recomputed\))?$",
+            lambda m: _routes_line(m),  # defined below, called later
+        ),
+        (
+            r"^backfill #(\d+): (\S+)\.\.(\S+), (\d+) plates \((\d+) partitions\)(, with trips)?"
+            r": (\d+) already done, (\d+) enqueued(?:, (\d+) already queued or running)?"
+            r"(?:, (\d+) recovered from dead workers)?$",
+            lambda m: _backfill_enqueued(m),  # defined below, called later
+        ),
+        (
+            r"^backfill #(\d+): (\d+) failed partition\(s\) queued again$",
+            r"backfill nº \1: \2 partições com falha de volta à fila",
+        ),
+        (r"^fetch_latest queued \(job (\d+)\)$", r"busca das últimas posições na fila (tarefa \1)"),
+    )
+)
+
+
+def localize(text: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    """English text of the API, the jobs or a request error, as the UI shows
+    it in `lang` ("; "-separated parts translated one by one)."""
+    if not text:
+        return ""
+    if lang != "pt-BR":
+        return text
+    whole = _localize_part(text)
+    if whole is not None:
+        return whole
+    return "; ".join(_localize_part(part) or part for part in text.split("; "))
+
+
+def _localize_part(part: str) -> str | None:
+    for pattern, replacement in PT_TEXTS:
+        if pattern.match(part):
+            return pattern.sub(replacement, part, count=1)
+    return None
+
+
+def _iso_day(text: str) -> str:
+    try:
+        return format_day(date.fromisoformat(text), "pt-BR")
+    except ValueError:
+        return text
+
+
+def _routes_line(m: re.Match[str]) -> str:
+    text = (
+        f"rotas: {m[1]} veículo-dias calculados, {m[2]} sem mudança, {m[3]} vazios; "
+        f"{plural(int(m[4]), 'trip')}, {plural(int(m[5]), 'stop')}, "
+        f"{plural(int(m[6]), 'point')} em {m[7].replace('.', ',')} s"
+    )
+    if m[8]:
+        text += f" (+{m[8]} dias vizinhos recalculados)"
+    return text
+
+
+def _reversed_range(m: re.Match[str]) -> str:
+    # The words of etrack.dates.range_error(lang="pt"), from its English text.
+    high, low = _iso_moment(m[2]), _iso_moment(m[5])
+    must = "deve ser depois do" if m[3] == "is not after" else "não pode ser antes do"
+    return f"{m[1]} {high} é anterior a {m[4]} {low}: o fim {must} início"
+
+
+def _iso_moment(text: str) -> str:
+    day, _, clock = text.partition(" ")
+    shown = _iso_day(day)
+    return f"{shown} {clock}" if clock else shown
+
+
+def _backfill_enqueued(m: re.Match[str]) -> str:
+    plates, partitions = int(m[4]), int(m[5])
+    text = (
+        f"backfill nº {m[1]}: {_iso_day(m[2])} a {_iso_day(m[3])}, {plural(plates, 'vehicle')} "
+        f"({plural(partitions, 'partition')})"
+        + (", com viagens" if m[6] else "")
+        + f": {m[7]} já feitas, {m[8]} na fila"
+    )
+    if m[9]:
+        text += f", {m[9]} já na fila ou em execução"
+    if m[10]:
+        text += f", {m[10]} recuperadas de workers parados"
+    return text

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException
 
-from etrack.dates import DATE_FORMS, parse_day, parse_moment
+from etrack.dates import DATE_FORMS, parse_day, parse_moment, range_error
 from etrack.model import canonical_plate
 
 __all__ = ["day_or_error", "plate_or_error", "plates_or_error", "range_or_error"]
@@ -31,11 +31,10 @@ def plates_or_error(texts: list[str] | None, *, name: str = "plate") -> list[str
 
 def day_or_error(text: str, *, name: str = "date") -> date:
     try:
-        return parse_day(text)
-    except ValueError:
-        raise HTTPException(
-            422, f"{name}: expected a date as {DATE_FORMS}, got {text[:40]!r}"
-        ) from None
+        return parse_day(text, option=name)
+    except ValueError as exc:
+        # The CLI's text (wrong form, or not on the calendar) without its "--".
+        raise HTTPException(422, str(exc).removeprefix("--")) from None
 
 
 def _moment(text: str, tz: ZoneInfo, name: str, *, end: bool) -> datetime:
@@ -63,12 +62,13 @@ def range_or_error(
         lo = _moment(which.isoformat(), tz, "date", end=False)
         hi = _moment(which.isoformat(), tz, "date", end=True)
     elif start is None or end is None:
-        raise HTTPException(400, "start and end go together (dates as YYYY-MM-DD or DD/MM/YYYY)")
+        raise HTTPException(400, f"start and end go together (dates as {DATE_FORMS})")
     else:
         lo = _moment(start, tz, "start", end=False)
         hi = _moment(end, tz, "end", end=True)
-    if hi <= lo:
-        raise HTTPException(400, "end must be after start")
+    reversed_range = range_error(lo, hi, start="start", end="end", shown=(start or "", end or ""))
+    if reversed_range is not None:
+        raise HTTPException(400, reversed_range)
     if hi - lo > timedelta(days=max_days):
         raise HTTPException(400, f"the range may span at most {max_days} days")
     return lo, hi
@@ -79,8 +79,9 @@ def day_range_or_error(
 ) -> tuple[date, date]:
     first = day_or_error(start, name="start") if start else default
     last = day_or_error(end, name="end") if end else first
-    if last < first:
-        raise HTTPException(400, "end must not be before start")
+    reversed_range = range_error(first, last, start="start", end="end")
+    if reversed_range is not None:
+        raise HTTPException(400, reversed_range)
     if (last - first).days + 1 > max_days:
         raise HTTPException(400, f"the range may span at most {max_days} days")
     return first, last

@@ -23,11 +23,16 @@ from etrack.jobs.env import EtrackApp, JobEnv
 from etrack.jobs.names import FETCH_LATEST
 from etrack.jobs.runs import RunRow, list_runs
 from etrack.store import db
+from etrack.web.i18n import MAINTENANCE_KINDS
 from etrack.web.reader import Reader, hide_plates
 
 __all__ = ["JobsClient"]
 
 RECENT_BACKFILLS = 10
+# Without the housekeeping runs, read this many times the rows shown: between
+# two runs a user started there may be hours of one-a-minute maintenance.
+MAINTENANCE_OVERFETCH = 20
+MAX_RUNS_READ = 1000
 
 
 class JobsClient:
@@ -60,9 +65,20 @@ class JobsClient:
             await stack.aclose()
 
     async def runs(
-        self, *, failed_only: bool = False, limit: int = 30, reader: Reader | None = None
+        self,
+        *,
+        failed_only: bool = False,
+        limit: int = 30,
+        reader: Reader | None = None,
+        maintenance: bool = True,
     ) -> list[RunRow]:
-        found = await list_runs(await self.app(), failed_only=failed_only, limit=limit)
+        """The newest runs; `maintenance=False` leaves out the housekeeping
+        ones (i18n.MAINTENANCE_KINDS), which otherwise fill the page: one
+        recover_stalled a minute."""
+        wanted = limit if maintenance else min(limit * MAINTENANCE_OVERFETCH, MAX_RUNS_READ)
+        found = await list_runs(await self.app(), failed_only=failed_only, limit=wanted)
+        if not maintenance:
+            found = [run for run in found if run.kind not in MAINTENANCE_KINDS][:limit]
         visible = await reader.visible_plates() if reader is not None else None
         if visible is None:
             return found

@@ -134,6 +134,7 @@ async def database_families(reader: Reader, scheduler: str) -> list[Metric]:
         last = await reader.rows("web_metrics_last_durations")
         counts = await reader.rows("web_metrics_counts")
         partitions = await reader.rows("web_metrics_partitions")
+        paces = await reader.rows("rates_all")
     except Exception:
         up.add_metric((), 0.0)
         return [up, state]
@@ -149,7 +150,53 @@ async def database_families(reader: Reader, scheduler: str) -> list[Metric]:
     for row in partitions:
         open_parts.add_metric((str(row["state"]),), float(row["partitions"]))
     families.append(open_parts)
+    families.extend(_pace_families(paces))
     return families
+
+
+def _pace_families(paces: list[dict[str, Any]]) -> list[Metric]:
+    """Each account's API pace (etrack.pace), shared by every process, by
+    login (the rate_limits row's key: an e-mail, never a secret)."""
+    pace = GaugeMetricFamily(
+        "etrack_api_pace_requests_per_second",
+        "The pace every process of the account sends at now (adaptive: ETRAC_RATE_ADAPT).",
+        labels=("account",),
+    )
+    learning = GaugeMetricFamily(
+        "etrack_api_pace_learning",
+        "1 while the account's pace is still growing from its start (no 429 seen yet).",
+        labels=("account",),
+    )
+    throttled_at = GaugeMetricFamily(
+        "etrack_api_pace_last_429_rate",
+        "The pace when the account's last 429 came, requests/s.",
+        labels=("account",),
+    )
+    requests = GaugeMetricFamily(
+        "etrack_api_requests",
+        "API answers the pace learned from, all processes.",
+        labels=("account",),
+    )
+    throttled = GaugeMetricFamily(
+        "etrack_api_throttled", "API answers that were 429, all processes.", labels=("account",)
+    )
+    latency = GaugeMetricFamily(
+        "etrack_api_latency_seconds",
+        "Moving average of the API's answer time (the pace backs off when it climbs).",
+        labels=("account",),
+    )
+    for row in paces:
+        labels = (str(row["account"]),)
+        if row["rate"] is not None:
+            pace.add_metric(labels, float(row["rate"]))
+            learning.add_metric(labels, 1.0 if row["throttled_at_rate"] is None else 0.0)
+        if row["throttled_at_rate"] is not None:
+            throttled_at.add_metric(labels, float(row["throttled_at_rate"]))
+        requests.add_metric(labels, float(row["requests"]))
+        throttled.add_metric(labels, float(row["throttled"]))
+        if row["latency_s"] is not None:
+            latency.add_metric(labels, float(row["latency_s"]))
+    return [pace, learning, throttled_at, requests, throttled, latency]
 
 
 def _table_families(tables: dict[str, Any], now: datetime) -> list[Metric]:

@@ -14,7 +14,7 @@ import gzip
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -129,13 +129,17 @@ class Reader:
         self._visible[scope] = (time.monotonic(), plates)
         return plates
 
-    async def account_states(self, configured: Sequence[str]) -> list[dict[str, Any]]:
+    async def account_states(
+        self, configured: Sequence[str], logins: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """State of each account in the request's scope (configured ones
-        first, in the file's order; 'unknown' until its first fetch)."""
+        first, in the file's order; 'unknown' until its first fetch), with
+        its API pace when *logins* (name -> pace row key) are given."""
         rows = {
             str(r["name"]): r
             for r in await self._fetch("accounts_states", {"fallback": self.fallback_account})
         }
+        paces = {str(r["account"]): r for r in await self._fetch("rates_all", {})} if logins else {}
         scope = current_scope()
         names = [n for n in configured if scope is None or n in scope]
         out = []
@@ -149,6 +153,7 @@ class Reader:
                     "vehicles": int(r["vehicles"]) if r else 0,
                     "last_success_at": r["last_success_at"] if r else None,
                     "retry_at": r["retry_at"] if r and r["state"] == "failing" else None,
+                    "pace": paces.get((logins or {}).get(name, "")),
                 }
             )
         return out

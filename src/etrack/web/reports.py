@@ -47,8 +47,12 @@ def sort_rows(rows: list[dict[str, Any]], key: str, *, descending: bool) -> list
     return present + missing
 
 
-def report_headers(lang: str) -> dict[str, str]:
-    """Each column's heading in `lang` (the page's table, the XLSX header row)."""
+def report_headers(lang: str, *, clock: bool = False) -> dict[str, str]:
+    """Each column's heading in `lang` (the page's table, the XLSX header row).
+
+    `clock`: the durations are shown as h:mm (the page) rather than as decimal
+    hours (the downloads, numbers a spreadsheet can add up)."""
+    hours = "h:mm" if clock else "h"
 
     def t(key: str) -> str:
         return i18n.translate(key, lang)
@@ -59,11 +63,11 @@ def report_headers(lang: str) -> dict[str, str]:
         "frota": t("fleet"),
         "days": t("days"),
         "distance_km": f"{t('distance')} (km)",
-        "driving_h": f"{t('driving')} (h)",
-        "idle_h": f"{t('idle')} (h)",
-        "parked_h": f"{t('parked')} (h)",
+        "driving_h": f"{t('driving')} ({hours})",
+        "idle_h": f"{t('idle')} ({hours})",
+        "parked_h": f"{t('parked')} ({hours})",
         "max_speed_kmh": f"{t('max_speed')} (km/h)",
-        "over_limit_h": f"{t('over_limit')} (h)",
+        "over_limit_h": f"{t('over_limit')} ({hours})",
         "trip_count": t("trips"),
     }
 

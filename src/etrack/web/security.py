@@ -23,8 +23,8 @@ Vehicle positions are personal data (LGPD). Rules:
   visits cannot rebind its own DNS name to 127.0.0.1 and read the fleet.
 - A control character (NUL...) in a query parameter is a 400 naming it.
 - Forms carry a CSRF token bound to the session.
-- /static, /login, /healthz, /metrics and /api/openapi.json are open: they
-  hold no personal data.
+- /static, /login, /healthz, /metrics, /api/openapi.json, /openapi.json and
+  /docs are open: they hold no personal data.
 """
 
 from __future__ import annotations
@@ -32,14 +32,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import ipaddress
 import logging
 import math
 import os
 import secrets
+import shlex
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -48,10 +50,17 @@ import anyio
 import anyio.to_thread
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from etrack.config import Settings
+from etrack.web import i18n
 from etrack.web.metrics import WebMetrics
 
 __all__ = [
@@ -85,6 +94,9 @@ OPEN_PREFIXES = (
     "/favicon.ico",
     "/api/openapi.json",
 )
+# Open like /api/openapi.json, matched exactly: FastAPI's conventional paths
+# of the API document and its page (no personal data).
+OPEN_PATHS = frozenset({"/login", "/openapi.json", "/docs"})
 
 
 # -------------------------------------------------------------- passwords
@@ -381,10 +393,21 @@ class AuthMiddleware:
     """Lets through logged-in sessions, valid HTTP Basic, open paths, and
     (without configured credentials) loopback connections; answers the rest."""
 
-    def __init__(self, app: ASGIApp, config: AuthConfig, guard: LoginGuard | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: AuthConfig,
+        guard: LoginGuard | None = None,
+        *,
+        default_lang: str = i18n.DEFAULT_LANGUAGE,
+    ) -> None:
         self.app = app
         self.config = config
         self.guard = guard if guard is not None else LoginGuard(config)
+        self.default_lang = default_lang
+        # The first refused network connection is logged (once per process):
+        # the operator learns why remote users see 403.
+        self.warned_remote = False
         # Basic credentials already verified: pbkdf2 is slow on purpose, and
         # a script sends the same header with every call.
         self._basic_ok: set[bytes] = set()
@@ -398,7 +421,16 @@ class AuthMiddleware:
             if server and is_loopback(str(server[0])):
                 await self.app(scope, receive, send)
                 return
-            response = self._refuse_unconfigured(scope)
+            if not self.warned_remote:
+                self.warned_remote = True
+                logger.warning(
+                    "refused %s from %s: a connection over the network (to %s) needs a login; "
+                    "set ETRACK_WEB_USER and ETRACK_WEB_PASSWORD to allow remote access",
+                    scope.get("path", "")[:80],
+                    client_address(scope),
+                    str(server[0]) if server else "an unknown address",
+                )
+            response = self._refuse_unconfigured(scope, self.default_lang)
             await response(scope, receive, send)
             return
         connection = HTTPConnection(scope)
@@ -416,7 +448,7 @@ class AuthMiddleware:
 
     @staticmethod
     def _open(path: str) -> bool:
-        return path == "/login" or path.startswith(OPEN_PREFIXES)
+        return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
     async def _basic(self, connection: HTTPConnection) -> LoginResult | None:
         """None without a Basic header."""
@@ -451,14 +483,16 @@ class AuthMiddleware:
         return PlainTextResponse(message, status_code=429, headers=headers)
 
     @staticmethod
-    def _refuse_unconfigured(scope: Scope) -> Response:
+    def _refuse_unconfigured(scope: Scope, default_lang: str) -> Response:
         message = (
-            "login required: this server is reachable from the network; "
-            "set ETRACK_WEB_USER and ETRACK_WEB_PASSWORD"
+            "login required: this server has no login configured and answers only loopback "
+            "connections; set ETRACK_WEB_USER and ETRACK_WEB_PASSWORD for access over the network"
         )
         if _wants_json(scope):
             return JSONResponse({"detail": message}, status_code=403)
-        return PlainTextResponse(message, status_code=403)
+        connection = HTTPConnection(scope)
+        asked = connection.query_params.get("lang") or connection.cookies.get(i18n.LANG_COOKIE)
+        return remote_refusal_page(i18n.pick_language(asked, default_lang))
 
     @staticmethod
     def _challenge(connection: HTTPConnection) -> Response:
@@ -474,6 +508,24 @@ class AuthMiddleware:
 
 def _wants_json(scope: Scope) -> bool:
     return str(scope.get("path", "")).startswith("/api")
+
+
+def remote_refusal_page(lang: str) -> HTMLResponse:
+    """The 403 a browser gets over the network without a configured login.
+
+    A page of its own, not the app's templates: it is answered before the
+    request reaches the app (no session, no page context)."""
+    title = html.escape(i18n.translate("remote_needs_login_title", lang))
+    text = html.escape(i18n.translate("remote_needs_login", lang))
+    body = (
+        f'<!doctype html>\n<html lang="{lang}">\n<head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>403 · {title}</title>"
+        '<link rel="stylesheet" href="/static/app/app.css"></head>\n'
+        f'<body><main><section class="panel narrow"><h1>403 · {title}</h1>'
+        f'<p class="error-message" id="error-message">{text}</p></section></main></body></html>\n'
+    )
+    return HTMLResponse(body, status_code=403)
 
 
 def _refuse(scope: Scope, status: int, message: str) -> Response:
@@ -646,6 +698,46 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def bind_hosts(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """The hosts a server process was told to listen on, as far as its command
+    line says: gunicorn's -b/--bind (also in GUNICORN_CMD_ARGS), uvicorn's
+    --host. Empty when it does not say (then nothing is assumed)."""
+    words = [*argv[1:], *shlex.split(environ.get("GUNICORN_CMD_ARGS", ""))]
+    found: list[str] = []
+    for index, word in enumerate(words):
+        value: str | None = None
+        for flag in ("-b", "--bind", "--host"):
+            if word == flag and index + 1 < len(words):
+                value = words[index + 1]
+            elif word.startswith(flag + "="):
+                value = word[len(flag) + 1 :]
+            elif flag == "-b" and word.startswith("-b") and len(word) > 2 and word[2] != "-":
+                value = word[2:]
+        if value is None:
+            continue
+        if value.startswith(("unix:", "fd://")):
+            continue
+        found.append(host_name(value) if not value.startswith("[") else value[1:].partition("]")[0])
+    return found
+
+
+def remote_without_login_warning(
+    config: AuthConfig, argv: Sequence[str], environ: Mapping[str, str]
+) -> str | None:
+    """The line to log at start when this process listens on a network
+    address without a login configured (connections from there get 403)."""
+    if config.configured:
+        return None
+    remote = [host for host in bind_hosts(argv, environ) if not is_loopback(host)]
+    if not remote:
+        return None
+    return (
+        f"listening on {', '.join(remote)} without ETRACK_WEB_USER/ETRACK_WEB_PASSWORD: "
+        "connections over the network are refused (403) until both are set; "
+        "only this machine (127.0.0.1) is served"
+    )
 
 
 def loopback_hosts(hosts: Iterable[str]) -> bool:

@@ -2,8 +2,8 @@
 -- Every connection's search_path is the etrack schema, so names are unqualified.
 
 -- The jobs layer (etrack/jobs/): run records, the daily run, backfill
--- partitions, the shared rate limiter. Procrastinate's tables live in the
--- same schema (procrastinate_jobs, procrastinate_workers).
+-- partitions (the shared API pace is in rates.sql). Procrastinate's tables
+-- live in the same schema (procrastinate_jobs, procrastinate_workers).
 
 -- name: job_queue_installed
 -- Procrastinate's tables in the etrack schema itself (not one in public).
@@ -14,25 +14,6 @@ SELECT pg_try_advisory_lock(%(lock_id)s)
 
 -- name: jobs_advisory_lock
 SELECT pg_advisory_lock(%(lock_id)s)
-
--- name: jobs_rate_reserve
--- Reserve the account's next request slot; returns the seconds to wait for
--- it. One statement, so the read and the write are atomic under the row
--- lock; the database clock, so machines' clocks never matter.
-INSERT INTO rate_limits AS r (account, next_slot, interval_s)
-VALUES (%(account)s, clock_timestamp() + make_interval(secs => %(interval)s), %(interval)s)
-ON CONFLICT (account) DO UPDATE
-   SET next_slot = greatest(r.next_slot, clock_timestamp()) + make_interval(secs => %(interval)s),
-       interval_s = EXCLUDED.interval_s
-RETURNING greatest(0, extract(epoch FROM r.next_slot - clock_timestamp())::float8 - %(interval)s)
-
--- name: jobs_rate_penalize
--- The provider said 429: nobody sends before `seconds` from now.
-INSERT INTO rate_limits AS r (account, next_slot, interval_s)
-VALUES (%(account)s, clock_timestamp() + make_interval(secs => %(seconds)s), %(interval)s)
-ON CONFLICT (account) DO UPDATE
-   SET next_slot = greatest(r.next_slot, clock_timestamp() + make_interval(secs => %(seconds)s))
-RETURNING next_slot
 
 -- name: jobs_run_start
 INSERT INTO job_runs (kind, args, job_id, host, pid)

@@ -1,4 +1,5 @@
-"""The HTML pages: fleet map, vehicle day, fleet report, data browser, login, jobs.
+"""The HTML pages: fleet map, vehicle day, fleet report, data browser, login, jobs,
+and the API's documentation (/docs, /openapi.json).
 
 Pages are rendered on the server with what they show first (lists, tables,
 figures); the maps and the chart are drawn by the page scripts from JSON
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from etrack.web.pages import browser, fleet, jobs, login, report, vehicle
+from etrack.web.pages import browser, docs, fleet, jobs, login, report, vehicle
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-for _page in (fleet, vehicle, report, browser, login, jobs):
+for _page in (fleet, vehicle, report, browser, login, jobs, docs):
     router.include_router(_page.router)

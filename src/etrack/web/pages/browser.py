@@ -4,14 +4,15 @@ paged by their natural key, and one row in full."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import HTMLResponse, Response
 
-from etrack.web.deps import Web
+from etrack.web import i18n
+from etrack.web.deps import Web, language
 from etrack.web.exports import dumps
 from etrack.web.inputs import plate_or_error
 from etrack.web.pages.render import render
@@ -117,6 +118,7 @@ async def db_table(
     if placa and spec["of_plate"]:
         name = spec["of_plate"]
     rows = await (await web.reader()).rows(name, args)
+    tz, lang = web.settings.tz, language(request, web)
     more = len(rows) > DB_PAGE
     rows = rows[:DB_PAGE]
     next_url = None
@@ -133,7 +135,10 @@ async def db_table(
             "resource": resource,
             "resources": list(RESOURCES),
             "columns": list(rows[0].keys()) if rows else [],
-            "rows": [(quote(row_id(resource, r), safe="@"), r) for r in rows],
+            "rows": [
+                (quote(row_id(resource, r), safe="@"), [shown(v, tz, lang) for v in r.values()])
+                for r in rows
+            ],
             "plate": placa or "",
             "next_url": next_url,
             "first_url": f"/db/{resource}" + (f"?plate={placa}" if placa else ""),
@@ -149,7 +154,8 @@ async def db_row(request: Request, web: Web, resource: str, row: str) -> Respons
     found = await (await web.reader()).row(spec["detail"], args)
     if found is None:
         raise HTTPException(404, f"no {resource} row {row}")
-    fields = [(name, pretty(value)) for name, value in found.items()]
+    tz, lang = web.settings.tz, language(request, web)
+    fields = [(name, pretty(value, tz, lang)) for name, value in found.items()]
     return render(
         request,
         "db_row.html",
@@ -157,10 +163,30 @@ async def db_row(request: Request, web: Web, resource: str, row: str) -> Respons
     )
 
 
-def pretty(value: Any) -> str:
+def shown(value: Any, tz: tzinfo, lang: str) -> str:
+    """A stored value as the browser's table shows it: instants in
+    ETRAC_TIMEZONE (the database answers in UTC), days and booleans in the
+    UI's language (Sim/Não)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return i18n.translate("yes" if value else "no", lang)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return str(value)
+        return i18n.format_moment(value, tz, lang, seconds=True)
+    if isinstance(value, date):
+        return i18n.format_day(value, lang)
+    if isinstance(value, dict | list):
+        # JSON, not a Python repr.
+        return dumps(value).decode()
+    return str(value)
+
+
+def pretty(value: Any, tz: tzinfo, lang: str) -> str:
     if isinstance(value, dict | list):
         return dumps(value).decode() if len(str(value)) > 2000 else _indent(value)
-    return "" if value is None else str(value)
+    return shown(value, tz, lang)
 
 
 def _indent(value: Any) -> str:

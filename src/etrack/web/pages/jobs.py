@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from etrack.dates import range_error
 from etrack.errors import SchemaNotCurrent
 from etrack.web.days import today
 from etrack.web.deps import Web
@@ -33,10 +34,14 @@ def require_csrf(request: Request, token: str) -> None:
 
 
 @router.get("/jobs", response_class=HTMLResponse)
-async def jobs_page(request: Request, web: Web) -> Response:
+async def jobs_page(
+    request: Request, web: Web, maintenance: Annotated[bool, Query()] = False
+) -> Response:
+    """`?maintenance=1` also lists the housekeeping runs (hidden by default)."""
     reader = await web.reader()
     values: dict[str, Any] = {
         "page": "jobs",
+        "maintenance": maintenance,
         "runs": [],
         "backfills": [],
         "accounts": [],
@@ -45,8 +50,8 @@ async def jobs_page(request: Request, web: Web) -> Response:
         "yesterday": today(reader) - timedelta(days=1),
     }
     try:
-        values["accounts"] = await reader.account_states(web.account_names())
-        values["runs"] = await web.jobs.runs(limit=30, reader=reader)
+        values["accounts"] = await reader.account_states(web.account_names(), web.account_logins())
+        values["runs"] = await web.jobs.runs(limit=30, reader=reader, maintenance=maintenance)
         values["backfills"] = await web.jobs.backfills(reader)
     except SchemaNotCurrent as exc:
         # The job queue is not installed: the page says so instead of failing.
@@ -67,8 +72,9 @@ async def jobs_start_backfill(
     require_csrf(request, csrf)
     first = day_or_error(date_start, name="date_start")
     last = day_or_error(date_end, name="date_end") if date_end else first
-    if last < first:
-        raise HTTPException(400, "date_end must not be before date_start")
+    reversed_range = range_error(first, last, start="date_start", end="date_end")
+    if reversed_range is not None:
+        raise HTTPException(400, reversed_range)
     if (last - first).days >= 366:
         raise HTTPException(400, "a backfill from the UI may span at most 366 days")
     wanted = plates_or_error([plates] if plates.strip() else None, name="plates")

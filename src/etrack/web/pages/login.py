@@ -15,6 +15,7 @@ from etrack.web.security import (
     LoginGuard,
     auth_config,
     client_address,
+    is_loopback,
     safe_next,
     valid_csrf,
 )
@@ -24,11 +25,22 @@ __all__ = ["router"]
 router = APIRouter()
 
 
+def reached_over_network(request: Request) -> bool:
+    """Whether this connection arrived on a non-loopback address of the server
+    (the socket's, never the Host header's)."""
+    server = request.scope.get("server")
+    return not (server and is_loopback(str(server[0])))
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = "/") -> Response:
-    return render(
-        request, "login.html", {"page": "login", "next": safe_next(next), "failed": False}
-    )
+    values = {
+        "page": "login",
+        "next": safe_next(next),
+        "failed": False,
+        "remote": reached_over_network(request),
+    }
+    return render(request, "login.html", values)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -54,6 +66,7 @@ async def login(
                 "next": safe_next(next),
                 "failed": False,
                 "locked_s": result.retry_after_s,
+                "remote": reached_over_network(request),
             },
             status_code=429,
         )
@@ -65,7 +78,12 @@ async def login(
         return render(
             request,
             "login.html",
-            {"page": "login", "next": safe_next(next), "failed": True},
+            {
+                "page": "login",
+                "next": safe_next(next),
+                "failed": True,
+                "remote": reached_over_network(request),
+            },
             status_code=401,
         )
     request.session.clear()

@@ -39,6 +39,9 @@ def render(
         "request": request,
         "lang": lang,
         "t": lambda key: i18n.translate(key, lang),
+        # English text from other layers (errors, job summaries) in the page's language.
+        "localize": lambda text: i18n.localize(text, lang),
+        "plural": lambda count, word: i18n.plural(count, word, lang),
         "tz": web.settings.tz,
         "tz_name": web.settings.etrac_timezone.key,
         "scheduler": web.scheduler.describe(),
@@ -70,13 +73,29 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+STATUS_TITLES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "bad_request",
+    422: "bad_request",
+    500: "server_error_title",
+    503: "unavailable_title",
+}
+
+
 def error_page(
     request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
+    title = STATUS_TITLES.get(status)
     try:
-        response: Response = render(
-            request, "error.html", {"status": status, "message": message}, status_code=status
-        )
+        web = context(request)
+        values = {
+            "status": status,
+            "message": message,
+            "status_title": i18n.translate(title, language(request, web)) if title else "",
+        }
+        response: Response = render(request, "error.html", values, status_code=status)
     except Exception:
         # The error page itself must never fail (no session, no templates...).
         response = HTMLResponse(f"<h1>{status}</h1>", status_code=status)

@@ -54,7 +54,7 @@ async def report_page(
             "sort": sort,
             "order": order,
             "columns": REPORT_COLUMNS,
-            "headers": report_headers(language(request, web)),
+            "headers": report_headers(language(request, web), clock=True),
             "sort_links": sort_links,
             "csv_url": f"/api/report/export/csv?{export_query}",
             "xlsx_url": f"/api/report/export/xlsx?{export_query}",

@@ -24,9 +24,9 @@
   const shortClockFormat = new Intl.DateTimeFormat(config.lang, {
     timeZone: config.tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23",
   });
-  const dateTimeFormat = new Intl.DateTimeFormat(config.lang, {
+  const dateTimeFormat = new Intl.DateTimeFormat("en-US", {
     timeZone: config.tz, day: "2-digit", month: "2-digit", year: "numeric",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23",
   });
 
   function toDate(value) {
@@ -36,7 +36,18 @@
 
   function clock(value) { const d = toDate(value); return d ? clockFormat.format(d) : ""; }
   function shortClock(value) { const d = toDate(value); return d ? shortClockFormat.format(d) : ""; }
-  function dateTime(value) { const d = toDate(value); return d ? dateTimeFormat.format(d) : ""; }
+  /* DD/MM/YYYY HH:MM (pt-BR) or YYYY-MM-DD HH:MM (en), as the server's
+     i18n.format_moment writes them: Intl's own pt-BR form puts a comma in. */
+  function dateTime(value) {
+    const d = toDate(value);
+    if (!d) return "";
+    const part = {};
+    for (const p of dateTimeFormat.formatToParts(d)) part[p.type] = p.value;
+    const day = config.lang === "pt-BR"
+      ? part.day + "/" + part.month + "/" + part.year
+      : part.year + "-" + part.month + "-" + part.day;
+    return day + " " + part.hour + ":" + part.minute;
+  }
 
   function escapeHtml(text) {
     return String(text === null || text === undefined ? "" : text)
@@ -45,6 +56,13 @@
   }
 
   function t(key) { return config.messages[key] || key; }
+
+  /* "1 veículo", "0 veículos", "12 veículos": the rule of etrack.web.i18n.plural
+     (Intl's pt rule would say "0 veículo"). */
+  function count(n, word) {
+    const form = Math.abs(n) === 1 ? "_one" : "_many";
+    return number(n, 0) + " " + t(word + form);
+  }
 
   /* The background map. Without tile access (offline, blocked) the page
      says so once and keeps drawing routes and markers on the plain background. */
@@ -74,7 +92,7 @@
   }
 
   window.etrack = {
-    config: config, t: t, number: number, clock: clock, shortClock: shortClock,
+    config: config, t: t, count: count, number: number, clock: clock, shortClock: shortClock,
     dateTime: dateTime, escapeHtml: escapeHtml, baseLayer: baseLayer, getJSON: getJSON,
   };
 })();

@@ -113,7 +113,7 @@
       );
     }
     list.innerHTML = rows.join("");
-    document.getElementById("fleet-count").textContent = count + " " + E.t("vehicles").toLowerCase();
+    document.getElementById("fleet-count").textContent = E.count(count, "vehicle");
   }
 
   function fitAll() {

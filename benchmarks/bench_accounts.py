@@ -75,6 +75,9 @@ def backfill(
             ETRACK_ACCOUNTS_FILE=str(accounts_file(folder, sim, args)),
             NORTH_KEY="north-key",
             SOUTH_KEY="south-key",
+            # Fairness between accounts at the rates they are told (fixed):
+            # bench_pace.py measures the pace finding a rate by itself.
+            ETRAC_RATE_ADAPT="0",
             ETRAC_RATE_SLEEP="0",
             ETRAC_LOG_LEVEL="WARNING",
         )

@@ -435,16 +435,18 @@ ALTER TABLE backfill_partitions ADD COLUMN controller_worker bigint;
 --
 -- Each account's row now also keeps the pace every process of the account
 -- sends at (`rate`, requests/s) and what the controller learned: the pace
--- when the last 429 came (NULL: never throttled, still in slow start), the
--- current segment (successes since the last 429's pause, as epoch seconds of
--- the database clock), latency EWMA and best, and the request and 429
--- counters. The next run starts from `rate`: what the last one learned.
+-- when the last 429 came and when latency last made it back off (both NULL:
+-- still in slow start), the current segment (successes since the last 429's
+-- pause, as epoch seconds of the database clock), the last latencies, their
+-- median and the best median of the run, and the request and 429 counters. The next run starts from `rate`: what the last one learned.
 ALTER TABLE rate_limits ADD COLUMN rate double precision;
 ALTER TABLE rate_limits ADD COLUMN throttled_at_rate double precision;
 ALTER TABLE rate_limits ADD COLUMN segment_start timestamptz;
 ALTER TABLE rate_limits ADD COLUMN recent_ok double precision[] NOT NULL DEFAULT '{}';
 ALTER TABLE rate_limits ADD COLUMN grown_at timestamptz;
 ALTER TABLE rate_limits ADD COLUMN decreased_at timestamptz;
+ALTER TABLE rate_limits ADD COLUMN eased_at_rate double precision;
+ALTER TABLE rate_limits ADD COLUMN recent_latency double precision[] NOT NULL DEFAULT '{}';
 ALTER TABLE rate_limits ADD COLUMN latency_s double precision;
 ALTER TABLE rate_limits ADD COLUMN baseline_s double precision;
 ALTER TABLE rate_limits ADD COLUMN requests bigint NOT NULL DEFAULT 0;
@@ -452,13 +454,196 @@ ALTER TABLE rate_limits ADD COLUMN throttled bigint NOT NULL DEFAULT 0;
 ALTER TABLE rate_limits ADD COLUMN updated_at timestamptz;
 ALTER TABLE rate_limits ADD CONSTRAINT rate_limits_rate_check CHECK (rate IS NULL OR rate > 0);
 
+-- ===== 0007_positions_time_index.sql =====
+
+-- 0007: a BRIN index on positions.data_transmissao.
+--
+-- The primary key leads with placa, so nothing served a time range across
+-- plates: `etrack prune --raw-only` (its dry-run count and its batches) and
+-- any "every plate, these hours" scan read the whole month. Rows arrive in
+-- time order (the live ingest appends; a backfill goes day by day), so each
+-- range of heap pages holds a narrow span of time and a BRIN index, a
+-- min/max per range, sends a time-range scan to only those pages. It is
+-- tiny (a few kB per million rows) and costs almost nothing per insert.
+--
+-- Created on the parent: every month partition, existing or made later by
+-- ensure_positions_partition, gets its own. pages_per_range 32 (256 kB of
+-- heap, a few hundred positions, seconds to minutes of a fleet's data)
+-- rather than the default 128: a scan reads every range that overlaps its
+-- bounds whole, and a late upload or an upsert of an old point widens its
+-- range to that point's time, so smaller ranges waste fewer pages at the
+-- edges and fewer ranges are spoilt; the index stays a few hundred times
+-- smaller than the heap. autosummarize: the newest ranges of the current
+-- month are summarized as they fill, not only at the next VACUUM (an
+-- unsummarized range matches every query).
+--
+-- Building it reads each partition once (no sort) and holds off writes to
+-- that partition meanwhile: seconds per GB.
+CREATE INDEX positions_data_transmissao_brin ON positions
+    USING brin (data_transmissao) WITH (pages_per_range = 32, autosummarize = on);
+
+-- ===== 0008_route_day_summaries.sql =====
+
+-- 0008: day summaries stored as rows.
+--
+-- The route_day_summary view rounded every route's numbers through numeric
+-- and read its jsonb on each query: a month's fleet report at 10,000
+-- vehicles paid that for 300,000 rows every time. The route computation now
+-- writes one row here per plate-day in the transaction that writes the day's
+-- route (etrack.store.routes.store_days), with the very expressions the view
+-- had, so the report sums small plain rows. The key leads with the day: the
+-- report and /api/summaries read a range of days for the whole fleet.
+CREATE TABLE route_day_summaries (
+    placa               text NOT NULL,
+    rota_date           date NOT NULL,
+    distance_km         numeric NOT NULL,
+    odometer_km         numeric,
+    driving_h           numeric NOT NULL,
+    idle_h              numeric NOT NULL,
+    parked_h            numeric NOT NULL,
+    max_speed_kmh       numeric,
+    avg_speed_kmh       numeric,
+    over_limit_h        numeric NOT NULL,
+    speed_limit_kmh     double precision,
+    trip_count          integer NOT NULL,
+    stop_count          integer NOT NULL,
+    point_count         integer NOT NULL,
+    invalid_count       integer NOT NULL,
+    start_ts            timestamptz,
+    end_ts              timestamptz,
+    provider_trip_count integer,
+    provider_agrees     boolean,
+    computed_at         timestamptz NOT NULL,
+    PRIMARY KEY (rota_date, placa),
+    -- Whatever deletes a route (recomputing its day, prune --routes) takes
+    -- its summary with it: a summary never outlives its route.
+    FOREIGN KEY (placa, rota_date) REFERENCES routes (placa, rota_date) ON DELETE CASCADE
+);
+
+COMMENT ON TABLE route_day_summaries IS
+    'One row per plate and local day, written with the day''s route; read it through the route_day_summary view';
+
+-- The routes stored before this version: an upgraded database loses nothing.
+INSERT INTO route_day_summaries
+SELECT r.placa,
+       r.rota_date,
+       round((r.distance_m / 1000.0)::numeric, 3),
+       round((r.odometer_m / 1000.0)::numeric, 3),
+       round(r.driving_s / 3600.0, 3),
+       round(r.idle_s / 3600.0, 3),
+       round(r.parked_s / 3600.0, 3),
+       round(r.max_speed_kmh::numeric, 1),
+       round(r.avg_speed_kmh::numeric, 1),
+       round(r.over_limit_s / 3600.0, 3),
+       (r.params ->> 'speed_limit_kmh')::double precision,
+       r.trip_count,
+       r.stop_count,
+       r.point_count,
+       r.invalid_count,
+       r.start_ts,
+       r.end_ts,
+       (r.provider_comparison ->> 'provider_trips')::integer,
+       (r.provider_comparison ->> 'agrees')::boolean,
+       r.computed_at
+  FROM routes r;
+
+-- Same name, columns and types as before: users' SQL over the view keeps working.
+CREATE OR REPLACE VIEW route_day_summary AS
+SELECT s.placa,
+       s.rota_date,
+       t.descricao,
+       t.frota,
+       s.distance_km,
+       s.odometer_km,
+       s.driving_h,
+       s.idle_h,
+       s.parked_h,
+       s.max_speed_kmh,
+       s.avg_speed_kmh,
+       s.over_limit_h,
+       s.speed_limit_kmh,
+       s.trip_count,
+       s.stop_count,
+       s.point_count,
+       s.invalid_count,
+       s.start_ts,
+       s.end_ts,
+       s.provider_trip_count,
+       s.provider_agrees,
+       s.computed_at
+  FROM route_day_summaries s
+  LEFT JOIN terminals t ON t.placa = s.placa;
+
+-- ===== 0009_latest_positions.sql =====
+
+-- 0009: latest_positions, one row per vehicle: its newest valid position.
+--
+-- The fleet map and /api/vehicles read it instead of probing positions once
+-- per plate (an index probe per plate and month partition, and a plan that
+-- JIT-compiled on a new partition without statistics): the fleet snapshot
+-- is one small table joined to terminals, O(fleet) whatever the history.
+-- The ingest upserts it in the statement that stores the positions (see
+-- upsert_positions_from_staging), so it is exactly as current as positions;
+-- a row only moves to a newer position, so an out-of-order batch (a
+-- backfill of last month) never moves it back.
+--
+-- No foreign key to terminals: the ingest writes positions (and this table)
+-- before terminals, in the same transaction.
+-- fillfactor 50: every ingest of a vehicle updates its row and only the
+-- primary key is indexed, so the free space keeps those updates HOT (no
+-- index write, no bloat of the index).
+CREATE TABLE latest_positions (
+    placa               text PRIMARY KEY,
+    data_transmissao    timestamptz NOT NULL,
+    data_gravacao       timestamptz,
+    latitude            double precision,
+    longitude           double precision,
+    velocidade          double precision,
+    ignicao             boolean,
+    odometro            double precision,
+    odometro_can        double precision,
+    horimetro           double precision,
+    bateria             double precision,
+    logradouro          text,
+    updated_at          timestamptz NOT NULL DEFAULT now()
+) WITH (fillfactor = 50);
+
+-- Filled from what positions already holds. Its plates come from a skip
+-- scan of the primary key (one index descent per plate and partition, not a
+-- read of every row), then each plate's newest valid row is one backward
+-- index scan from its end.
+WITH RECURSIVE plates AS (
+    SELECT min(placa) AS placa FROM positions
+    UNION ALL
+    SELECT (SELECT min(p.placa) FROM positions p WHERE p.placa > plates.placa)
+      FROM plates
+     WHERE plates.placa IS NOT NULL
+)
+INSERT INTO latest_positions (placa, data_transmissao, data_gravacao, latitude, longitude,
+    velocidade, ignicao, odometro, odometro_can, horimetro, bateria, logradouro)
+SELECT v.placa, v.data_transmissao, v.data_gravacao, v.latitude, v.longitude, v.velocidade,
+       v.ignicao, v.odometro, v.odometro_can, v.horimetro, v.bateria, v.logradouro
+  FROM plates
+ CROSS JOIN LATERAL (
+        SELECT p.placa, p.data_transmissao, p.data_gravacao, p.latitude, p.longitude,
+               p.velocidade, p.ignicao, p.odometro, p.odometro_can, p.horimetro, p.bateria,
+               p.logradouro
+          FROM positions p
+         WHERE p.placa = plates.placa AND p.quality = 'valid'
+         ORDER BY p.data_transmissao DESC
+         LIMIT 1) v
+ WHERE plates.placa IS NOT NULL;
+
 INSERT INTO schema_migrations (version, name) VALUES
     (1, 'initial'),
     (2, 'routes'),
     (3, 'jobs'),
     (4, 'accounts'),
     (5, 'backfill_reliability'),
-    (6, 'adaptive_rate')
+    (6, 'adaptive_rate'),
+    (7, 'positions_time_index'),
+    (8, 'route_day_summaries'),
+    (9, 'latest_positions')
 ON CONFLICT (version) DO NOTHING;
 
 COMMIT;

@@ -662,7 +662,8 @@ def env_files() -> list[Path]:
     """The `.env` files settings are read from, the first naming a variable
     winning (real environment variables win over all): `.env` in the current
     directory, then in the project root, the nearest directory at or above the
-    current one holding `e-track/` or `pyproject.toml`, then the same found
+    current one holding `e-track/` (or etrack's own `pyproject.toml`: another
+    project's never counts, its `.env` is not ours), then the same found
     from the running script (the seed's `e-track/*.py`, or a checkout's
     `.venv/bin/etrack`), so `cd e-track && python3 collector.py` finds the
     checkout's `.env`. Missing files are skipped."""
@@ -673,13 +674,21 @@ def env_files() -> list[Path]:
             (
                 d
                 for d in (start, *start.parents)
-                if (d / "e-track").is_dir() or (d / "pyproject.toml").is_file()
+                if (d / "e-track").is_dir() or _is_etrack_project(d / "pyproject.toml")
             ),
             None,
         )
         if root is not None and root / ".env" not in found:
             found.append(root / ".env")
     return found
+
+
+def _is_etrack_project(pyproject: Path) -> bool:
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return re.search(r'^name\s*=\s*"etrack"\s*$', text, re.MULTILINE) is not None
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -23,9 +23,10 @@ simulator do: `burst` requests at once, then `rate` per second):
 - *Afterwards* the pace probes upward slowly (+0.5 % per second of
   rate-bound traffic), so an account whose limit is raised is found again,
   at a cost of about one 429 per half-minute near the limit.
-- *Latency climbing* (the EWMA twice the best seen and 0.5 s above it) means
-  the server is saturating before it says 429: the pace drops by a fifth,
-  at most once per 2 s.
+- *Latency climbing* (the median of the last 8 answers twice the best level
+  seen in this run and 0.5 s above it) means the server is saturating before
+  it says 429: the pace drops by a fifth, at most once per 2 s, and stops
+  growing fast. One slow answer (a big day's history) is not a climb.
 - Never above the configured maximum, never below the floor; the pace only
   grows while requests queue for it (a light load proves nothing about the
   limit).
@@ -34,6 +35,7 @@ simulator do: `burst` requests at once, then `rate` per second):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from statistics import median
 
 __all__ = [
     "Answer",
@@ -58,7 +60,8 @@ LATENCY_FACTOR = 2.0
 LATENCY_MARGIN_S = 0.5
 LATENCY_BACKOFF = 0.8
 LATENCY_HOLD_S = 2.0
-EWMA_WEIGHT = 0.2
+LATENCY_WINDOW = 8
+LATENCY_MIN_SAMPLES = 4
 BASELINE_RISE = 0.01
 """Per second, how much the best latency seen may drift up (the route to the
 API can change; a baseline fixed forever would read that as saturation)."""
@@ -104,15 +107,22 @@ class PaceState:
     grown_at: float | None = None
     """When the pace last grew (growth is per second of rate-bound traffic)."""
     decreased_at: float | None = None
+    eased_at_rate: float | None = None
+    """The pace when latency last made it back off (no 429 needed for that)."""
+    recent_latency: tuple[float, ...] = ()
+    """The last answers' latencies (at most LATENCY_WINDOW): their median is
+    the level compared with the baseline, so one slow answer changes nothing."""
     latency_s: float | None = None
+    """The latency level now: the median of recent_latency."""
     baseline_s: float | None = None
+    """The lowest level seen in this run (rising slowly, see BASELINE_RISE)."""
     requests: int = 0
     throttled: int = 0
 
     @property
     def learning(self) -> bool:
-        """True in slow start: no 429 seen yet on this account."""
-        return self.throttled_at_rate is None
+        """True in slow start: neither a 429 nor a saturating latency yet."""
+        return self.throttled_at_rate is None and self.eased_at_rate is None
 
 
 @dataclass(frozen=True)
@@ -136,8 +146,19 @@ def initial_state(bounds: PaceBounds, learned: PaceState | None, now: float) -> 
     if learned is None:
         return PaceState(rate=bounds.clamp(bounds.start), segment_start=now, grown_at=now)
     rate = bounds.clamp(learned.rate if bounds.adapt else bounds.start)
-    # What was measured in an earlier run says nothing about this one's timing.
-    return replace(learned, rate=rate, segment_start=now, recent_ok=(), grown_at=now)
+    # What was measured in an earlier run says nothing about this one's
+    # timing: the route to the API, and its load, may have changed since.
+    return replace(
+        learned,
+        rate=rate,
+        segment_start=now,
+        recent_ok=(),
+        grown_at=now,
+        decreased_at=None,
+        recent_latency=(),
+        latency_s=None,
+        baseline_s=None,
+    )
 
 
 def throughput_bound(times: tuple[float, ...], now: float) -> float | None:
@@ -188,8 +209,7 @@ def _on_throttle(state: PaceState, answer: Answer, bounds: PaceBounds) -> PaceSt
 
 
 def _on_success(state: PaceState, answer: Answer, bounds: PaceBounds) -> PaceState:
-    latency, baseline = _latencies(state, answer)
-    state = replace(state, latency_s=latency, baseline_s=baseline)
+    state = _with_latency(state, answer)
     if answer.at >= state.segment_start:
         state = replace(state, recent_ok=(*state.recent_ok, answer.at)[-RECENT:])
     if _saturating(state):
@@ -198,7 +218,7 @@ def _on_success(state: PaceState, answer: Answer, bounds: PaceBounds) -> PaceSta
         return replace(
             state,
             rate=bounds.clamp(state.rate * LATENCY_BACKOFF),
-            throttled_at_rate=state.rate if state.learning else state.throttled_at_rate,
+            eased_at_rate=state.rate,
             decreased_at=answer.at,
             grown_at=answer.at,
         )
@@ -212,17 +232,21 @@ def _on_success(state: PaceState, answer: Answer, bounds: PaceBounds) -> PaceSta
     return replace(state, rate=bounds.clamp(state.rate * factor), grown_at=answer.at)
 
 
-def _latencies(state: PaceState, answer: Answer) -> tuple[float, float]:
-    sample = max(0.0, answer.latency_s)
-    if state.latency_s is None or state.baseline_s is None:
-        return sample, sample
-    latency = (1 - EWMA_WEIGHT) * state.latency_s + EWMA_WEIGHT * sample
-    elapsed = max(0.0, answer.at - (state.grown_at or answer.at))
-    drifted = state.baseline_s * (1 + BASELINE_RISE * elapsed)
-    return latency, min(drifted, latency)
+def _with_latency(state: PaceState, answer: Answer) -> PaceState:
+    recent = (*state.recent_latency, max(0.0, answer.latency_s))[-LATENCY_WINDOW:]
+    if len(recent) < LATENCY_MIN_SAMPLES:
+        return replace(state, recent_latency=recent, latency_s=recent[-1])
+    level = median(recent)
+    baseline = level
+    if state.baseline_s is not None:
+        elapsed = max(0.0, answer.at - (state.grown_at or answer.at))
+        baseline = min(state.baseline_s * (1 + BASELINE_RISE * elapsed), level)
+    return replace(state, recent_latency=recent, latency_s=level, baseline_s=baseline)
 
 
 def _saturating(state: PaceState) -> bool:
+    if len(state.recent_latency) < LATENCY_MIN_SAMPLES:
+        return False
     if state.latency_s is None or state.baseline_s is None:
         return False
     return (

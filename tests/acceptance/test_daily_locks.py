@@ -132,6 +132,20 @@ def test_a_job_of_a_worker_killed_with_kill_9_is_brought_back_and_completes(
         deadline_s=30,
         what="the partition job to start",
     )
+    # Killed mid-request, not between Procrastinate's 'doing' and the run
+    # record: wait for the run the job records before it calls the API.
+    wait_until(
+        lambda: (
+            one(
+                database_url,
+                "SELECT count(*) FROM job_runs WHERE kind = 'backfill_partition'"
+                " AND status = 'running'",
+            )
+            == 1
+        ),
+        deadline_s=30,
+        what="the partition's run to be recorded",
+    )
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=30)
     assert (

@@ -137,7 +137,7 @@ def test_sql_errors_inside_the_block_are_not_outages(target: db.Target) -> None:
 
 
 def test_every_session_gets_the_same_options(target: db.Target) -> None:
-    assert db.session_options("fleet") == "-c search_path=fleet,public -c timezone=UTC"
+    assert db.session_options("fleet") == "-c search_path=fleet,public -c timezone=UTC -c jit=off"
     with db.connection(target) as conn:
         row = conn.execute("SELECT current_setting('search_path'), current_setting('TimeZone')")
         assert row.fetchone() == (f"{target.schema},public", "UTC")

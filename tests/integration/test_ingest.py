@@ -65,6 +65,9 @@ def test_batch_is_stored_and_a_rerun_changes_nothing(conn: db.Conn) -> None:
     ).fetchone()
     # Local 08:00 in São Paulo is 11:00 UTC; units are stripped; raw is kept.
     assert stored == (datetime(2025, 5, 20, 11, 0, tzinfo=UTC), 40.0, True, "40 km/h")
+    # The plate's newest valid position went to latest_positions in the same batch.
+    latest = conn.execute("SELECT placa, data_transmissao, velocidade FROM latest_positions")
+    assert latest.fetchall() == [("ABC1234", datetime(2025, 5, 20, 11, 29, tzinfo=UTC), 40.0)]
 
 
 def test_a_later_answer_fills_gaps_but_never_overwrites(conn: db.Conn) -> None:
@@ -178,12 +181,17 @@ def test_connection_killed_mid_batch_then_rerun(target: db.Target) -> None:
         # All or nothing: the killed batch left no row behind.
         assert killer.execute("SELECT count(*) FROM positions").fetchone() == (0,)
         assert killer.execute("SELECT count(*) FROM terminals").fetchone() == (0,)
+        assert killer.execute("SELECT count(*) FROM latest_positions").fetchone() == (0,)
     with db.connection(target) as conn:
         stats = ingest.store_positions(conn, positions, rejects)
         assert stats.inserted == 2000
         again = ingest.store_positions(conn, positions, rejects)
         assert again.inserted == 0
         assert conn.execute("SELECT count(*) FROM positions").fetchone() == (2000,)
+        # The batch's newest valid row, committed with it.
+        assert conn.execute("SELECT placa, data_transmissao FROM latest_positions").fetchall() == [
+            ("ABC1234", max(p.data_transmissao for p in positions if p.quality == "valid"))
+        ]
 
 
 def test_nul_characters_in_raw_json_do_not_fail_the_batch(conn: db.Conn) -> None:

@@ -13,12 +13,14 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from etrack import model as records
 from etrack.config import Duration, Settings, parse_duration
 from etrack.errors import EXIT_USAGE
 from etrack.store import db
 from etrack.store import positions as ingest
+from etrack.store.queries import query
 from etrack.store.retention import (
     RAW_CLEARED_MARK,
     cutoff_for,
@@ -231,38 +233,108 @@ def month_bytes(conn: db.Conn, name: str) -> int:
     return int(row[0])
 
 
-def test_raw_only_gives_the_space_back(loaded: db.Conn) -> None:
-    """A past month takes no new rows: without compaction the cleared raw
-    JSON would keep its disk space for good."""
-    start = datetime(2024, 10, 2, tzinfo=UTC)
-    bulky = [
-        position(PLATES[1], start + timedelta(minutes=m), m)._replace(
-            raw={"logradouro": "Rua " + "x" * 400, "n": m}
-        )
-        for m in range(3000)
-    ]
-    ingest.store_positions(loaded, bulky)
+def heap_bytes(conn: db.Conn, name: str) -> int:
+    row = conn.execute("SELECT pg_relation_size(%s::regclass)", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+FILL_SQL = """
+INSERT INTO positions (placa, data_transmissao, latitude, longitude, velocidade, ignicao,
+                       odometro, logradouro, quality, raw)
+SELECT 'ABC' || lpad((g %% %(plates)s)::text, 4, '0'),
+       %(start)s::timestamptz + (g / %(plates)s) * %(every)s::interval,
+       -23.55 + (g %% 97) * 1e-4, -46.63, 40.0, true, 1000.0 + g, 'Av. Paulista', 'valid',
+       jsonb_build_object('n', g, 'logradouro', 'Rua ' || repeat('x', %(pad)s))
+  FROM generate_series(0, %(rows)s - 1) AS g
+"""
+
+
+def fill_month(
+    conn: db.Conn,
+    start: datetime,
+    rows: int,
+    *,
+    plates: int = 50,
+    every: timedelta = timedelta(minutes=1),
+    pad: int = 400,
+) -> None:
+    """`rows` positions from `start` on, in time order (as the ingest
+    appends them): `plates` vehicles, one position each every `every`."""
+    conn.execute("SELECT ensure_positions_partition(%s)", (start,))
+    conn.execute(
+        FILL_SQL, {"start": start, "rows": rows, "plates": plates, "every": every, "pad": pad}
+    )
+
+
+def test_raw_only_is_batched_and_its_space_is_reused(loaded: db.Conn) -> None:
+    """Every transaction clears at most `batch` rows; a plain VACUUM then
+    frees the old row versions' space, which the month's next rows reuse
+    (a past month must not keep growing)."""
+    fill_month(loaded, datetime(2024, 10, 2, tzinfo=UTC), 3000)
     loaded.execute("VACUUM ANALYZE positions_y2024m10")
     before = month_bytes(loaded, "positions_y2024m10")
-    report = prune(loaded, CUTOFF, raw_only=True)
+    lines: list[str] = []
+    report = prune(loaded, CUTOFF, raw_only=True, batch=200, progress=lines.append)
     october = next(a for a in report.actions if a.target == "positions_y2024m10")
+    assert (october.verb, october.rows, october.done) == ("clear raw", 3000 + 4 * len(PLATES), True)
+    # Rows updated by one transaction share its xmin: no batch took more than 200.
+    per_transaction = [
+        int(r[1])
+        for r in loaded.execute(
+            "SELECT xmin::text, count(*) FROM positions_y2024m10 GROUP BY 1 ORDER BY 2 DESC"
+        )
+    ]
+    assert max(per_transaction) <= 200
+    assert len(per_transaction) >= (3000 + 8) / 200
+    assert any(line.startswith("positions_y2024m10: 3,008 rows cleared in ") for line in lines)
     after = month_bytes(loaded, "positions_y2024m10")
-    assert october.bytes is not None
-    assert october.bytes > 1_000_000
-    assert after == before - october.bytes
-    assert "freed" in october.line(dry_run=False)
+    # Vacuumed along the way: at most the new versions of a quarter of the
+    # month sit outside the space the old ones gave back.
+    assert after < before * 1.3, (before, after)
+    # The month's next rows (a backfill of a late day) go into the freed
+    # space: the heap does not grow (its indexes do, by their new entries).
+    heap = heap_bytes(loaded, "positions_y2024m10")
+    fill_month(loaded, datetime(2024, 10, 20, tzinfo=UTC), 3000, pad=0)
+    assert heap_bytes(loaded, "positions_y2024m10") == heap
 
 
-def test_busy_month_is_compacted_by_the_next_run(loaded: db.Conn, target: db.Target) -> None:
-    reader = db.connect(target)
+def test_dry_run_count_reads_the_brin_index(loaded: db.Conn) -> None:
+    """On the month holding the cutoff, the dry run counts the days before
+    it through the BRIN index (a bitmap heap scan), not a scan of the month."""
+    # 25 days of 100 plates, one position an hour.
+    fill_month(
+        loaded, datetime(2024, 12, 1, tzinfo=UTC), 60_000, plates=100, every=timedelta(hours=1)
+    )
+    loaded.execute("ANALYZE positions_y2024m12")
+    count = sql.SQL(query("retention_count_partition")).format(
+        partition=sql.Identifier("e_track", "positions_y2024m12")
+    )
+    plan = "\n".join(
+        str(r[0])
+        for r in loaded.execute(
+            sql.SQL("EXPLAIN ") + count, {"cutoff": datetime(2024, 12, 3, tzinfo=UTC)}
+        )
+    )
+    assert "Bitmap Index Scan on positions_y2024m12_data_transmissao_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    report = prune(loaded, datetime(2024, 12, 3, tzinfo=UTC), raw_only=True, dry_run=True)
+    december = next(a for a in report.actions if a.target == "positions_y2024m12")
+    # Two days of 100 plates, and load()'s two of 1 December.
+    assert december.rows == 2 * 24 * 100 + len(PLATES)
+
+
+def test_busy_month_is_vacuumed_by_the_next_run(loaded: db.Conn, target: db.Target) -> None:
+    holder = db.connect(target)
     try:
-        reader.execute("SELECT count(*) FROM positions_y2024m09")
+        # What VACUUM waits for (another VACUUM, ANALYZE, an index build).
+        holder.execute("LOCK TABLE positions_y2024m09 IN SHARE UPDATE EXCLUSIVE MODE")
         report = prune(loaded, CUTOFF, raw_only=True, lock_timeout_s=0.2)
     finally:
-        reader.rollback()
-        reader.close()
+        holder.rollback()
+        holder.close()
     september = next(a for a in report.actions if a.target == "positions_y2024m09")
-    assert "compaction postponed" in september.note
+    assert "VACUUM postponed" in september.note
     assert september.done  # the raw JSON is gone all the same
     assert loaded.execute("SELECT count(raw) FROM positions_y2024m09").fetchone() == (0,)
     again = prune(loaded, CUTOFF, raw_only=True)
@@ -272,13 +344,42 @@ def test_busy_month_is_compacted_by_the_next_run(loaded: db.Conn, target: db.Tar
     assert "keep positions_y2024m09: raw JSON already cleared" in third.lines()
 
 
-def test_inside_a_transaction_nothing_is_compacted(target: db.Target, loaded: db.Conn) -> None:
+def test_a_locked_row_stops_its_month_and_the_next_run_finishes(
+    loaded: db.Conn, target: db.Target
+) -> None:
+    """A batch waits at most the lock timeout for a row another session
+    holds; the month is reported stopped, the other months go on, and the
+    next run clears what was left."""
+    holder = db.connect(target)
+    try:
+        holder.execute(
+            "SELECT 1 FROM positions_y2024m10 WHERE data_transmissao = %s AND placa = %s"
+            " FOR UPDATE",
+            (datetime(2024, 10, 20, 12, 0, tzinfo=TZ), PLATES[0]),
+        )
+        report = prune(loaded, CUTOFF, raw_only=True, batch=1, lock_timeout_s=0.2)
+    finally:
+        holder.rollback()
+        holder.close()
+    october = next(a for a in report.actions if a.target == "positions_y2024m10")
+    assert "stopped at rows locked by another session" in october.note
+    assert october.rows == 4  # the rows of 1 and 10 October, one batch each
+    november = next(a for a in report.actions if a.target == "positions_y2024m11")
+    assert (november.rows, november.note) == (4 * len(PLATES), "")
+    assert loaded.execute("SELECT count(raw) FROM positions_y2024m10").fetchone() == (4,)
+    again = prune(loaded, CUTOFF, raw_only=True)
+    october = next(a for a in again.actions if a.target == "positions_y2024m10")
+    assert (october.rows, october.note) == (4, "")
+    assert loaded.execute("SELECT count(raw) FROM positions_y2024m10").fetchone() == (0,)
+
+
+def test_inside_a_transaction_nothing_is_vacuumed(target: db.Target, loaded: db.Conn) -> None:
     with db.connection(target) as conn:  # not autocommit: the jobs layer may pass one
         report = prune(conn, CUTOFF, raw_only=True)
         conn.commit()
     october = next(a for a in report.actions if a.target == "positions_y2024m10")
     assert october.done
-    assert "not compacted" in october.note
+    assert "not vacuumed" in october.note
     assert loaded.execute("SELECT count(raw) FROM positions_y2024m10").fetchone() == (0,)
 
 
@@ -421,3 +522,27 @@ def test_prune_does_not_block_on_concurrent_ingest(loaded: db.Conn, target: db.T
     worker.join(timeout=60)
     assert not worker.is_alive()
     assert errors == []
+
+
+def test_retention_removes_the_last_position_of_a_vehicle_silent_since_before_the_cutoff(
+    loaded: db.Conn,
+) -> None:
+    loaded.execute(
+        "INSERT INTO latest_positions (placa, data_transmissao, latitude, longitude)"
+        " VALUES ('OLD1A11', %s, -23.5, -46.6)",
+        (CUTOFF - timedelta(days=200),),
+    )
+    kept = loaded.execute(
+        "SELECT placa FROM latest_positions WHERE data_transmissao >= %s ORDER BY 1", (CUTOFF,)
+    ).fetchall()
+    assert kept  # the fixture's vehicles report after the cutoff
+
+    dry = prune(loaded, CUTOFF, dry_run=True)
+    assert [a.rows for a in dry.actions if a.target == "latest_positions"] == [1]
+    raw_only = prune(loaded, CUTOFF, raw_only=True)
+    assert "latest_positions" not in {a.target for a in raw_only.actions}
+    prune(loaded, CUTOFF)
+    left = loaded.execute("SELECT placa FROM latest_positions ORDER BY 1").fetchall()
+    assert left == kept  # the silent vehicle's last position went with its history
+    again = prune(loaded, CUTOFF)
+    assert [a.rows for a in again.actions if a.target == "latest_positions"] == [0]

@@ -224,9 +224,17 @@ def test_provider_comparison_is_stored_and_followed(conn: db.Conn) -> None:
 def fleet_day_summary(
     conn: db.Conn, first: date, last: date, plates: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """The web's day summaries (the route_day_summary view), without a limit."""
+    """The web's day summaries (its first page, without a limit)."""
     cur = conn.execute(
-        query("web_day_summaries"), {"first": first, "last": last, "plates": plates, "limit": None}
+        query("web_day_summaries_page"),
+        {
+            "first": first,
+            "last": last,
+            "plates": plates,
+            "limit": None,
+            "after_date": first,
+            "after_placa": "",
+        },
     )
     names = [c.name for c in cur.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -251,6 +259,13 @@ def test_fleet_day_summary(conn: db.Conn) -> None:
         assert 20 < total_h <= 24
     only = fleet_day_summary(conn, DAYS[0], DAYS[1], plates=plates[:1])
     assert [(r["placa"], r["rota_date"]) for r in only] == [(plates[0], d) for d in DAYS]
+    # The web reads the stored rows; the view over them shows the same.
+    view = conn.execute(
+        "SELECT placa, rota_date, distance_km, trip_count FROM route_day_summary"
+        " WHERE rota_date = %s ORDER BY placa",
+        (DAYS[0],),
+    ).fetchall()
+    assert view == [(r["placa"], r["rota_date"], r["distance_km"], r["trip_count"]) for r in rows]
 
 
 def test_target_runs_pipelined_with_the_same_result(target: db.Target) -> None:
@@ -293,6 +308,8 @@ def test_a_failing_store_is_raised_and_leaves_no_partial_batch(target: db.Target
         compute_routes(target, PARAMS, plates=plates, days=DAYS[:1], batch_plate_days=1)
     with db.connection(target, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM routes").fetchone() == (0,)
+        # The day summaries are written in the same transaction: none either.
+        assert conn.execute("SELECT count(*) FROM route_day_summaries").fetchone() == (0,)
 
 
 def test_days_are_stored_by_local_date(conn: db.Conn) -> None:
@@ -334,9 +351,14 @@ def test_two_runs_over_the_same_days_at_once(target: db.Target) -> None:
     with db.connection(target, autocommit=True) as conn:
         routes = conn.execute("SELECT count(*), sum(trip_count) FROM routes").fetchone()
         trips = conn.execute("SELECT count(*) FROM route_trips").fetchone()
+        summaries = conn.execute(
+            "SELECT count(*), sum(trip_count) FROM route_day_summaries"
+        ).fetchone()
     assert routes is not None
     assert routes[0] == len(plates) * len(DAYS)
     assert trips == (routes[1],)
+    # One summary per stored route, whichever run stored it last.
+    assert summaries == routes
 
 
 def test_plates_are_canonicalized(conn: db.Conn) -> None:

@@ -25,7 +25,7 @@ def failing_transport(errno: int, message: str, calls: list[int]) -> httpx.MockT
 
 def client(transport: httpx.MockTransport) -> EtracClient:
     return EtracClient(
-        "https://api.etrac.example/monitoramento",
+        "https://api.etrac.example/monitoramento?token=s3cr3t",
         "fleet@example.com",
         "k3y",
         limiter=UnlimitedLimiter(),
@@ -54,6 +54,7 @@ def test_a_name_that_does_not_exist_fails_at_once_naming_the_setting() -> None:
     assert "api.etrac.example" in message
     assert "\n" not in message
     assert "k3y" not in message
+    assert "s3cr3t" not in message  # a token in the base's query string stays out
     assert exit_code_for(caught.value) == 3
 
 

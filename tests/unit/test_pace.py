@@ -100,10 +100,39 @@ def test_climbing_latency_backs_off_once_per_hold() -> None:
         state = observe(state, Answer(at=1.1 + index * 0.05, latency_s=2.5), BOUNDS)
     # 1.95 s of slow answers: one back-off of a fifth, then no growth.
     assert state.rate == pytest.approx(rate * 0.8, rel=0.01)
-    state = observe(state, Answer(at=3.2, latency_s=2.5), BOUNDS)
+    assert state.decreased_at is not None
+    state = observe(state, Answer(at=state.decreased_at + 2.0, latency_s=2.5), BOUNDS)
     assert state.rate == pytest.approx(rate * 0.8**2, rel=0.01)  # the hold is over: again
+    assert state.throttled_at_rate == 12.0  # a latency back-off is not a 429
+    assert state.eased_at_rate is not None
     assert state.latency_s is not None
     assert state.latency_s > 1.0
+
+
+def test_one_slow_answer_is_not_a_climb() -> None:
+    state = successes(initial_state(BOUNDS, None, now=0.0), 0.1, 10, 0.1)
+    slow = observe(state, Answer(at=1.1, latency_s=3.0), BOUNDS)
+    assert slow.decreased_at is None
+    assert slow.learning  # still in slow start
+    assert slow.rate >= state.rate
+
+
+def test_the_next_run_forgets_the_last_runs_latency() -> None:
+    learned = PaceState(
+        rate=10.0,
+        throttled_at_rate=11.0,
+        recent_latency=(0.3,) * 8,
+        latency_s=0.3,
+        baseline_s=0.3,
+        decreased_at=50.0,
+    )
+    state = initial_state(BOUNDS, learned, now=1000.0)
+    assert (state.recent_latency, state.latency_s, state.baseline_s) == ((), None, None)
+    assert state.decreased_at is None
+    # At a latency 0.6 s higher than last time, the pace does not back off.
+    for index in range(30):
+        state = observe(state, Answer(at=1000.0 + index * 0.1, latency_s=0.9), BOUNDS)
+    assert state.rate >= 10.0
 
 
 def test_a_steady_latency_never_backs_off() -> None:

@@ -65,6 +65,14 @@ def list_accounts(account: AccountOpt = None) -> None:
         )
 
 
+def _taught_by(pace: rates.AccountRate) -> str:
+    if pace.throttled_at_rate is not None:
+        return f"last 429 at {pace.throttled_at_rate:.2f}/s"
+    if pace.eased_at_rate is not None:
+        return f"eased at {pace.eased_at_rate:.2f}/s when latency climbed (no 429 yet)"
+    return "still growing (no 429 yet)"
+
+
 def _pace_columns(pace: rates.AccountRate | None) -> str:
     """Current pace, whether a 429 taught it (or it is still growing), the
     429 count and the answers' latency."""
@@ -106,11 +114,7 @@ def account_rate(
                 if pace is None or pace.rate is None
                 else (
                     f"{pace.rate:.2f}/s, "
-                    + (
-                        "still growing (no 429 yet)"
-                        if pace.learning
-                        else f"last 429 at {pace.throttled_at_rate:.2f}/s"
-                    )
+                    + _taught_by(pace)
                     + f", {pace.throttled} 429s in {pace.requests} requests"
                 )
             )

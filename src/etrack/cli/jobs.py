@@ -30,6 +30,7 @@ from etrack.cli.common import (
     echo_summary,
     read_day,
     read_plates,
+    require_credentials,
     settings,
     summary_printed_here,
     user_input,
@@ -131,8 +132,9 @@ def worker(
     """
 
     current = settings()
-    # A malformed accounts file is refused at start (exit 2), not job by job.
-    load_accounts(current)
+    # A malformed accounts file, or no credentials, is refused at start (exit
+    # 2, before the database is opened), not job by job.
+    require_credentials(load_accounts(current))
     slots = concurrency or current.etrack_worker_concurrency
     collector_pool, job_pool = pool_sizes(slots)
     env = JobEnv(current, database(), pool_size=collector_pool)

@@ -19,7 +19,7 @@ from etrack.deploy import compose, cron, systemd
 from etrack.deploy.common import WEB_PORT
 from etrack.errors import EXIT_FAILURE, CrontabError, SettingsError, UsageError
 from etrack.store import db
-from etrack.store.retention import cutoff_for, prune
+from etrack.store.retention import DEFAULT_BATCH, cutoff_for, prune
 
 __all__ = ["deploy_app", "prune_command", "register"]
 
@@ -290,10 +290,20 @@ def prune_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would go; change nothing.")
     ] = False,
+    batch: Annotated[
+        int,
+        typer.Option(
+            "--batch",
+            min=1,
+            help="With --raw-only: rows cleared per transaction (a month goes in "
+            "batches, then a plain VACUUM).",
+        ),
+    ] = DEFAULT_BATCH,
 ) -> None:
     """Retention: drop whole monthly partitions of positions older than the
-    cutoff (rows of the default partition are deleted), or clear their raw JSON.
-    Idempotent; routes are kept unless --routes."""
+    cutoff (rows of the default partition are deleted), or clear their raw JSON
+    month by month in batches, with progress lines. Idempotent (a re-run after
+    an interruption does what is left); routes are kept unless --routes."""
     current = settings()
     if raw_only and routes:
         raise UsageError("--routes goes with a full prune, not with --raw-only")
@@ -320,7 +330,15 @@ def prune_command(
     failed = False
     with db.connection(target, autocommit=True) as conn:
         for cutoff, raw, source in cutoffs:
-            report = prune(conn, cutoff, raw_only=raw, dry_run=dry_run, routes=routes and not raw)
+            report = prune(
+                conn,
+                cutoff,
+                raw_only=raw,
+                dry_run=dry_run,
+                routes=routes and not raw,
+                batch=batch,
+                progress=echo,
+            )
             lines = report.lines()
             lines[0] += f" [{source}]"
             for line in lines:

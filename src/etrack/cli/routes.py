@@ -29,6 +29,7 @@ from etrack.config import Account, load_accounts
 from etrack.errors import EtrackError, MissingCredentials, UnknownPlate, is_transient
 from etrack.store import db
 from etrack.store.accounts import owners, plates_of
+from etrack.store.stats import analyze_new_partitions_at
 from etrack.trips.compute import compute_routes
 from etrack.trips.params import RouteParams
 
@@ -88,6 +89,7 @@ def routes_compute(
     if chosen is None and account is not None:
         with db.connection(target) as conn:
             chosen = plates_of(conn, load_accounts(current), accounts)
+    analyze_new_partitions_at(target)
     with summary_printed_here("etrack.trips"):
         summary = compute_routes(
             target, RouteParams.from_settings(current), plates=chosen, days=days, force=force

@@ -61,6 +61,7 @@ from etrack.jobs.runs import (
 from etrack.logs import format_moment, redact, secrets_of
 from etrack.store import db
 from etrack.store.queries import query
+from etrack.store.stats import analyze_new_partitions_at
 from etrack.trips.compute import RoutesSummary, compute_routes
 from etrack.trips.params import RouteParams
 
@@ -578,6 +579,8 @@ async def compute_backfill_routes(app: EtrackApp, backfill_id: int) -> Outcome:
         return Outcome(status="skipped", summary=line)
     target, params = app.env.target, RouteParams.from_settings(app.env.settings)
     days = day_range(backfill.date_start, backfill.date_end)
+    # A backfill fills whole months that may never have been analyzed.
+    await asyncio.to_thread(analyze_new_partitions_at, target)
     inside = await asyncio.to_thread(
         compute_routes,
         target,

@@ -28,6 +28,7 @@ from etrack.jobs.names import DAILY
 from etrack.jobs.runs import Outcome, describe_error
 from etrack.logs import secrets_of
 from etrack.store.accounts import fallback_account
+from etrack.store.stats import analyze_new_partitions_at
 from etrack.trips.compute import RoutesSummary, compute_routes
 from etrack.trips.params import RouteParams
 
@@ -187,6 +188,8 @@ async def compute_day_routes(app: EtrackApp, plates: Sequence[str], day: date) -
     """The day's routes for `plates`, and the day before's where new data
     around midnight changed them (skipped when unchanged)."""
     target, params = app.env.target, RouteParams.from_settings(app.env.settings)
+    # A new month's partition has no statistics yet: give the planner some first.
+    await asyncio.to_thread(analyze_new_partitions_at, target)
     today = await asyncio.to_thread(compute_routes, target, params, plates=list(plates), days=[day])
     before = await asyncio.to_thread(
         compute_routes, target, params, plates=None, days=[day - timedelta(days=1)]

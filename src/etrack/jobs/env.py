@@ -158,7 +158,7 @@ class JobEnv:
     def pace(self) -> float | None:
         """The API pace this process sends at now (requests/s, summed over
         its accounts), as its limiters last saw it; None before any request."""
-        seen = [limiter.rate for _, _, limiter in self._collectors.values() if limiter.pace]
+        seen = [limiter.rate for _, _, limiter in self._collectors.values() if limiter.used]
         return sum(seen) if seen else None
 
     @staticmethod

@@ -206,7 +206,7 @@ async def prune_retention(context: JobContext, timestamp: int) -> dict[str, Any]
     app = job_app(context)
 
     def work() -> list[PruneReport]:
-        # Autocommit: compacting a month (VACUUM FULL) cannot run in a transaction.
+        # Autocommit: each batch commits on its own, and VACUUM cannot run in a transaction.
         with db.connection(app.env.target, autocommit=True) as conn:
             return prune_with_settings(conn, app.env.settings)
 

@@ -816,7 +816,11 @@ class EtracClient:
         call.attempts += 1
         if call.attempts > 1:
             self.stats.retries += 1
-            log.warning(
+            # A 429 is how the adaptive pace learns the API's limit: expected,
+            # not worth a warning in every cron log.
+            throttled = "429" in call.last_cause
+            log.log(
+                logging.INFO if throttled else logging.WARNING,
                 "eTrac POST %s: attempt %d of %d after %s (waited %.1f s)",
                 call.path,
                 call.attempts,
@@ -843,7 +847,10 @@ class EtracClient:
             except httpx.ConnectError as exc:
                 if _name_does_not_exist(exc):
                     host = self._http.base_url.host
-                    raise ApiHostUnknown(host, str(self._http.base_url).rstrip("/")) from None
+                    base = self._http.base_url
+                    # Scheme, host and path: a query string may carry a token.
+                    shown = f"{base.scheme}://{base.host}{base.path}".rstrip("/")
+                    raise ApiHostUnknown(host, shown) from None
                 raise _Retryable(_describe(exc)) from exc
             except httpx.TransportError as exc:
                 raise _Retryable(_describe(exc)) from exc

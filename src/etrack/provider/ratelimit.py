@@ -30,6 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Protocol, TypeVar, runtime_checkable
 
 import psycopg
@@ -186,6 +187,16 @@ LIVE_S = 30.0
 process joining it takes the pace as it is instead of starting a new segment."""
 BOUND_WAIT_S = 0.005
 """A request that waited longer than this for its slot was held by the pace."""
+DB_TIMEOUT_S = 8.0
+"""The longest one pace step may take on the database (the session's own
+timeouts stop it sooner): past it, this process paces on its own."""
+DB_RETRY_S = 5.0
+"""After the shared row failed, how long this process paces on its own before
+trying the row again (not once per request while PostgreSQL is down)."""
+
+_rate_bound: ContextVar[bool] = ContextVar("etrack_rate_bound", default=True)
+"""Per request (the asyncio task that acquired, then records): whether it
+queued for its slot. A plain attribute would be the last request's, not this one's."""
 
 
 class PgRateLimiter:
@@ -228,8 +239,11 @@ class PgRateLimiter:
         self._lock: asyncio.Lock | None = None
         self._pace_lock: asyncio.Lock | None = None
         self._started = False
-        self._bound = True
+        self.used = False
+        """True once a request went through this limiter."""
         self._next_local = 0.0
+        self._local_slot = 0.0
+        self._db_down_until = 0.0
         self._paused_until = 0.0
         self._pending: set[asyncio.Task[None]] = set()
         self._warned = False
@@ -255,16 +269,40 @@ class PgRateLimiter:
         # each process keeps at most one slot reserved ahead, which keeps the
         # account's slots shared fairly between processes.
         async with self._lock:
-            if not self._started:
-                await self._start()
             # A loop, not one sleep: a 429 seen meanwhile may extend the pause.
             while (local := max(self._next_local, self._paused_until) - time.monotonic()) > 0:  # noqa: ASYNC110
                 await asyncio.sleep(local)
-            wait = await self.reserve()
+            wait = await self._shared_wait()
+            if wait is None:
+                wait = self._local_wait()
             if wait > 0:
                 await asyncio.sleep(wait)
             self._next_local = time.monotonic() + self.min_interval
-        self._bound = time.monotonic() - entered > BOUND_WAIT_S
+        _rate_bound.set(time.monotonic() - entered > BOUND_WAIT_S)
+        self.used = True
+
+    async def _shared_wait(self) -> float | None:
+        """The wait for a slot of the account's row; None when the database
+        does not answer (then this process paces on its own for a while)."""
+        if time.monotonic() < self._db_down_until:
+            return None
+        try:
+            if not self._started and self.bounds.adapt:
+                await self._start()
+            wait = await self.reserve()
+        except (psycopg.Error, DatabaseUnavailable, TimeoutError) as exc:
+            self._db_failed("the shared API pace is out of reach", exc)
+            return None
+        self._warned = False
+        return wait
+
+    def _local_wait(self) -> float:
+        """This process's own slots at the last pace it saw: during an outage
+        of PostgreSQL requests go on, as fast as before, never faster."""
+        now = time.monotonic()
+        slot = max(now, self._local_slot)
+        self._local_slot = slot + self.interval
+        return slot - now
 
     def penalize(self, seconds: float) -> None:
         if seconds <= 0:
@@ -283,9 +321,12 @@ class PgRateLimiter:
     async def record(
         self, latency_s: float, *, throttled: bool, retry_after_s: float | None = None
     ) -> None:
+        if not self.bounds.adapt or time.monotonic() < self._db_down_until:
+            # A fixed pace learns nothing, and leaves the learned one alone.
+            return
         if self._pace_lock is None:
             self._pace_lock = asyncio.Lock()
-        rate_bound = self._bound
+        rate_bound = _rate_bound.get()
 
         async def step(conn: db.AsyncConn) -> PaceState:
             async with conn.transaction():
@@ -313,16 +354,17 @@ class PgRateLimiter:
                     latency_s * 1000,
                     "" if rate_bound else " (not rate-bound)",
                 )
-            except (psycopg.Error, DatabaseUnavailable) as exc:
+            except (psycopg.Error, DatabaseUnavailable, TimeoutError) as exc:
                 # The request itself succeeded or failed on its own; losing one
                 # lesson only slows the learning.
-                self._warn("could not update the shared API pace", exc)
+                self._db_failed("could not update the shared API pace", exc)
 
     # ------------------------------------------------------------ database
     async def reserve(self) -> float:
         """Reserve the next slot; seconds to wait until it."""
+        fixed = not self.bounds.adapt
         wait, rate = await self._run(
-            lambda conn: rates.reserve(conn, self.account, self.interval), pace=False
+            lambda conn: rates.reserve(conn, self.account, self.interval, fixed=fixed), pace=False
         )
         if rate is not None and rate > 0:
             self.interval = 1.0 / rate
@@ -359,17 +401,30 @@ class PgRateLimiter:
             # The local pause still holds this process back.
             self._warn("could not share a rate-limit pause", exc)
 
+    def _db_failed(self, what: str, exc: BaseException) -> None:
+        self._db_down_until = time.monotonic() + DB_RETRY_S
+        self._warn(what, exc)
+
     def _warn(self, what: str, exc: BaseException) -> None:
-        # Once per limiter: an outage would otherwise log this per request.
+        # Once per outage (reset by the next success): not once per request.
         if not self._warned:
             self._warned = True
-            logger.warning("%s (%s); going on with this process's view", what, type(exc).__name__)
+            logger.warning(
+                "%s (%s); this process paces on its own at %.2f/s meanwhile",
+                what,
+                type(exc).__name__,
+                self.rate,
+            )
 
     async def _run(self, work: Callable[[db.AsyncConn], Awaitable[T]], *, pace: bool) -> T:
         for attempt in (1, 2):
-            conn = await self._connection(pace=pace)
             try:
-                return await work(conn)
+                async with asyncio.timeout(DB_TIMEOUT_S):
+                    conn = await self._connection(pace=pace)
+                    return await work(conn)
+            except TimeoutError:
+                await self._drop(pace=pace)
+                raise
             except psycopg.OperationalError:
                 await self._drop(pace=pace)
                 if attempt == 2:
@@ -381,6 +436,7 @@ class PgRateLimiter:
         conn = self._pace_conn if pace else self._conn
         if conn is None or conn.closed:
             conn = await db.connect_async(self._target)
+            await rates.prepare_session(conn)
             if pace:
                 self._pace_conn = conn
             else:

@@ -4,7 +4,9 @@ Positions go through COPY into a per-session staging table, then one
 `INSERT ... ON CONFLICT` into the partitioned `positions` table, all in one
 transaction: a crash leaves all of a batch or none of it. Re-running over the
 same data inserts nothing and changes no stored value; a later answer only
-fills in what a stored row lacked.
+fills in what a stored row lacked. The same statement moves each plate's
+`latest_positions` row (its newest valid position, what the fleet map reads)
+forward, never back: an out-of-order batch leaves it alone.
 """
 
 from __future__ import annotations

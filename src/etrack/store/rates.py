@@ -27,6 +27,7 @@ __all__ = [
     "now",
     "paces_of",
     "penalize",
+    "prepare_session",
     "reserve",
     "save",
 ]
@@ -56,10 +57,11 @@ class AccountRate:
     requests: int
     throttled: int
     updated_at: datetime | None
+    eased_at_rate: float | None = None
 
     @property
     def learning(self) -> bool:
-        return self.throttled_at_rate is None
+        return self.throttled_at_rate is None and self.eased_at_rate is None
 
 
 def account_key(user: str | None) -> str:
@@ -69,10 +71,15 @@ def account_key(user: str | None) -> str:
     return (user or "anonymous").strip().lower()
 
 
-async def reserve(conn: AsyncConn, account: str, interval: float) -> tuple[float, float | None]:
+async def reserve(
+    conn: AsyncConn, account: str, interval: float, *, fixed: bool = False
+) -> tuple[float, float | None]:
     """Reserve the account's next slot: (seconds to wait for it, the pace).
-    *interval* is only used when the row has no pace yet."""
-    cursor = await conn.execute(query("rates_reserve"), {"account": account, "interval": interval})
+    *interval* is used when the row has no pace yet, or always when *fixed*
+    (which then returns no pace and leaves the learned one alone)."""
+    cursor = await conn.execute(
+        query("rates_reserve"), {"account": account, "interval": interval, "fixed": fixed}
+    )
     row = await cursor.fetchone()
     if row is None:  # pragma: no cover - INSERT ... RETURNING always returns
         return 0.0, None
@@ -84,6 +91,11 @@ async def penalize(conn: AsyncConn, account: str, seconds: float, interval: floa
     await conn.execute(
         query("rates_penalize"), {"account": account, "seconds": seconds, "interval": interval}
     )
+
+
+async def prepare_session(conn: AsyncConn) -> None:
+    """Timeouts on a limiter's connection (see the rates_session block)."""
+    await conn.execute(query("rates_session"))
 
 
 async def now(conn: AsyncConn) -> float:
@@ -113,6 +125,8 @@ async def lock(conn: AsyncConn, account: str) -> LockedRate:
         baseline_s=_float(row[7]),
         requests=int(row[8]),
         throttled=int(row[9]),
+        eased_at_rate=_float(row[12]),
+        recent_latency=tuple(float(value) for value in row[13] or ()),
     )
     return LockedRate(pace, float(row[10]), idle)
 
@@ -132,6 +146,8 @@ async def save(conn: AsyncConn, account: str, pace: PaceState) -> None:
             "baseline_s": pace.baseline_s,
             "requests": pace.requests,
             "throttled": pace.throttled,
+            "eased_at_rate": pace.eased_at_rate,
+            "recent_latency": list(pace.recent_latency),
         },
     )
 
@@ -150,6 +166,7 @@ def account_rates(conn: Conn, accounts: Sequence[str] | None = None) -> list[Acc
             requests=int(row[5]),
             throttled=int(row[6]),
             updated_at=row[7],
+            eased_at_rate=_float(row[8]),
         )
         for row in rows
     ]

@@ -6,10 +6,33 @@ for vacuum to chase. A month is dropped only when it lies entirely before
 the cutoff; the month holding the cutoff waits until it does. Rows of the
 default partition (timestamps far outside any month, e.g. a tracker with a
 broken clock) are deleted row by row, since that partition also holds recent
-rows. `raw_only` keeps every row and sets `raw` to NULL instead, exactly up
-to the cutoff. A month cleared whole is then compacted (`VACUUM FULL` of that
-partition: a past month takes no new rows, so the space would never be
-reused) and marked (a table comment) so later runs do not scan it again.
+rows.
+
+`raw_only` keeps every row and sets `raw` to NULL instead, exactly up to the
+cutoff, partition by partition and in bounded batches: time slices of the
+month, oldest first, each at most `batch` rows in its own transaction
+(`etrack prune --batch`, default DEFAULT_BATCH), the slice's pages found
+through the BRIN index on data_transmissao (migration 0007), the slice
+length adapted to keep batches near `batch` rows. After the month's batches,
+and every quarter of a big month on the way, a plain VACUUM (not FULL)
+makes the space of the old row versions free, so the next batches and the
+next days' prunes reuse it instead of growing the month. A month cleared
+whole is marked (a table comment) so later runs do not scan it again.
+
+Why batched UPDATEs rather than building a new partition and swapping it in
+(detach, attach): detaching a partition takes an ACCESS EXCLUSIVE lock on
+positions itself (DETACH ... CONCURRENTLY is refused while positions has its
+default partition), and attaching one scans it and the default partition to
+check the bounds, so every reader and the ingest would wait; rows a backfill
+writes into the month during the copy would be lost or need a second pass;
+the copy needs the month's size again on disk; and a kill during the copy
+throws it all away. Batches hold only row locks on rows nobody writes (old
+positions), never block the ingest or the readers, and a kill loses at most
+the batch in flight: `raw IS NOT NULL` makes a re-run write only what is
+left (it re-reads the slices already cleared, through the index, without
+writing them). The price is that a past month's freed space stays inside
+the month (plain VACUUM gives back only empty pages at its end): the month
+stops growing, and space returns to the disk when the month is dropped.
 
 Routes, their trips and stops and the provider's trip summaries are kept
 unless `routes=True`: they are small and what people report on for years.
@@ -22,9 +45,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import psycopg
@@ -35,6 +58,7 @@ from etrack.store import db
 from etrack.store.queries import query
 
 __all__ = [
+    "DEFAULT_BATCH",
     "RAW_CLEARED_MARK",
     "Action",
     "PruneReport",
@@ -47,6 +71,18 @@ logger = logging.getLogger("etrack.store.retention")
 
 # The comment prune leaves on a month whose raw JSON it cleared entirely.
 RAW_CLEARED_MARK = "etrack retention: raw JSON cleared"
+
+# Rows per transaction when clearing raw JSON: big enough that the per-batch
+# cost (a round trip, a commit, the slice's BRIN scan) is noise, small enough
+# that a batch holds its row locks for well under a second and a kill loses
+# little.
+DEFAULT_BATCH = 20_000
+# Progress lines at most this often (and at the end of each month).
+PROGRESS_EVERY_S = 5.0
+# Intermediate plain VACUUMs of a big month: after each quarter of its rows.
+VACUUMS_PER_MONTH = 4
+
+Progress = Callable[[str], None]
 
 
 # ------------------------------------------------------------------ cutoff
@@ -78,8 +114,7 @@ class Action:
         if self.rows is not None:
             amount.append(f"{self.rows:,} rows")
         if self.bytes is not None:
-            freed = " freed" if self.verb == "clear raw" else ""
-            amount.append(_size(self.bytes) + freed)
+            amount.append(_size(self.bytes))
         size = f" ({', '.join(amount)})" if amount else ""
         note = f": {self.note}" if self.note else ""
         if self.verb in ("keep", "skip"):
@@ -191,7 +226,9 @@ def prune(
     routes: bool = False,
     lock_timeout_s: float = 5.0,
     attempts: int = 3,
-    compact: bool = True,
+    vacuum: bool = True,
+    batch: int = DEFAULT_BATCH,
+    progress: Progress | None = None,
 ) -> PruneReport:
     """Drop (or, with `raw_only`, clear the raw JSON of) positions older than `cutoff`.
 
@@ -200,9 +237,14 @@ def prune(
     Each step runs in its own short transaction when `conn` is in
     autocommit mode or idle; a partition that stays locked by other
     sessions `attempts` times is skipped and reported, for the next run.
-    `compact` rewrites a month whose raw JSON was cleared whole (needs an
-    autocommit connection: VACUUM cannot run inside a transaction).
+    With `raw_only`, each month is cleared in batches of at most `batch`
+    rows (one transaction each when `conn` is in autocommit mode), with a
+    line to `progress` every PROGRESS_EVERY_S and at the end of each month;
+    `vacuum` then runs a plain VACUUM of the month (needs an autocommit
+    connection: VACUUM cannot run inside a transaction).
     """
+    if batch < 1:
+        raise ValueError("batch must be at least one row")
     if cutoff.tzinfo is None:
         raise ValueError("prune needs an aware cutoff (with a time zone)")
     if raw_only and routes:
@@ -219,7 +261,16 @@ def prune(
             if part.is_default:
                 action = _prune_default(conn, part, cutoff, raw_only, dry_run)
             elif raw_only:
-                action = _clear_raw(conn, part, cutoff, dry_run, compact, lock_timeout_s)
+                action = _clear_raw(
+                    conn,
+                    part,
+                    cutoff,
+                    dry_run=dry_run,
+                    vacuum=vacuum,
+                    lock_timeout_s=lock_timeout_s,
+                    batch=batch,
+                    progress=progress,
+                )
             elif blocked and part.upper is not None and part.upper <= cutoff:
                 # Every drop waits for the same lock on positions: once one
                 # timed out, the others would too.
@@ -229,6 +280,8 @@ def prune(
                 blocked = blocked or action.verb == "skip"
             report.actions.append(action)
         report.actions.append(_prune_rejects(conn, cutoff, raw_only, dry_run))
+        if not raw_only:
+            report.actions.append(_prune_latest(conn, cutoff, dry_run))
         if routes:
             report.actions.extend(_prune_routes(conn, cutoff.date(), dry_run))
     finally:
@@ -303,9 +356,12 @@ def _clear_raw(
     conn: db.Conn,
     part: _Partition,
     cutoff: datetime,
+    *,
     dry_run: bool,
-    compact: bool,
+    vacuum: bool,
     lock_timeout_s: float,
+    batch: int,
+    progress: Progress | None,
 ) -> Action:
     if part.lower is None or part.upper is None:
         return Action(part.name, "keep", note="unbounded partition, not etrack's")
@@ -315,57 +371,138 @@ def _clear_raw(
     if whole and (part.note or "").startswith(RAW_CLEARED_MARK):
         return Action(part.name, "keep", note="raw JSON already cleared")
     if dry_run:
-        then = "then VACUUM FULL" if whole and compact else ""
+        then = f"in batches of {batch:,} rows, then VACUUM" if vacuum else ""
         return Action(part.name, "clear raw", rows=_count(conn, part, cutoff)[1], note=then)
-    with conn.transaction():
-        cleared = max(
-            conn.execute(
-                _statement("retention_clear_partition_raw", partition=part.ident),
-                {"cutoff": cutoff},
-            ).rowcount,
-            0,
-        )
-    if not whole:
-        return Action(
-            part.name, "clear raw", rows=cleared, done=True, note="rows before the cutoff"
-        )
-    freed: int | None = None
-    note = ""
-    if compact and conn.autocommit:
-        freed = _compact(conn, part, lock_timeout_s)
-        if freed is None:
-            # Not marked: the next run compacts it (its UPDATE then finds nothing).
-            note = "compaction postponed: the month is busy (lock timeout)"
-            return Action(part.name, "clear raw", rows=cleared, done=True, note=note)
-    elif compact:
-        note = "not compacted (VACUUM FULL needs an autocommit connection)"
-    with conn.transaction():
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        conn.execute(
-            _statement(
-                "retention_mark_partition",
-                partition=part.ident,
-                note=sql.Literal(f"{RAW_CLEARED_MARK} on {stamp}"),
-            )
-        )
-    return Action(part.name, "clear raw", rows=cleared, bytes=freed, done=True, note=note)
-
-
-def _compact(conn: db.Conn, part: _Partition, lock_timeout_s: float) -> int | None:
-    """VACUUM FULL one partition; the bytes it gave back, or None when busy."""
-    conn.execute(query("retention_session_lock_timeout"), {"timeout": f"{lock_timeout_s}s"})
+    batches = _Batches(conn, part, min(part.upper, cutoff), batch, lock_timeout_s, progress)
     try:
-        conn.execute(_statement("retention_compact_partition", partition=part.ident))
+        batches.run(vacuum=vacuum and conn.autocommit)
     except psycopg.errors.LockNotAvailable:
-        logger.warning("%s is busy: compaction left for the next run", part.name)
-        return None
-    finally:
-        conn.execute(query("retention_reset_lock_timeout"))
-    row = conn.execute(
-        query("retention_partition_bytes"), {"schema": part.schema, "name": part.name}
-    ).fetchone()
-    assert row is not None
-    return max(part.bytes - int(row[0]), 0)
+        logger.warning("%s: rows locked by another session; left for the next run", part.name)
+        return Action(
+            part.name,
+            "clear raw",
+            rows=batches.cleared,
+            done=True,
+            note="stopped at rows locked by another session (lock timeout); "
+            "the next run does the rest",
+        )
+    note = "" if whole else "rows before the cutoff"
+    if vacuum and not conn.autocommit:
+        note = ", ".join(
+            filter(None, (note, "not vacuumed (VACUUM needs an autocommit connection)"))
+        )
+    elif vacuum and batches.cleared and not batches.vacuumed:
+        # Not marked: the next run vacuums it (its batches then find nothing).
+        note = ", ".join(filter(None, (note, "VACUUM postponed: the month is busy (lock timeout)")))
+        return Action(part.name, "clear raw", rows=batches.cleared, done=True, note=note)
+    if whole:
+        with conn.transaction():
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            conn.execute(
+                _statement(
+                    "retention_mark_partition",
+                    partition=part.ident,
+                    note=sql.Literal(f"{RAW_CLEARED_MARK} on {stamp}"),
+                )
+            )
+    return Action(part.name, "clear raw", rows=batches.cleared, done=True, note=note)
+
+
+class _Batches:
+    """Clears one month's raw JSON before `end`: time slices, oldest first,
+    at most `batch` rows per transaction.
+
+    The slice length starts at the month's span times `batch` over its
+    estimated rows and adapts: halved while a slice fills its batch (that
+    slice is then taken again: rows are left in it), doubled when one comes
+    back a quarter full or less (night hours, a slice already cleared by an
+    earlier, killed run).
+    """
+
+    def __init__(
+        self,
+        conn: db.Conn,
+        part: _Partition,
+        end: datetime,
+        batch: int,
+        lock_timeout_s: float,
+        progress: Progress | None,
+    ) -> None:
+        assert part.lower is not None
+        assert part.upper is not None
+        self.lower, self.span = part.lower, part.upper - part.lower
+        self.conn, self.part, self.end, self.batch = conn, part, end, batch
+        self.lock_timeout_s, self.progress = lock_timeout_s, progress
+        self.cleared = 0
+        self.vacuumed = False
+        rows = part.estimated_rows
+        self.step = self.span * batch / rows if rows > 0 else timedelta(hours=1)
+        self.step = min(max(self.step, _MIN_STEP), self.span)
+        # A never-analyzed month (-1) gets one VACUUM, at its end.
+        self.vacuum_every = max(batch, part.estimated_rows // VACUUMS_PER_MONTH)
+        self.statement = _statement("retention_clear_raw_batch", partition=part.ident)
+
+    def run(self, *, vacuum: bool) -> None:
+        lo = self.lower
+        since_vacuum = batches = 0
+        last_line = time.monotonic()
+        while lo < self.end:
+            hi = min(lo + self.step, self.end)
+            with self.conn.transaction():
+                self.conn.execute(
+                    query("retention_lock_timeout"), {"timeout": f"{self.lock_timeout_s}s"}
+                )
+                cur = self.conn.execute(self.statement, {"lo": lo, "hi": hi, "limit": self.batch})
+                n = max(cur.rowcount, 0)
+            self.cleared += n
+            since_vacuum += n
+            batches += 1
+            if n >= self.batch:
+                # Rows are left in [lo, hi): take it again, in a shorter slice.
+                self.step = max(self.step / 2, _MIN_STEP)
+            else:
+                lo = hi
+                if n * 4 <= self.batch:
+                    self.step = min(self.step * 2, self.span)
+            if vacuum and since_vacuum >= self.vacuum_every and lo < self.end:
+                self._vacuum()
+                since_vacuum = 0
+            now = time.monotonic()
+            if now - last_line >= PROGRESS_EVERY_S:
+                last_line = now
+                upto = lo.isoformat(" ", "minutes")
+                self._say(
+                    f"{self.part.name}: {self.cleared:,} rows cleared up to {upto} ({batches} batches)"
+                )
+        if vacuum and self.cleared:
+            self.vacuumed = self._vacuum()
+        self._say(f"{self.part.name}: {self.cleared:,} rows cleared in {batches} batches")
+
+    def _say(self, line: str) -> None:
+        # The command prints its progress; the worker's task logs it.
+        if self.progress is not None:
+            self.progress(line)
+        else:
+            logger.info("%s", line)
+
+    def _vacuum(self) -> bool:
+        """Plain VACUUM of the month; False when another session kept it busy."""
+        conn = self.conn
+        conn.execute(
+            query("retention_session_lock_timeout"), {"timeout": f"{self.lock_timeout_s}s"}
+        )
+        try:
+            conn.execute(_statement("retention_vacuum_partition", partition=self.part.ident))
+        except psycopg.errors.LockNotAvailable:
+            logger.warning("%s is busy: VACUUM left for the next run", self.part.name)
+            return False
+        finally:
+            conn.execute(query("retention_reset_lock_timeout"))
+        return True
+
+
+# The shortest slice: below it, rows of one second are taken batch by batch.
+_MIN_STEP = timedelta(seconds=1)
 
 
 def _prune_default(
@@ -399,6 +536,17 @@ def _prune_rejects(conn: db.Conn, cutoff: datetime, raw_only: bool, dry_run: boo
     return Action(
         "position_rejects", "clear raw" if raw_only else "delete", rows=max(changed, 0), done=True
     )
+
+
+def _prune_latest(conn: db.Conn, cutoff: datetime, dry_run: bool) -> Action:
+    # A vehicle silent since before the cutoff: its last position is personal
+    # data like the rest of its history, and goes with it.
+    with conn.transaction():
+        if dry_run:
+            row = conn.execute(query("retention_count_latest"), {"cutoff": cutoff}).fetchone()
+            return Action("latest_positions", "delete", rows=int(row[0]) if row else 0)
+        changed = conn.execute(query("retention_delete_latest"), {"cutoff": cutoff}).rowcount
+    return Action("latest_positions", "delete", rows=max(changed, 0), done=True)
 
 
 _ROUTE_TABLES: Sequence[tuple[str, str]] = (

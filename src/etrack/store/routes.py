@@ -3,8 +3,9 @@
 The SQL side of `etrack.trips.compute`: the plates holding positions, the
 fingerprint of each plate-day against its stored route's, the valid
 positions as columns, the provider's trips, and the writer that replaces
-`routes` rows with their `route_trips` and `route_stops` (delete, then COPY:
-the cascade takes the old trips and stops). A computed day arrives as plain
+`routes` rows with their `route_trips`, `route_stops` and
+`route_day_summaries` (delete, then COPY: the cascade takes the old trips,
+stops and summaries). A computed day arrives as plain
 rows (`StoredDay`, `etrack.model.DayStats`, `TripRow`, `StopRow`): nothing
 here knows how a route is computed.
 """
@@ -156,8 +157,10 @@ def _jsonb(value: object) -> Jsonb | None:
 
 
 def store_days(conn: db.Conn, days: Sequence[StoredDay], params: Mapping[str, object]) -> None:
-    """Replace the routes rows of `days` and, through the cascade, their trips
-    and stops, in one transaction; `params` is stored beside each route.
+    """Replace the routes rows of `days` and, through the cascade, their trips,
+    stops and day summaries, in one transaction; `params` is stored beside
+    each route and the day summaries (route_day_summaries) are written from
+    the stored routes.
 
     COPY straight into the tables: an upsert would need a staging table, which
     costs a second write (and compression) of every day's JSON. Advisory locks
@@ -189,6 +192,8 @@ def store_days(conn: db.Conn, days: Sequence[StoredDay], params: Mapping[str, ob
             for d in days:
                 for s in d.stops:
                     copy.write_row((d.placa, d.day, *s))
+        # From the rows just written, so a summary is exactly its route's.
+        cur.execute(query("routes_store_summaries"), key_params)
 
 
 class RouteWriter:

@@ -11,7 +11,7 @@ from any of them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,7 +119,9 @@ class _Snapshot(Collector):
         yield from self.families
 
 
-async def database_families(reader: Reader, scheduler: str) -> list[Metric]:
+async def database_families(
+    reader: Reader, scheduler: str, logins: Mapping[str, str] | None = None
+) -> list[Metric]:
     now = datetime.now(UTC)
     up = GaugeMetricFamily("etrack_database_up", "1 when PostgreSQL answered this scrape.")
     state = GaugeMetricFamily(
@@ -150,13 +152,14 @@ async def database_families(reader: Reader, scheduler: str) -> list[Metric]:
     for row in partitions:
         open_parts.add_metric((str(row["state"]),), float(row["partitions"]))
     families.append(open_parts)
-    families.extend(_pace_families(paces))
+    families.extend(_pace_families(paces, logins or {}))
     return families
 
 
-def _pace_families(paces: list[dict[str, Any]]) -> list[Metric]:
+def _pace_families(paces: list[dict[str, Any]], logins: Mapping[str, str]) -> list[Metric]:
     """Each account's API pace (etrack.pace), shared by every process, by
-    login (the rate_limits row's key: an e-mail, never a secret)."""
+    account name (*logins*: name -> its rate_limits row's key); rows of
+    other accounts are left out."""
     pace = GaugeMetricFamily(
         "etrack_api_pace_requests_per_second",
         "The pace every process of the account sends at now (adaptive: ETRAC_RATE_ADAPT).",
@@ -185,11 +188,16 @@ def _pace_families(paces: list[dict[str, Any]]) -> list[Metric]:
         "Moving average of the API's answer time (the pace backs off when it climbs).",
         labels=("account",),
     )
-    for row in paces:
-        labels = (str(row["account"]),)
+    by_login = {str(row["account"]): row for row in paces}
+    for name, login in sorted(logins.items()):
+        row = by_login.get(login)
+        if row is None:
+            continue
+        labels = (name,)
         if row["rate"] is not None:
             pace.add_metric(labels, float(row["rate"]))
-            learning.add_metric(labels, 1.0 if row["throttled_at_rate"] is None else 0.0)
+            still = row["throttled_at_rate"] is None and row["eased_at_rate"] is None
+            learning.add_metric(labels, 1.0 if still else 0.0)
         if row["throttled_at_rate"] is not None:
             throttled_at.add_metric(labels, float(row["throttled_at_rate"]))
         requests.add_metric(labels, float(row["requests"]))
@@ -260,10 +268,15 @@ def _run_families(
     return [total, seconds, finished, duration, counted]
 
 
-async def render_metrics(metrics: WebMetrics, reader: Reader | None, scheduler: str) -> bytes:
+async def render_metrics(
+    metrics: WebMetrics,
+    reader: Reader | None,
+    scheduler: str,
+    logins: Mapping[str, str] | None = None,
+) -> bytes:
     registry = CollectorRegistry()
     families: list[Metric] = []
     if reader is not None:
-        families = await database_families(reader, scheduler)
+        families = await database_families(reader, scheduler, logins)
     registry.register(_Snapshot(families))
     return generate_latest(metrics.registry) + generate_latest(registry)

@@ -15,10 +15,11 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from psycopg.rows import dict_row
 
 from etrack.store import db
@@ -31,6 +32,7 @@ __all__ = [
     "BodyCache",
     "Encoded",
     "FleetCache",
+    "FleetSnapshot",
     "Reader",
     "Vehicle",
     "open_pool",
@@ -49,6 +51,7 @@ async def open_pool(target: db.Target, *, max_size: int = 10) -> db.AsyncPool:
     pool = db.AsyncPool(
         target,
         application_name="etrack-web",
+        interactive=True,
         min_size=1,
         max_size=max_size,
         open=False,
@@ -195,11 +198,15 @@ class Reader:
         return time.perf_counter() - started
 
     # ------------------------------------------------------------- vehicles
-    async def vehicles(self) -> list[Vehicle]:
-        rows = await self.rows("web_vehicles_latest")
+    async def vehicle_rows(self) -> list[dict[str, Any]]:
+        """Every vehicle of the scope with its newest valid position (latest_positions)."""
+        return await self.rows("web_vehicles_latest")
+
+    def fleet_snapshot(self, rows: Sequence[Mapping[str, Any]]) -> FleetSnapshot:
+        """The snapshot of *rows* (from `vehicle_rows`), states as of now."""
         now = datetime.now(UTC)
         moving = self.params.moving_speed_kmh
-        return [
+        vehicles = [
             Vehicle(
                 placa=r["placa"],
                 descricao=r["descricao"],
@@ -217,6 +224,7 @@ class Reader:
             )
             for r in rows
         ]
+        return FleetSnapshot(vehicles, now)
 
     async def vehicle(self, placa: str) -> dict[str, Any] | None:
         return await self.row("web_vehicle", {"placa": placa})
@@ -283,20 +291,7 @@ class Reader:
         )
         return None if route.empty else route
 
-    # ------------------------------------------------------------ summaries
-    async def day_summaries(
-        self, first: date, last: date, plates: Sequence[str] | None, limit: int
-    ) -> list[dict[str, Any]]:
-        return await self.rows(
-            "web_day_summaries",
-            {
-                "first": first,
-                "last": last,
-                "plates": list(plates) if plates is not None else None,
-                "limit": limit,
-            },
-        )
-
+    # ------------------------------------------------------------ reports
     async def fleet_report(
         self, first: date, last: date, frota: str | None
     ) -> list[dict[str, Any]]:
@@ -320,13 +315,73 @@ def _may_ask(args: dict[str, Any] | None, visible: frozenset[str]) -> bool:
     return not isinstance(placa, str) or placa in visible
 
 
+class FleetSnapshot:
+    """One read of the fleet, never changed once built: the vehicles, each
+    one's JSON encoded once, and which vehicles are in each state. A filter
+    (/api/vehicles?state=moving) joins the fragments it keeps instead of
+    encoding the fleet again; the bodies asked for are kept with the
+    snapshot (gzipped at most once each)."""
+
+    __slots__ = ("_bodies", "at", "by_plate", "by_state", "fragments", "generated_at", "vehicles")
+
+    # Bodies kept per snapshot: the whole fleet, the states, the fleets and a
+    # few plate searches; a snapshot lives a few seconds.
+    BODIES = 64
+
+    def __init__(self, vehicles: Sequence[Vehicle], generated_at: datetime) -> None:
+        self.at = time.monotonic()
+        self.generated_at = generated_at
+        self.vehicles = tuple(vehicles)
+        # Byte for byte what orjson writes for the vehicle inside a list.
+        self.fragments = tuple(orjson.dumps(v) for v in self.vehicles)
+        self.by_plate = {v.placa: i for i, v in enumerate(self.vehicles)}
+        states: dict[str, list[int]] = {}
+        for i, v in enumerate(self.vehicles):
+            states.setdefault(v.state, []).append(i)
+        self.by_state = {state: tuple(found) for state, found in states.items()}
+        self._bodies: OrderedDict[Hashable, Encoded] = OrderedDict()
+
+    def select(
+        self, plate: str | None = None, frota: str | None = None, state: str | None = None
+    ) -> Sequence[int]:
+        """Indexes of the vehicles whose plate holds *plate*, of fleet *frota*
+        and in *state* (each when given), in plate order."""
+        found: Sequence[int] = self.by_state.get(state, ()) if state else range(len(self.vehicles))
+        if not (plate or frota):
+            return found
+        vehicles = self.vehicles
+        return [
+            i
+            for i in found
+            if (not plate or plate in vehicles[i].placa)
+            and (not frota or vehicles[i].frota == frota)
+        ]
+
+    def array(self, indexes: Sequence[int]) -> bytes:
+        """The JSON array of those vehicles, from their fragments."""
+        fragments = self.fragments
+        return b"[" + b",".join([fragments[i] for i in indexes]) + b"]"
+
+    def encoded(self, key: Hashable, build: Callable[[FleetSnapshot], bytes]) -> Encoded:
+        """`build(self)` once per *key* for this snapshot."""
+        body = self._bodies.get(key)
+        if body is None:
+            body = self._bodies[key] = Encoded(build(self))
+            while len(self._bodies) > self.BODIES:
+                self._bodies.popitem(last=False)
+        return body
+
+
 class FleetCache:
     """The fleet snapshot, shared by every request for a few seconds.
 
     The fleet map polls every 30 s from every open browser and the data only
     changes when a fetch lands (every 2 min by default): one database read
-    serves them all, and one refresh runs at a time however many requests
-    arrive while it runs.
+    serves them all. No lock is held while a refresh runs: the request that
+    finds the snapshot old starts one refresh and waits for it (so an outage
+    reaches it as a 503), requests arriving meanwhile get the previous
+    snapshot at once, and only when there is none yet do they wait for that
+    same refresh.
     """
 
     def __init__(self, reader: Reader, ttl_s: float = 5.0) -> None:
@@ -334,45 +389,50 @@ class FleetCache:
         self.ttl_s = ttl_s
         # One snapshot per account scope: a restricted request never gets
         # the snapshot another scope filled.
-        self._entries: dict[frozenset[str] | None, _Snapshot] = {}
-        self._lock = asyncio.Lock()
+        self._snapshots: dict[frozenset[str] | None, FleetSnapshot] = {}
+        self._refreshes: dict[frozenset[str] | None, asyncio.Future[FleetSnapshot]] = {}
+        # Bumped by clear(): a refresh started before it does not store its result.
+        self._generation = 0
 
-    def _entry(self) -> _Snapshot:
+    async def snapshot(self) -> FleetSnapshot:
         scope = current_scope()
-        entry = self._entries.get(scope)
-        if entry is None:
-            entry = self._entries[scope] = _Snapshot()
-        return entry
+        current = self._snapshots.get(scope)
+        if current is not None and time.monotonic() - current.at < self.ttl_s:
+            return current
+        refresh = self._refreshes.get(scope)
+        # A refresh left behind by another event loop (a test client's
+        # request that was cancelled) will never finish in this one.
+        if refresh is None or refresh.get_loop() is not asyncio.get_running_loop():
+            # The task copies the request's context, so it reads with its scope.
+            refresh = asyncio.ensure_future(self._refresh(scope, self._generation))
+            self._refreshes[scope] = refresh
+            refresh.add_done_callback(lambda done: self._refreshed(scope, done))
+        elif current is not None:
+            return current
+        # Shielded: a request that goes away does not cancel the refresh
+        # others wait for.
+        return await asyncio.shield(refresh)
 
-    async def get(self) -> list[Vehicle]:
-        entry = self._entry()
-        if time.monotonic() - entry.at < self.ttl_s:
-            return entry.vehicles
-        async with self._lock:
-            if time.monotonic() - entry.at >= self.ttl_s:
-                entry.vehicles = await self.reader.vehicles()
-                entry.encoded = None
-                entry.at = time.monotonic()
-        return entry.vehicles
+    async def _refresh(self, scope: frozenset[str] | None, generation: int) -> FleetSnapshot:
+        rows = await self.reader.vehicle_rows()
+        # Building the vehicles and their JSON is ~5 us a vehicle: off the
+        # event loop, so other requests go on while it runs.
+        snapshot = await asyncio.to_thread(self.reader.fleet_snapshot, rows)
+        if generation == self._generation:
+            self._snapshots[scope] = snapshot
+        return snapshot
 
-    async def encoded(self, encode: Callable[[list[Vehicle]], bytes]) -> Encoded:
-        """The whole snapshot encoded once by `encode(vehicles)` per refresh."""
-        await self.get()
-        entry = self._entry()
-        if entry.encoded is None:
-            entry.encoded = Encoded(encode(entry.vehicles))
-        return entry.encoded
+    def _refreshed(self, scope: frozenset[str] | None, done: asyncio.Future[FleetSnapshot]) -> None:
+        if self._refreshes.get(scope) is done:
+            del self._refreshes[scope]
+        if not done.cancelled():
+            done.exception()  # retrieved: the waiting requests got it already
 
     def clear(self) -> None:
-        for entry in self._entries.values():
-            entry.at = -1e18
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    at: float = -1e18
-    vehicles: list[Vehicle] = field(default_factory=list)
-    encoded: Encoded | None = None
+        """Forget every snapshot: the next request reads the database."""
+        self._generation += 1
+        self._snapshots.clear()
+        self._refreshes.clear()
 
 
 class Encoded:

@@ -21,6 +21,8 @@ FROM STDIN (FORMAT BINARY)
 -- name: upsert_positions_from_staging
 -- Insert new rows; for rows already stored only fill in what they lacked
 -- (never overwrite a value, never with NULL), so a re-run changes nothing.
+-- Each plate's newest valid row among those written goes on to
+-- latest_positions in the same statement (and so the same transaction).
 -- Returns (inserted, updated).
 WITH upserted AS (
     INSERT INTO positions AS p (placa, data_transmissao, data_gravacao, latitude, longitude,
@@ -53,9 +55,50 @@ WITH upserted AS (
        OR (p.bateria IS NULL AND EXCLUDED.bateria IS NOT NULL)
        OR (p.logradouro IS NULL AND EXCLUDED.logradouro IS NOT NULL)
     -- xmax is not available on partitioned tables: an inserted row is one
-    -- whose updated_at is still NULL.
-    RETURNING (updated_at IS NULL) AS inserted
+    -- whose updated_at is still NULL. The stored values and quality come
+    -- back (an update keeps the stored row's quality, fills in its NULLs).
+    RETURNING (updated_at IS NULL) AS inserted, placa, data_transmissao, data_gravacao,
+              latitude, longitude, velocidade, ignicao, odometro, odometro_can, horimetro,
+              bateria, logradouro, quality
+), newest AS (
+    SELECT DISTINCT ON (placa) *
+      FROM upserted
+     WHERE quality = 'valid'
+     ORDER BY placa, data_transmissao DESC
+), latest AS (
+    -- Plates in order, as every ingest writes them: two concurrent batches
+    -- lock their rows in the same order and cannot deadlock here.
+    INSERT INTO latest_positions AS l (placa, data_transmissao, data_gravacao, latitude,
+        longitude, velocidade, ignicao, odometro, odometro_can, horimetro, bateria, logradouro)
+    SELECT placa, data_transmissao, data_gravacao, latitude, longitude, velocidade, ignicao,
+           odometro, odometro_can, horimetro, bateria, logradouro
+      FROM newest
+     ORDER BY placa
+    ON CONFLICT (placa) DO UPDATE SET
+        data_transmissao = EXCLUDED.data_transmissao,
+        data_gravacao    = EXCLUDED.data_gravacao,
+        latitude         = EXCLUDED.latitude,
+        longitude        = EXCLUDED.longitude,
+        velocidade       = EXCLUDED.velocidade,
+        ignicao          = EXCLUDED.ignicao,
+        odometro         = EXCLUDED.odometro,
+        odometro_can     = EXCLUDED.odometro_can,
+        horimetro        = EXCLUDED.horimetro,
+        bateria          = EXCLUDED.bateria,
+        logradouro       = EXCLUDED.logradouro,
+        updated_at       = now()
+    -- Only forward: an older batch never moves it back. The same timestamp
+    -- is the same stored row, filled in by this batch.
+    WHERE EXCLUDED.data_transmissao > l.data_transmissao
+       OR (EXCLUDED.data_transmissao = l.data_transmissao
+           AND (EXCLUDED.data_gravacao, EXCLUDED.latitude, EXCLUDED.longitude,
+                EXCLUDED.velocidade, EXCLUDED.ignicao, EXCLUDED.odometro,
+                EXCLUDED.odometro_can, EXCLUDED.horimetro, EXCLUDED.bateria,
+                EXCLUDED.logradouro)
+               IS DISTINCT FROM (l.data_gravacao, l.latitude, l.longitude, l.velocidade,
+                l.ignicao, l.odometro, l.odometro_can, l.horimetro, l.bateria, l.logradouro))
 )
+-- A data-modifying WITH runs whether or not the final SELECT reads it.
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 
 -- name: upsert_terminals

@@ -3,8 +3,10 @@
 
 -- Retention (etrack/store/retention.py). Whole monthly partitions of positions go with
 -- one DROP TABLE (no row-by-row delete, no bloat); only the default
--- partition and the small tables are deleted row by row. `{partition}` is
--- filled in with a psycopg.sql.Identifier taken from the catalog.
+-- partition and the small tables are deleted row by row. Raw JSON is cleared
+-- in bounded batches over time slices, found through the BRIN index on
+-- data_transmissao (migration 0007). `{partition}` is filled in with a
+-- psycopg.sql.Identifier taken from the catalog.
 
 -- name: retention_try_lock
 -- One prune at a time per schema (the worker's daily task and a command may meet).
@@ -41,6 +43,8 @@ SELECT set_config('lock_timeout', %(timeout)s, true)
 
 -- name: retention_count_partition
 -- Rows of one partition before the cutoff, and how many still hold raw JSON.
+-- On the month holding the cutoff this is a bitmap heap scan of the BRIN
+-- index: only the pages of the days before the cutoff are read.
 SELECT count(*) AS rows, count(*) FILTER (WHERE raw IS NOT NULL) AS with_raw
   FROM {partition}
  WHERE data_transmissao < %(cutoff)s
@@ -53,9 +57,23 @@ DROP TABLE IF EXISTS {partition}
 DELETE FROM {partition} WHERE data_transmissao < %(cutoff)s
 
 -- name: retention_clear_partition_raw
+-- Only for the default partition (rows far outside any month): small.
 -- Keeps the parsed columns; `raw IS NOT NULL` makes a second run a no-op.
 UPDATE {partition} SET raw = NULL
  WHERE data_transmissao < %(cutoff)s AND raw IS NOT NULL
+
+-- name: retention_clear_raw_batch
+-- One batch of a month: at most %(limit)s rows of the slice [lo, hi) that
+-- still hold raw JSON (the slice's pages come from the BRIN index), by ctid
+-- (a TID scan: the rows just found, nothing read twice). A row updated by
+-- another session in between is skipped (its ctid moved) and left, with its
+-- raw JSON, for the next run. `raw IS NOT NULL` makes a re-run after a kill
+-- write only what is left.
+UPDATE {partition} SET raw = NULL
+ WHERE ctid = ANY(ARRAY(SELECT ctid FROM {partition}
+                         WHERE data_transmissao >= %(lo)s AND data_transmissao < %(hi)s
+                           AND raw IS NOT NULL
+                         LIMIT %(limit)s))
 
 -- name: retention_mark_partition
 -- Remembers that a whole month's raw JSON is gone, so later runs skip the
@@ -93,10 +111,12 @@ DELETE FROM routes WHERE rota_date < %(day)s
 -- The provider's trip summaries (resumoviagens) of those days.
 DELETE FROM trips WHERE rota_date < %(day)s
 
--- name: retention_compact_partition
--- After its raw JSON is cleared a past month takes no new rows, so the space
--- would never be reused: rewrite it (exclusive lock on that month only).
-VACUUM (FULL, ANALYZE) {partition}
+-- name: retention_vacuum_partition
+-- Plain VACUUM (not FULL) after a month's batches: the space of the old row
+-- versions becomes free for the next batches and the next days' prunes of
+-- the month, without the exclusive lock and whole-month rewrite of VACUUM
+-- FULL. ANALYZE: the planner's view of the month after the change.
+VACUUM (ANALYZE) {partition}
 
 -- name: retention_session_lock_timeout
 -- VACUUM runs outside a transaction, where set_config(..., true) does not last.
@@ -105,5 +125,11 @@ SELECT set_config('lock_timeout', %(timeout)s, false)
 -- name: retention_reset_lock_timeout
 RESET lock_timeout
 
--- name: retention_partition_bytes
-SELECT pg_total_relation_size(format('%%I.%%I', %(schema)s::text, %(name)s::text)::regclass)
+-- name: retention_count_latest
+-- Vehicles whose newest valid position is older than the cutoff: retention
+-- removes that position from latest_positions too (the map then shows the
+-- vehicle without a position, as the history has none left).
+SELECT count(*) FROM latest_positions WHERE data_transmissao < %(cutoff)s
+
+-- name: retention_delete_latest
+DELETE FROM latest_positions WHERE data_transmissao < %(cutoff)s

@@ -108,3 +108,36 @@ FROM STDIN (FORMAT BINARY)
 COPY route_stops (placa, rota_date, seq, start_ts, end_ts, latitude, longitude, address,
     duration_s, ignition_on_s)
 FROM STDIN (FORMAT BINARY)
+
+-- name: routes_store_summaries
+-- The day summaries of the days just stored (route_day_summaries, migration
+-- 0008), in the same transaction: the expressions the route_day_summary view
+-- computed at every read until then, now paid once per computed day. The
+-- delete above took the old summaries with their routes (cascade).
+INSERT INTO route_day_summaries (placa, rota_date, distance_km, odometer_km, driving_h, idle_h,
+    parked_h, max_speed_kmh, avg_speed_kmh, over_limit_h, speed_limit_kmh, trip_count,
+    stop_count, point_count, invalid_count, start_ts, end_ts, provider_trip_count,
+    provider_agrees, computed_at)
+SELECT r.placa,
+       r.rota_date,
+       round((r.distance_m / 1000.0)::numeric, 3),
+       round((r.odometer_m / 1000.0)::numeric, 3),
+       round(r.driving_s / 3600.0, 3),
+       round(r.idle_s / 3600.0, 3),
+       round(r.parked_s / 3600.0, 3),
+       round(r.max_speed_kmh::numeric, 1),
+       round(r.avg_speed_kmh::numeric, 1),
+       round(r.over_limit_s / 3600.0, 3),
+       (r.params ->> 'speed_limit_kmh')::double precision,
+       r.trip_count,
+       r.stop_count,
+       r.point_count,
+       r.invalid_count,
+       r.start_ts,
+       r.end_ts,
+       (r.provider_comparison ->> 'provider_trips')::integer,
+       (r.provider_comparison ->> 'agrees')::boolean,
+       r.computed_at
+  FROM routes r
+  JOIN unnest(%(plates)s::text[], %(days)s::date[]) AS k(placa, day)
+    ON r.placa = k.placa AND r.rota_date = k.day

@@ -9,20 +9,13 @@ SELECT 1
 
 -- name: web_vehicles_latest
 -- Every vehicle with its newest valid position (the fleet map). terminals
--- knows the newest timestamp; the position row is one index probe per plate,
--- bounded to a week so run-time partition pruning keeps it to one or two
--- month partitions.
+-- knows the newest timestamp of any quality; latest_positions holds each
+-- plate's newest valid row, kept by the ingest: two small tables joined,
+-- no read of positions however long the history.
 SELECT t.placa, t.descricao, t.frota, t.last_position_ts,
-       p.data_transmissao, p.latitude, p.longitude, p.velocidade, p.ignicao, p.logradouro
+       l.data_transmissao, l.latitude, l.longitude, l.velocidade, l.ignicao, l.logradouro
   FROM terminals t
-  LEFT JOIN LATERAL (
-        SELECT data_transmissao, latitude, longitude, velocidade, ignicao, logradouro
-          FROM positions p
-         WHERE p.placa = t.placa AND p.quality = 'valid'
-           AND p.data_transmissao <= t.last_position_ts
-           AND p.data_transmissao > t.last_position_ts - interval '7 days'
-         ORDER BY p.data_transmissao DESC
-         LIMIT 1) p ON true
+  LEFT JOIN latest_positions l ON l.placa = t.placa
  ORDER BY t.placa
 
 -- name: web_vehicle
@@ -98,34 +91,56 @@ SELECT rota_date, start_ts, end_ts, point_count, distance_m, trip_count, stop_co
  ORDER BY rota_date DESC
  LIMIT %(limit)s
 
--- name: web_day_summaries
--- Day summaries (route_day_summary) of a range, all plates or some.
-SELECT placa, rota_date, descricao, frota, distance_km, odometer_km, driving_h, idle_h,
-       parked_h, max_speed_kmh, avg_speed_kmh, over_limit_h, speed_limit_kmh, trip_count,
-       stop_count, point_count, invalid_count, start_ts, end_ts, provider_trip_count,
-       provider_agrees
-  FROM route_day_summary
- WHERE rota_date >= %(first)s AND rota_date <= %(last)s
-   AND (%(plates)s::text[] IS NULL OR placa = ANY(%(plates)s::text[]))
- ORDER BY rota_date, placa
+-- name: web_day_summaries_page
+-- One page of the day summaries of a range, in (rota_date, placa) order,
+-- after a key (the previous page's last row; (first, '') for the first
+-- page): a range scan of the key's index from the key on, whatever page it
+-- is, where an OFFSET would read and drop every row before it.
+SELECT s.placa, s.rota_date, t.descricao, t.frota, s.distance_km, s.odometer_km, s.driving_h,
+       s.idle_h, s.parked_h, s.max_speed_kmh, s.avg_speed_kmh, s.over_limit_h,
+       s.speed_limit_kmh, s.trip_count, s.stop_count, s.point_count, s.invalid_count,
+       s.start_ts, s.end_ts, s.provider_trip_count, s.provider_agrees
+  FROM route_day_summaries s
+  LEFT JOIN terminals t ON t.placa = s.placa
+ WHERE (s.rota_date, s.placa) > (%(after_date)s::date, %(after_placa)s::text)
+   AND s.rota_date >= %(first)s AND s.rota_date <= %(last)s
+   AND (%(plates)s::text[] IS NULL OR s.placa = ANY(%(plates)s::text[]))
+ ORDER BY s.rota_date, s.placa
  LIMIT %(limit)s
 
--- name: web_fleet_report
--- The fleet report: one row per vehicle over [first, last], optionally one fleet.
-SELECT placa, max(descricao) AS descricao, max(frota) AS frota, count(*) AS days,
-       coalesce(sum(distance_km), 0) AS distance_km,
-       coalesce(sum(driving_h), 0) AS driving_h,
-       coalesce(sum(idle_h), 0) AS idle_h,
-       coalesce(sum(parked_h), 0) AS parked_h,
-       max(max_speed_kmh) AS max_speed_kmh,
-       coalesce(sum(over_limit_h), 0) AS over_limit_h,
-       coalesce(sum(trip_count), 0)::integer AS trip_count,
-       max(speed_limit_kmh) AS speed_limit_kmh
-  FROM route_day_summary
+-- name: web_day_summaries_count
+-- How many day summaries the range holds (the pages' total).
+SELECT count(*)
+  FROM route_day_summaries
  WHERE rota_date >= %(first)s AND rota_date <= %(last)s
-   AND (%(frota)s::text IS NULL OR frota = %(frota)s::text)
- GROUP BY placa
- ORDER BY placa
+   AND (%(plates)s::text[] IS NULL OR placa = ANY(%(plates)s::text[]))
+
+-- name: web_fleet_report
+-- The fleet report: one row per vehicle over [first, last], optionally one
+-- fleet. Sums the stored day summaries (plain rows, the numbers the view
+-- gave, so the downloads keep their figures) and joins the vehicle's name
+-- once per vehicle rather than once per day.
+WITH per_plate AS (
+    SELECT s.placa, count(*) AS days,
+           coalesce(sum(s.distance_km), 0) AS distance_km,
+           coalesce(sum(s.driving_h), 0) AS driving_h,
+           coalesce(sum(s.idle_h), 0) AS idle_h,
+           coalesce(sum(s.parked_h), 0) AS parked_h,
+           max(s.max_speed_kmh) AS max_speed_kmh,
+           coalesce(sum(s.over_limit_h), 0) AS over_limit_h,
+           coalesce(sum(s.trip_count), 0)::integer AS trip_count,
+           max(s.speed_limit_kmh) AS speed_limit_kmh
+      FROM route_day_summaries s
+     WHERE s.rota_date >= %(first)s AND s.rota_date <= %(last)s
+       AND (%(frota)s::text IS NULL
+            OR s.placa IN (SELECT placa FROM terminals WHERE frota = %(frota)s::text))
+     GROUP BY s.placa
+)
+SELECT p.placa, t.descricao, t.frota, p.days, p.distance_km, p.driving_h, p.idle_h,
+       p.parked_h, p.max_speed_kmh, p.over_limit_h, p.trip_count, p.speed_limit_kmh
+  FROM per_plate p
+  LEFT JOIN terminals t ON t.placa = p.placa
+ ORDER BY p.placa
 
 -- name: web_fleets
 SELECT DISTINCT frota FROM terminals WHERE frota IS NOT NULL ORDER BY frota

@@ -151,5 +151,13 @@ async def metrics(web: Web) -> Response:
     except Exception:
         # The request counters are still worth a scrape.
         reader = None
-    body = await render_metrics(web.metrics, reader, web.scheduler.state)
+    # Paces by account name, only the accounts this server shows: /metrics is
+    # open without a login, and the logins (e-mails) stay out of it.
+    allowed = web.settings.web_accounts
+    logins = {
+        name: login
+        for name, login in web.account_logins().items()
+        if allowed is None or name in allowed
+    }
+    body = await render_metrics(web.metrics, reader, web.scheduler.state, logins)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -21,6 +22,7 @@ __all__ = ["router"]
 
 router = APIRouter()
 
+# The largest page /api/summaries serves; longer ranges come in pages (`next`).
 MAX_SUMMARY_ROWS = 20000
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -30,6 +32,17 @@ class SummaryList(BaseModel):
     end: date
     count: int
     rows: list[dict[str, Any]]
+
+
+class SummaryPage(SummaryList):
+    """One page of day summaries: `count` rows of `total`, and how to get the next."""
+
+    total: int = Field(description="Day summaries in the whole range (every page)")
+    limit: int = Field(description="Largest page asked for")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+    next: str | None = Field(description="The next page's URL (path and query); null on the last")
 
 
 class ReportExport(StrEnum):
@@ -71,14 +84,41 @@ async def query_report(
     )
 
 
+# A day and a stored plate (letters, digits, maybe a hyphen): nothing else
+# reaches the query.
+_CURSOR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9A-Za-z-]{1,40}")
+
+
+def cursor_of(day: date, placa: str) -> str:
+    """The key of a page's last row, as the next page's `cursor`."""
+    return f"{day.isoformat()}_{placa}"
+
+
+def cursor_or_error(text: str) -> tuple[date, str]:
+    """A `cursor` back to its (rota_date, placa) key."""
+    problem = "cursor: not one this API gave (next_cursor)"
+    if _CURSOR.fullmatch(text) is None:
+        raise HTTPException(422, problem)
+    try:
+        return date.fromisoformat(text[:10]), text[11:]
+    except ValueError:
+        raise HTTPException(422, problem) from None
+
+
 @router.get(
     "/api/summaries",
-    response_model=SummaryList,
+    response_model=SummaryPage,
     tags=["summaries"],
-    summary="Day summaries (route_day_summary) per plate and day over a range",
+    summary="Day summaries (route_day_summary) per plate and day over a range, in pages",
+    description=(
+        "Rows in (rota_date, placa) order, at most `limit` per page. `total` counts the "
+        "whole range; while `next` is not null, fetch it (or repeat the query with "
+        "`cursor=next_cursor`) for the following rows."
+    ),
     responses=ERRORS,
 )
 async def summaries(
+    request: Request,
     web: Web,
     start: Annotated[
         str | None, Query(max_length=40, description="First day (default yesterday)")
@@ -89,14 +129,49 @@ async def summaries(
     plate: Annotated[
         list[str] | None, Query(description="Plates (repeat or comma-separate)")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_SUMMARY_ROWS)] = 5000,
+    limit: Annotated[int, Query(ge=1, le=MAX_SUMMARY_ROWS, description="Rows per page")] = 5000,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=80, description="The previous page's next_cursor (default: first page)"),
+    ] = None,
 ) -> Response:
     reader = await web.reader()
     first, last = day_range_or_error(
         start, end, default=today(reader) - timedelta(days=1), max_days=MAX_SUMMARY_DAYS
     )
-    rows = await reader.day_summaries(first, last, plates_or_error(plate), limit)
-    return encoded({"start": first, "end": last, "count": len(rows), "rows": rows})
+    plates = plates_or_error(plate)
+    # The account scope goes into the query: filtering the rows afterwards
+    # would leave pages short and the total wrong.
+    visible = await reader.visible_plates()
+    if visible is not None:
+        plates = sorted(visible.intersection(plates) if plates is not None else visible)
+    after_date, after_placa = cursor_or_error(cursor) if cursor else (first, "")
+    args: dict[str, Any] = {"first": first, "last": last, "plates": plates}
+    total = int(await reader.scalar("web_day_summaries_count", args) or 0)
+    rows = await reader.rows(
+        "web_day_summaries_page",
+        # One row more than the page: whether a next page exists, without a second query.
+        {**args, "after_date": after_date, "after_placa": after_placa, "limit": limit + 1},
+    )
+    next_cursor = None
+    next_url = None
+    if len(rows) > limit:
+        del rows[limit:]
+        next_cursor = cursor_of(rows[-1]["rota_date"], rows[-1]["placa"])
+        url = request.url.include_query_params(cursor=next_cursor)
+        next_url = f"{url.path}?{url.query}"
+    return encoded(
+        {
+            "start": first,
+            "end": last,
+            "count": len(rows),
+            "rows": rows,
+            "total": total,
+            "limit": limit,
+            "next_cursor": next_cursor,
+            "next": next_url,
+        }
+    )
 
 
 @router.get(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from etrack.web import exports
-from etrack.web.api.common import ERRORS, JSON, PlatePath, body_response, encoded
+from etrack.web.api.common import ERRORS, JSON, PlatePath, body_response
 from etrack.web.deps import Web
 from etrack.web.inputs import plate_or_error
-from etrack.web.reader import Vehicle
+from etrack.web.reader import FleetSnapshot
 
 __all__ = ["router"]
 
@@ -43,18 +44,14 @@ class VehicleList(BaseModel):
     vehicles: list[VehicleOut]
 
 
-def encode_vehicles(vehicles: list[Vehicle]) -> bytes:
-    return exports.dumps(
-        {"count": len(vehicles), "generated_at": datetime.now(UTC), "vehicles": vehicles}
+def fleet_body(snapshot: FleetSnapshot, indexes: Sequence[int]) -> bytes:
+    """A VehicleList of those vehicles of the snapshot, from their encoded
+    fragments: no vehicle is encoded again."""
+    return b'{"count":%d,"generated_at":%b,"vehicles":%b}' % (
+        len(indexes),
+        orjson.dumps(snapshot.generated_at),
+        snapshot.array(indexes),
     )
-
-
-def matches(vehicle: Vehicle, plate: str | None, frota: str | None, state: str | None) -> bool:
-    if plate and plate not in vehicle.placa:
-        return False
-    if frota and vehicle.frota != frota:
-        return False
-    return not (state and vehicle.state != state)
 
 
 @router.get(
@@ -71,12 +68,15 @@ async def vehicles(
     frota: Annotated[str | None, Query(max_length=200)] = None,
     state: Annotated[str | None, Query(pattern="^(moving|idle|off|stale|unknown)$")] = None,
 ) -> Response:
-    cache = await web.fleet()
-    if not (plate or frota or state):
-        return body_response(request, await cache.encoded(encode_vehicles), JSON)
-    needle = "".join(ch for ch in (plate or "").upper() if ch.isalnum())
-    found = [v for v in await cache.get() if matches(v, needle, frota, state)]
-    return Response(encode_vehicles(found), media_type=JSON)
+    snapshot = await (await web.fleet()).snapshot()
+    needle = "".join(ch for ch in (plate or "").upper() if ch.isalnum()) or None
+    # The whole fleet and each filter are built once per snapshot (and
+    # gzipped once): fifty clients polling ?state=moving cost one join.
+    body = snapshot.encoded(
+        (needle, frota or None, state or None),
+        lambda s: fleet_body(s, s.select(needle, frota or None, state or None)),
+    )
+    return body_response(request, body, JSON)
 
 
 @router.get(
@@ -88,7 +88,8 @@ async def vehicles(
 )
 async def vehicle(web: Web, plate: PlatePath) -> Response:
     placa = plate_or_error(plate)
-    for found in await (await web.fleet()).get():
-        if found.placa == placa:
-            return encoded(found)
-    raise HTTPException(404, f"no vehicle {placa}")
+    snapshot = await (await web.fleet()).snapshot()
+    found = snapshot.by_plate.get(placa)
+    if found is None:
+        raise HTTPException(404, f"no vehicle {placa}")
+    return Response(snapshot.fragments[found], media_type=JSON)

@@ -1,0 +1,25 @@
+-- 0007: a BRIN index on positions.data_transmissao.
+--
+-- The primary key leads with placa, so nothing served a time range across
+-- plates: `etrack prune --raw-only` (its dry-run count and its batches) and
+-- any "every plate, these hours" scan read the whole month. Rows arrive in
+-- time order (the live ingest appends; a backfill goes day by day), so each
+-- range of heap pages holds a narrow span of time and a BRIN index, a
+-- min/max per range, sends a time-range scan to only those pages. It is
+-- tiny (a few kB per million rows) and costs almost nothing per insert.
+--
+-- Created on the parent: every month partition, existing or made later by
+-- ensure_positions_partition, gets its own. pages_per_range 32 (256 kB of
+-- heap, a few hundred positions, seconds to minutes of a fleet's data)
+-- rather than the default 128: a scan reads every range that overlaps its
+-- bounds whole, and a late upload or an upsert of an old point widens its
+-- range to that point's time, so smaller ranges waste fewer pages at the
+-- edges and fewer ranges are spoilt; the index stays a few hundred times
+-- smaller than the heap. autosummarize: the newest ranges of the current
+-- month are summarized as they fill, not only at the next VACUUM (an
+-- unsummarized range matches every query).
+--
+-- Building it reads each partition once (no sort) and holds off writes to
+-- that partition meanwhile: seconds per GB.
+CREATE INDEX positions_data_transmissao_brin ON positions
+    USING brin (data_transmissao) WITH (pages_per_range = 32, autosummarize = on);

@@ -44,7 +44,6 @@ from etrack.quality import flag_sequence, plausibility
 from etrack.spool import LatestSpool
 from etrack.store import db
 from etrack.store import positions as ingest
-from etrack.store.accounts import record_plates
 
 logger = logging.getLogger("etrack.collect")
 
@@ -159,18 +158,16 @@ class Collector:
         terminals: Sequence[Terminal],
     ) -> ingest.IngestStats:
         with self._conn() as conn:
-            stats = ingest.store_positions(
+            return ingest.store_positions(
                 conn,
                 positions,
                 rejects,
                 endpoint=endpoint,
                 partitions=self.partitions,
                 terminals=terminals,
+                account=self.account,
+                listed=endpoint == LATEST_POSITIONS,
             )
-            plates = sorted({p.placa for p in positions})
-            if plates:
-                record_plates(conn, self.account, plates, listed=endpoint == LATEST_POSITIONS)
-            return stats
 
     async def _ingest_rows(
         self,

@@ -55,14 +55,21 @@ __all__ = [
     "Account",
     "Cron",
     "Duration",
+    "Elapsed",
+    "Holidays",
     "Plate",
     "Settings",
     "TimeZone",
+    "WeeklyHours",
+    "WorkingHours",
     "default_data_dir",
     "documented_settings",
     "load_accounts",
     "load_settings",
     "parse_duration",
+    "parse_elapsed",
+    "parse_holidays",
+    "parse_working_hours",
     "render_env_example",
     "select_accounts",
 ]
@@ -181,6 +188,77 @@ def _http_url(value: str) -> str:
 def _blank_is_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
+
+# --- events' thresholds (etrack.events): elapsed times, weekly hours, holidays.
+# Text settings checked here (a bad value is exit 2 before any work) and parsed
+# by the functions below, which the events overrides file reuses.
+_ELAPSED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|m|h|d)?\s*$", re.IGNORECASE)
+_ELAPSED_UNITS = {"s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS_SPAN = re.compile(
+    r"^\s*([a-z]{3})(?:\s*-\s*([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$"
+)
+
+WeeklyHours = tuple[tuple[tuple[int, int], ...], ...]
+"""Per weekday (Monday first), the working intervals as [start, end) minutes of the day."""
+
+
+def parse_elapsed(text: str) -> float:
+    """Seconds of an elapsed time: 90s, 30m (or 30min: minutes, unlike
+    ETRACK_RETENTION's months), 2h, 1d, or a bare number of seconds."""
+    match = _ELAPSED.match(text)
+    if not match or float(match[1]) <= 0:
+        raise ValueError(f"expected a time like 90s, 30m, 2h or 1d, got {text!r}")
+    return float(match[1]) * _ELAPSED_UNITS[(match[2] or "s").lower()]
+
+
+def parse_working_hours(text: str) -> WeeklyHours:
+    """'mon-fri 07:00-19:00, sat 08:00-12:00' as per-weekday intervals; days
+    not named have no working hours. 'none' (or empty): never working hours."""
+    days: list[list[tuple[int, int]]] = [[] for _ in _WEEKDAYS]
+    if text.strip().lower() in ("", "none"):
+        return tuple(tuple(d) for d in days)
+    for part in text.lower().split(","):
+        match = _HOURS_SPAN.match(part)
+        problem = (
+            f"expected working hours like 'mon-fri 07:00-19:00, sat 08:00-12:00', got {text!r}"
+        )
+        if not match or match[1] not in _WEEKDAYS or (match[2] or match[1]) not in _WEEKDAYS:
+            raise ValueError(problem)
+        first, last = _WEEKDAYS.index(match[1]), _WEEKDAYS.index(match[2] or match[1])
+        start = int(match[3]) * 60 + int(match[4])
+        end = int(match[5]) * 60 + int(match[6])
+        if int(match[4]) > 59 or int(match[6]) > 59 or not 0 <= start < end <= 24 * 60:
+            raise ValueError(problem)
+        for day in (
+            range(first, last + 1) if first <= last else [*range(first, 7), *range(last + 1)]
+        ):
+            days[day].append((start, end))
+    return tuple(tuple(sorted(d)) for d in days)
+
+
+def parse_holidays(text: str) -> tuple[date, ...]:
+    """'2025-01-01, 2025-12-25' (ISO days, comma- or space-separated), sorted."""
+    try:
+        return tuple(sorted({date.fromisoformat(p) for p in re.split(r"[,\s]+", text) if p}))
+    except ValueError:
+        raise ValueError(f"expected days like 2025-12-25, 2026-01-01, got {text!r}") from None
+
+
+def _normalised(parse: Callable[[str], object]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        parse(value)
+        return value.strip()
+
+    return check
+
+
+Elapsed = Annotated[str, AfterValidator(_normalised(parse_elapsed))]
+"""An elapsed time as written (2h, 30m, 90s); `parse_elapsed` gives its seconds."""
+WorkingHours = Annotated[str, AfterValidator(_normalised(parse_working_hours))]
+"""A weekly calendar as written; `parse_working_hours` gives its intervals."""
+Holidays = Annotated[str, AfterValidator(_normalised(parse_holidays))]
+"""Days off as written; `parse_holidays` gives the dates."""
 
 Cron = Annotated[str, AfterValidator(_cron)]
 """A cron schedule (5 fields, or 6 with seconds), whitespace normalised."""
@@ -374,6 +452,51 @@ class Settings(BaseSettings):
     etrac_route_simplify_m: Annotated[float, Field(ge=0)] = Field(
         default=20.0,
         description="Douglas-Peucker tolerance in metres of the simplified line drawn at fleet zoom.",
+    )
+
+    # --- events (etrack.events; docs/events.md) -------------------------------
+    etrack_overspeed_min_s: Annotated[float, Field(ge=0)] = Field(
+        default=60.0,
+        description="Shortest overspeed event in seconds: a run of positions above "
+        "ETRAC_SPEED_LIMIT_KMH lasting less is not an event.",
+    )
+    etrack_idle_min_s: Annotated[float, Field(ge=0)] = Field(
+        default=300.0,
+        description="Shortest idle event in seconds: ignition on and speed below "
+        "ETRAC_MOVING_SPEED_KMH for at least this long.",
+    )
+    etrack_offline_after: Elapsed = Field(
+        default="2h",
+        description="A vehicle with no transmission for longer than this (e.g. 2h, 90m) gets an "
+        "open offline event, closed when it reports again; checked after each fetch of latest "
+        "positions.",
+    )
+    etrack_low_battery_v: Annotated[float, Field(gt=0)] = Field(
+        default=11.5,
+        description="A battery (bateria) reading below this many volts counts as low (the "
+        "GlobalStar 1/0 indicator form, exactly 0 or 1, is not volts and is ignored).",
+    )
+    etrack_low_battery_min_s: Annotated[float, Field(ge=0)] = Field(
+        default=600.0, description="Shortest low-battery event in seconds."
+    )
+    etrack_late_data_after: Elapsed = Field(
+        default="30m",
+        description="A position received (data_gravacao) this much later than it was recorded "
+        "(data_transmissao), e.g. 30m, is late data: the tracker buffered out of coverage.",
+    )
+    etrack_working_hours: WorkingHours = Field(
+        default="mon-fri 07:00-19:00",
+        description="Working hours, local time (ETRAC_TIMEZONE), e.g. 'mon-fri 07:00-19:00, sat "
+        "08:00-12:00'; ignition on outside them is an after_hours event. 'none' = never.",
+    )
+    etrack_holidays: Holidays = Field(
+        default="",
+        description="Days off (ISO dates, comma-separated): no working hours on them.",
+    )
+    etrack_events_file: Annotated[Path | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None,
+        description='TOML file of per-fleet ([fleet."NAME"]) and per-vehicle '
+        '([vehicle."PLACA"]) event thresholds overriding the settings (docs/events.md).',
     )
 
     # --- retention (LGPD) ----------------------------------------------------

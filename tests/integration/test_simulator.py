@@ -87,6 +87,31 @@ def test_history_of_a_day(simulator: SimulatorHandle, http: httpx.Client) -> Non
     assert len(body["posicoes"]) > 96
 
 
+def test_cached_answers_are_served_again_unchanged(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(cache_answers=True)
+    plate = sim.fleet.plates()[0]
+    with httpx.Client(auth=sim.auth, timeout=5) as client:
+        first = post(client, sim, "ultimasposicoesterminal", placa=plate, data="07/01/2025")
+        again = post(client, sim, "ultimasposicoesterminal", placa=plate, data="07/01/2025")
+        other = post(client, sim, "ultimasposicoesterminal", placa=plate, data="06/01/2025")
+        wrong = httpx.post(
+            sim.url("ultimasposicoesterminal"),
+            json={"placa": plate, "data": "07/01/2025"},
+            auth=("nobody@example.com", "wrong"),
+        )
+    assert first.content == again.content
+    assert first.json()["posicoes"] == sim.fleet.history_rows(plate, DAY)
+    assert other.json()["posicoes"] == sim.fleet.history_rows(plate, date(2025, 1, 6))
+    # Still authenticated and counted: only the answer's body is remembered.
+    assert wrong.status_code == 401
+    assert sim.stats().count("ultimasposicoesterminal", 200) == 3
+
+
+def test_cached_answers_need_a_frozen_clock() -> None:
+    with pytest.raises(ValueError, match="frozen clock"):
+        build_config(now=None, cache_answers=True)
+
+
 def test_history_of_a_window(simulator: SimulatorHandle, http: httpx.Client) -> None:
     plate = simulator.fleet.plates()[2]
     body = post(

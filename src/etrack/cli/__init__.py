@@ -20,6 +20,7 @@ from etrack.cli import (
     accounts,
     db,
     demo,
+    events,
     fetch,
     jobs,
     ops,
@@ -90,13 +91,14 @@ jobs.register(app)
 ops.register(app)
 accounts.register(app)
 routes.register(app)
+events.register(app)
 
 # `etrack --help` groups the commands in these panels (Portuguese, like the
 # seed's users); a command missing here would land alone under "Commands",
 # which tests/unit/test_cli_presentation.py refuses.
 PANELS: dict[str, tuple[str, ...]] = {
     "Coleta": ("fetch-latest", "fetch-plate", "fetch-history", "fetch-trips", "backfill", "daily"),
-    "Processamento": ("routes",),
+    "Processamento": ("routes", "events"),
     "Serviços": ("web", "worker", "simulator", "demo"),
     "Administração": ("settings", "db", "accounts", "jobs", "prune", "deploy"),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -26,6 +27,8 @@ from etrack.collect import Collector, open_collector, run_forever
 from etrack.config import Account
 from etrack.dates import DATE_FORMS, parse_moment, range_error
 from etrack.errors import CredentialsError, UnknownPlate, UsageError
+from etrack.events.compute import compute_events
+from etrack.events.params import EventParams
 from etrack.store import db
 from etrack.store.accounts import mark_failing, mark_ok
 
@@ -126,9 +129,11 @@ def fetch_history(
     tz = chosen_accounts(account, placa)[0].timezone
     if date is not None and (date_start or date_end):
         raise UsageError("give either --date or --date-start/--date-end, not both")
+    params = EventParams.from_settings(settings())
     if date is not None:
         one_day = read_day(date)
         run_collector(lambda c: c.fetch_history_day(placa, one_day), account=account, plate=placa)
+        echo_summary(compute_events(database(), [placa], one_day, one_day, params).line())
         return
     if not (date_start and date_end):
         raise UsageError("fetch-history needs --date D, or both --date-start and --date-end")
@@ -140,6 +145,8 @@ def fetch_history(
     if reversed_range is not None:
         raise UsageError(reversed_range)
     run_collector(lambda c: c.fetch_history_range(placa, start, end), account=account, plate=placa)
+    first, last = start.astimezone(tz).date(), (end - timedelta(seconds=1)).astimezone(tz).date()
+    echo_summary(compute_events(database(), [placa], first, last, params).line())
 
 
 def fetch_trips(

@@ -27,6 +27,8 @@ from etrack.cli.common import (
 from etrack.collect import open_collector
 from etrack.config import Account, load_accounts
 from etrack.errors import EtrackError, MissingCredentials, UnknownPlate, is_transient
+from etrack.events.compute import compute_events
+from etrack.events.params import EventParams
 from etrack.store import db
 from etrack.store.accounts import owners, plates_of
 from etrack.store.stats import analyze_new_partitions_at
@@ -90,11 +92,13 @@ def routes_compute(
         with db.connection(target) as conn:
             chosen = plates_of(conn, load_accounts(current), accounts)
     analyze_new_partitions_at(target)
+    events_params = EventParams.from_settings(current)
     with summary_printed_here("etrack.trips"):
         summary = compute_routes(
             target, RouteParams.from_settings(current), plates=chosen, days=days, force=force
         )
     echo_summary(summary.line())
+    echo_summary(compute_events(target, chosen, days[0], days[-1], events_params).line())
 
 
 def _fetch_before_routes(

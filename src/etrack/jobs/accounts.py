@@ -29,8 +29,7 @@ from etrack.errors import ApiCircuitOpen, ApiUnavailable, CredentialsError, Cred
 from etrack.jobs.env import EtrackApp, JobEnv, fetch_all, run_sql
 from etrack.jobs.runs import describe_error
 from etrack.logs import format_moment, secrets_of
-from etrack.store import db
-from etrack.store.accounts import is_due, owners
+from etrack.store.accounts import is_due, owners_from
 
 __all__ = [
     "AccountsRun",
@@ -115,15 +114,16 @@ async def each_account(
     return run
 
 
-def _owners_now(app: EtrackApp, accounts: list[Account], plates: list[str]) -> dict[str, Account]:
-    with db.connection(app.env.target) as conn:
-        return owners(conn, accounts, plates)
-
-
 async def plate_accounts(app: EtrackApp, plates: Sequence[str]) -> dict[str, Account]:
-    """The account to ask about each plate (see etrack.store.accounts.owners)."""
+    """The account to ask about each plate (see etrack.store.accounts.owners).
+    Asked once per backfill partition: through the App's pool, and not at
+    all when one account is configured."""
     accounts = app.env.accounts()
-    return await asyncio.to_thread(_owners_now, app, accounts, sorted(set(plates)))
+    wanted = sorted(set(plates))
+    if len(accounts) == 1:
+        return owners_from(accounts, wanted, {})
+    rows = await fetch_all(app, "accounts_plate_owners", plates=wanted)
+    return owners_from(accounts, wanted, {str(row["placa"]): row["account"] for row in rows})
 
 
 async def spread(app: EtrackApp, items: Sequence[tuple[str, D]]) -> list[tuple[str, D]]:

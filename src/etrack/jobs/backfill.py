@@ -41,6 +41,8 @@ from procrastinate.types import JSONValue
 from etrack.config import Account
 from etrack.dates import day_range
 from etrack.errors import CredentialsRefused
+from etrack.events.compute import compute_events
+from etrack.events.params import EventParams
 from etrack.jobs.accounts import (
     breaker,
     credentials_refused,
@@ -446,6 +448,7 @@ async def work_partition(
         await finish_ready(app, placa=placa, day=day)
         return Outcome(status="skipped", summary=f"{placa} {day}: done, or taken by another job")
     counts: dict[str, Any] = {}
+    settled = False
     account = (await plate_accounts(app, [placa]))[placa]
     # Taken before the first request: what a request sent earlier saw.
     final = day_is_final(day, account, app.env.settings.etrack_late_data_margin_s, utc_now())
@@ -455,7 +458,17 @@ async def work_partition(
         if claim["need_history"]:
             stats = await gate.call(lambda: collector.fetch_history_day(placa, day))
             counts.update(received=stats.received, inserted=stats.inserted)
-            if final:
+            if final and not claim["need_trips"]:
+                # History stored and the partition settled in one statement.
+                await run_sql(
+                    app,
+                    "jobs_partition_history_settled",
+                    received=stats.received,
+                    inserted=stats.inserted,
+                    **where,
+                )
+                settled = True
+            elif final:
                 await run_sql(
                     app,
                     "jobs_partition_history_done",
@@ -482,6 +495,9 @@ async def work_partition(
         if gave_up:
             await finish_ready(app, placa=placa, day=day)
         raise
+    if settled:
+        await finish_ready(app, placa=placa, day=day)
+        return Outcome(counts=counts, summary=f"{placa} {day.isoformat()}: {counts}")
     if not final:
         await run_sql(
             app,
@@ -594,6 +610,16 @@ async def compute_backfill_routes(app: EtrackApp, backfill_id: int) -> Outcome:
     line = inside.line()
     if outside.computed:
         line += f" (+{outside.computed} neighbouring days recomputed)"
+    # The day before too: an event running over midnight starts there.
+    events = await asyncio.to_thread(
+        compute_events,
+        target,
+        backfill.plates,
+        backfill.date_start - timedelta(days=1),
+        backfill.date_end,
+        EventParams.from_settings(app.env.settings),
+    )
+    line += f"; {events.line()}"
     await run_sql(app, "jobs_backfill_finished", id=backfill_id, summary=line)
     return Outcome(counts=_routes_counts(inside), summary=line)
 
@@ -741,7 +767,10 @@ async def work_off(
                 if progress.settled == progress.total:
                     await finish_ready(app, backfill_id=backfill.id)
                 next_recovery = time.monotonic() + tuning.heartbeat_s
-            await asyncio.wait({running}, timeout=poll_s)
+            # Once every partition has settled only the routes job is left:
+            # look often, so the command ends when it does, not up to poll_s later.
+            settled = progress.settled == progress.total
+            await asyncio.wait({running}, timeout=min(poll_s, 0.05) if settled else poll_s)
         return False
     finally:
         running.cancel()

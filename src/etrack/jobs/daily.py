@@ -22,6 +22,8 @@ from procrastinate import exceptions as pexc
 from etrack.collect import Collector
 from etrack.config import Account
 from etrack.errors import DailyBusy, DailyIncomplete
+from etrack.events.compute import EventsSummary, compute_events, detect_offline
+from etrack.events.params import EventParams
 from etrack.jobs.accounts import AccountsRun, each_account, plate_accounts
 from etrack.jobs.env import EtrackApp, fetch_all, run_sql, session_lock
 from etrack.jobs.names import DAILY
@@ -64,6 +66,7 @@ class DailyResult:
     plates: int = 0
     fetch_line: str = ""
     routes: RoutesSummary = field(default_factory=RoutesSummary)
+    events: EventsSummary | None = None
     failed: dict[str, str] = field(default_factory=dict)
     fleet: bool = True
     started: float = field(default_factory=time.monotonic)
@@ -77,6 +80,8 @@ class DailyResult:
             f"daily {self.day.isoformat()}: {_plates(self.plates)}; {self.fetch_line}; "
             f"{self.routes.line()}"
         )
+        if self.events is not None:
+            text += f"; {self.events.line()}"
         if self.failed:
             text += f"; {_plates(len(self.failed))} failed: {self.failures()}"
         return text + f"; total {time.monotonic() - self.started:.1f} s"
@@ -131,6 +136,18 @@ async def fetch_latest_once(app: EtrackApp, account: str | None = None) -> Outco
     if run.failed or run.skipped:
         summary += "; " + run.notes()
     run.raise_if_all_failed()
+    # Only when every account answered: a failing account's vehicles stop
+    # moving forward in latest_positions, and would all turn "offline".
+    if run.results and not run.failed and not run.skipped:
+        offline = await asyncio.to_thread(
+            detect_offline,
+            app.env.target,
+            datetime.now(UTC),
+            EventParams.from_settings(app.env.settings),
+        )
+        summary += f"; {offline.line()}"
+    elif run.results:
+        summary += "; offline: not checked (an account did not answer)"
     fetch_logger.info("fetch latest: %s", summary)
     return Outcome(
         # Partly done is a success: the accounts that answered are stored, and
@@ -216,6 +233,8 @@ async def run_daily(app: EtrackApp, options: DailyOptions) -> DailyResult:
     async with session_lock(app.env.target, lock_id) as acquired:
         if not acquired:
             raise DailyBusy(lock_id)
+        # Read before any work: a bad events file stops the run at once (exit 2).
+        events_params = EventParams.from_settings(settings)
         result = DailyResult(
             day=options.day, fleet=options.plates is None and options.account is None
         )
@@ -264,6 +283,15 @@ async def run_daily(app: EtrackApp, options: DailyOptions) -> DailyResult:
         result.fetch_line = " | ".join(lines) if lines else "nothing fetched"
         fetched = [p for p in plates if p not in result.failed]
         result.routes = await compute_day_routes(app, fetched, options.day)
+        # The day before too: an event running over midnight starts there.
+        result.events = await asyncio.to_thread(
+            compute_events,
+            app.env.target,
+            fetched,
+            options.day - timedelta(days=1),
+            options.day,
+            events_params,
+        )
         if result.complete:
             await run_sql(
                 app,

@@ -159,6 +159,15 @@ class SimulatorConfig:
     host: str = "127.0.0.1"
     port: int = 0
     fault_seed: int = 0
+    cache_answers: bool = False
+    """Remember each history answer by (account, request body) and serve it
+    again unchanged. Only for a frozen clock (a day's history is then fixed):
+    load benchmarks, where generating every answer anew would take the CPU
+    the client under test needs."""
+
+    def __post_init__(self) -> None:
+        if self.cache_answers and self.fleet.now is None:
+            raise ValueError("cache_answers needs a frozen clock (now), or answers go stale")
 
 
 _FLEET_FIELDS = {f.name for f in fields(FleetConfig)}
@@ -313,6 +322,7 @@ class SimulatorApp:
         # Simulated faults, not security: a seeded generator keeps failures reproducible.
         self._fault_rng = random.Random(self.config.fault_seed)  # noqa: S311
         self._stopping = threading.Event()
+        self._answers: dict[tuple[str, bytes], bytes] = {}
         routes = [
             Route(f"{API_BASE_PATH}/{name}", self._endpoint(name), methods=["POST"])
             for name in ENDPOINTS
@@ -519,6 +529,14 @@ class SimulatorApp:
                 # Joined from per-vehicle cached JSON: 5,000 vehicles stay well under 200 ms.
                 rows = self.fleet.latest_rows_json(account=account)
                 content = b'{"code_header":200,"retorno":' + rows + b"}"
+            elif self.config.cache_answers and name == "ultimasposicoesterminal":
+                key = (account.user, body)
+                cached = self._answers.get(key)
+                if cached is None:
+                    cached = self._answers.setdefault(
+                        key, _to_json(self._answer(name, account, body))
+                    )
+                content = cached
             else:
                 content = _to_json(self._answer(name, account, body))
         except _BusinessError as error:
@@ -936,6 +954,13 @@ def command(
         float, typer.Option(help="Fraction of answers with a truncated JSON body (HTTP 200).")
     ] = 0.0,
     fault_seed: Annotated[int, typer.Option(help="Seed of the fault injection.")] = 0,
+    cache_answers: Annotated[
+        bool,
+        typer.Option(
+            help="Serve each history answer again from memory once generated (needs --now): "
+            "for load benchmarks, so the simulator leaves the CPU to the client."
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
@@ -977,6 +1002,7 @@ def command(
             host=host,
             port=port,
             fault_seed=fault_seed,
+            cache_answers=cache_answers,
         )
     except (ValueError, KeyError) as error:
         raise typer.BadParameter(str(error)) from None

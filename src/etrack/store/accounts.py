@@ -6,7 +6,7 @@ The accounts themselves are configuration (`etrack.config.Account`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,9 @@ __all__ = [
     "is_due",
     "mark_failing",
     "mark_ok",
+    "note_plates",
     "owners",
+    "owners_from",
     "plates_of",
     "record_plates",
     "states",
@@ -35,9 +37,14 @@ def record_plates(conn: Conn, account: str, plates: Sequence[str], *, listed: bo
     a history answer only adopts plates nobody listed, so backfilling an old
     account never steals a moved plate.
     """
-    name = "accounts_claim_plates" if listed else "accounts_adopt_plates"
     with conn.transaction():
-        conn.execute(query(name), {"account": account, "plates": list(plates)})
+        note_plates(conn, account, plates, listed=listed)
+
+
+def note_plates(conn: Conn, account: str, plates: Sequence[str], *, listed: bool) -> None:
+    """`record_plates` inside the caller's transaction (the ingest's own)."""
+    name = "accounts_claim_plates" if listed else "accounts_adopt_plates"
+    conn.execute(query(name), {"account": account, "plates": list(plates)})
 
 
 # ------------------------------------------------------------------ health
@@ -63,9 +70,17 @@ def fallback_account(accounts: Sequence[Account]) -> str:
 def owners(conn: Conn, accounts: Sequence[Account], plates: Sequence[str]) -> dict[str, Account]:
     """The account to ask about each plate: the one that lists it now, else
     the first (a plate nobody listed yet, or an account no longer configured)."""
-    by_name = {account.name: account for account in accounts}
+    if len(accounts) == 1:
+        return owners_from(accounts, plates, {})
     rows = conn.execute(query("accounts_plate_owners"), {"plates": list(plates)}).fetchall()
-    listed = {str(row[0]): row[1] for row in rows}
+    return owners_from(accounts, plates, {str(row[0]): row[1] for row in rows})
+
+
+def owners_from(
+    accounts: Sequence[Account], plates: Sequence[str], listed: Mapping[str, str | None]
+) -> dict[str, Account]:
+    """`owners` given what `accounts_plate_owners` found (plate -> account name)."""
+    by_name = {account.name: account for account in accounts}
     first = accounts[0]
     return {placa: by_name.get(listed.get(placa) or first.name, first) for placa in plates}
 

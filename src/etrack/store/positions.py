@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from etrack.model import DUPLICATE, VALID, Position, ProviderTrip, Reject, Terminal
+from etrack.store.accounts import note_plates
 from etrack.store.db import Conn
 from etrack.store.queries import query
 
@@ -149,10 +150,15 @@ def store_positions(
     partitions: PartitionKeeper | None = None,
     update_terminals: bool = True,
     terminals: Iterable[Terminal] = (),
+    account: str | None = None,
+    listed: bool = False,
 ) -> IngestStats:
     """Write one batch of flagged positions (and the rows that could not be
     parsed) in one transaction. `terminals` are the answer's terminal blocks
-    (history answers carry one), see `upsert_terminals`."""
+    (history answers carry one), see `upsert_terminals`; `account`, the one
+    that fetched them, is noted on their plates in the same transaction
+    (`listed`: the answer was the account's fleet list, see
+    etrack.store.accounts.record_plates)."""
     stats = IngestStats(received=len(positions) + len(rejects))
     keeper = partitions or PartitionKeeper()
     stored = [p for p in positions if p.quality != DUPLICATE]
@@ -186,6 +192,8 @@ def store_positions(
             stats.conflicts = len(conflicting)
         if update_terminals and stored:
             upsert_terminals(conn, stored, terminals=terminals)
+            if account is not None:
+                note_plates(conn, account, sorted({p.placa for p in stored}), listed=listed)
     return stats
 
 

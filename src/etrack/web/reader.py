@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from psycopg.rows import dict_row
+from psycopg.types.numeric import FloatLoader
 
 from etrack.store import db
 from etrack.store.queries import query
@@ -45,6 +46,13 @@ STALE_AFTER = timedelta(hours=1)
 VISIBLE_TTL_S = 5.0
 
 
+async def _numbers_as_floats(conn: db.AsyncConn) -> None:
+    # Stored day summaries are rounded `numeric`s: as Decimals they cost the
+    # report a third of its Python time to load and again to encode as JSON
+    # (measured on a 5,000-row page: 24 ms -> 14 ms); a double holds them.
+    conn.adapters.register_loader("numeric", FloatLoader)
+
+
 async def open_pool(target: db.Target, *, max_size: int = 10) -> db.AsyncPool:
     """An opened pool. It does not wait for the database: the UI starts (and
     /healthz says why it is degraded) while PostgreSQL is down."""
@@ -57,6 +65,7 @@ async def open_pool(target: db.Target, *, max_size: int = 10) -> db.AsyncPool:
         open=False,
         timeout=10,
         kwargs={"connect_timeout": 5, "autocommit": True},
+        configure=_numbers_as_floats,
     )
     await pool.open(wait=False)
     return pool

@@ -237,6 +237,19 @@ UPDATE backfill_partitions
    SET state = 'failed', error = %(error)s, will_retry = %(will_retry)s, updated_at = now()
  WHERE placa = %(placa)s AND day = %(day)s AND job_id = %(job_id)s
 
+-- name: jobs_partition_history_settled
+-- jobs_partition_history_done and jobs_partition_done at once, for a final
+-- day whose trips are not wanted: one statement less per partition.
+-- The history is stored whoever holds the partition now; only its own job
+-- settles it.
+UPDATE backfill_partitions
+   SET history_at = now(), rows_fetched = %(received)s, rows_inserted = %(inserted)s,
+       state      = CASE WHEN job_id = %(job_id)s THEN 'done' ELSE state END,
+       error      = CASE WHEN job_id = %(job_id)s THEN NULL ELSE error END,
+       will_retry = CASE WHEN job_id = %(job_id)s THEN false ELSE will_retry END,
+       updated_at = now()
+ WHERE placa = %(placa)s AND day = %(day)s
+
 -- name: jobs_backfills_ready
 -- Unfinished backfills (all, one by id, or those holding one partition)
 -- whose partitions have all settled (done, partial, or failed for good) and whose

@@ -41,6 +41,35 @@ SELECT n.nspname AS schema_name,
 -- long query.
 SELECT set_config('lock_timeout', %(timeout)s, true)
 
+-- name: retention_summarize_brin
+-- Summarize the block ranges of a month's BRIN index that nothing has
+-- summarized yet: autovacuum's queue of summarization requests overflows
+-- during bulk loads (a backfill), and an unsummarized range matches every
+-- query, so a count "before the cutoff" would read the whole month. Only
+-- new ranges are read, once; returns how many were summarized.
+SELECT coalesce(sum(brin_summarize_new_values(x.indexrelid)), 0)::bigint
+  FROM pg_index x
+  JOIN pg_class i ON i.oid = x.indexrelid
+  JOIN pg_am a ON a.oid = i.relam
+ WHERE x.indrelid = %(relation)s::regclass AND a.amname = 'brin'
+
+-- name: retention_raw_estimate
+-- Rows of a whole month still holding raw JSON, from the planner's
+-- statistics (no scan): its row estimate times the share of non-null raw.
+-- No row when the month was never analyzed.
+SELECT round(c.reltuples * (1 - coalesce(s.null_frac, 0)))::bigint
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+                      AND s.attname = 'raw'
+ WHERE c.oid = %(relation)s::regclass AND c.reltuples >= 0
+
+-- name: retention_count_estimate
+-- The planner's estimate of retention_count_partition's with_raw, for a
+-- month too large to count in a dry run.
+EXPLAIN (FORMAT JSON)
+SELECT 1 FROM {partition} WHERE data_transmissao < %(cutoff)s AND raw IS NOT NULL
+
 -- name: retention_count_partition
 -- Rows of one partition before the cutoff, and how many still hold raw JSON.
 -- On the month holding the cutoff this is a bitmap heap scan of the BRIN

@@ -499,6 +499,47 @@ class Settings(BaseSettings):
         '([vehicle."PLACA"]) event thresholds overriding the settings (docs/events.md).',
     )
 
+    # --- alerts (etrack.alerts; docs/alerts.md) -------------------------------
+    etrack_alert_max_age: Elapsed = Field(
+        default="6h",
+        description="Alert rules send only events that started less than this long ago (e.g. "
+        "6h, 90m) when first found: a backfill of old days sends nothing (`etrack alerts "
+        "replay` sends past events on purpose).",
+    )
+    etrack_alert_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=5,
+        description="Attempts to deliver one alert (a non-2xx answer, a timeout or an SMTP "
+        "error is retried with backoff) before it is marked failed.",
+    )
+    etrack_alert_retry_s: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="Seconds before the second attempt of an alert; each further wait doubles, "
+        "up to one hour.",
+    )
+    etrack_alert_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0,
+        description="Seconds one webhook POST or SMTP conversation may take before the attempt "
+        "counts as failed.",
+    )
+    etrack_webhook_deny_private: bool = Field(
+        default=False,
+        description="1 = refuse webhook URLs whose host resolves to a loopback, private, "
+        "link-local or otherwise non-public address (checked at `alerts add` and at each send).",
+    )
+    etrack_smtp_url: SecretStr | None = Field(
+        default=None,
+        description="SMTP server for e-mail alerts: smtp://user:pass@host:587?starttls=1, or "
+        "smtps://user:pass@host:465 (user and password optional).",
+    )
+    etrack_smtp_from: str = Field(
+        default="etrack@localhost", description="From address of e-mail alerts."
+    )
+    etrack_web_public_url: str | None = Field(
+        default=None,
+        description="Address users open the web UI at (e.g. https://frota.example.com): e-mail "
+        "alerts link to the vehicle's day there; unset = no link.",
+    )
+
     # --- retention (LGPD) ----------------------------------------------------
     etrack_retention: Annotated[Duration | None, BeforeValidator(_blank_is_none)] = Field(
         default=None,

@@ -83,6 +83,7 @@ def secrets_of(settings: Settings, *accounts: Account) -> list[str]:
         settings.database_url,
         settings.etrack_web_password,
         settings.etrack_secret_key,
+        settings.etrack_smtp_url,
         *(account.key for account in accounts),
     ]
     return [v.get_secret_value() for v in values if v is not None]

@@ -23,6 +23,7 @@ from etrack.cli import PANELS, app
 from etrack.config import env_files, load_settings
 from etrack.logs import MomentFormatter, format_moment
 from etrack.web.entry import listen_problem
+from etrack.web.i18n import localize
 from fixtures_cli import RunEtrack
 from fixtures_db import subprocess_env
 
@@ -252,3 +253,21 @@ def test_the_seed_collector_run_from_e_track_says_where_it_looked() -> None:
         "etrack: error: ETRAC_USER and ETRAC_KEY must be set to call the eTrac API (looked in "
         f"the environment and in {ROOT / 'e-track' / '.env'}, {ROOT / '.env'})"
     ]
+
+
+def test_a_backfill_summary_with_its_events_reads_in_portuguese() -> None:
+    """The routes line holds "; " itself, and the backfill appends the events
+    line to it: each is translated whole, not cut at every "; "."""
+    text = (
+        "routes: 2 plate-days computed, 1 skipped unchanged, 0 empty; 3 trips, 4 stops, "
+        "50 points in 0.2 s (+1 neighbouring days recomputed); events: 2 plates, 100 "
+        "positions; 5 events (overspeed 3, idle 2): 5 new, 0 updated, 0 unchanged, 0 deleted "
+        "in 0.1 s"
+    )
+    shown = localize(text, "pt-BR")
+    assert shown.startswith("rotas: 2 veículo-dias calculados, 1 sem mudança, 0 vazios; ")
+    assert "(+1 dias vizinhos recalculados); eventos: 2 veículos, 100 posições; 5 eventos " in shown
+    assert "(excesso de velocidade 3, motor ocioso 2): 5 novos" in shown
+    assert localize("routes: nothing known; neither this", "pt-BR") == (
+        "routes: nothing known; neither this"
+    )

@@ -18,6 +18,7 @@ import typer.core
 from etrack import __version__
 from etrack.cli import (
     accounts,
+    alerts,
     db,
     demo,
     events,
@@ -92,13 +93,14 @@ ops.register(app)
 accounts.register(app)
 routes.register(app)
 events.register(app)
+alerts.register(app)
 
 # `etrack --help` groups the commands in these panels (Portuguese, like the
 # seed's users); a command missing here would land alone under "Commands",
 # which tests/unit/test_cli_presentation.py refuses.
 PANELS: dict[str, tuple[str, ...]] = {
     "Coleta": ("fetch-latest", "fetch-plate", "fetch-history", "fetch-trips", "backfill", "daily"),
-    "Processamento": ("routes", "events"),
+    "Processamento": ("routes", "events", "alerts"),
     "Serviços": ("web", "worker", "simulator", "demo"),
     "Administração": ("settings", "db", "accounts", "jobs", "prune", "deploy"),
 }

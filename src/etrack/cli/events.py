@@ -98,26 +98,9 @@ def events_list(
     typer.echo(render_events(rows, output, current.tz), nl=False)
 
 
-def _record(row: EventRow, tz: tzinfo) -> dict[str, object]:
-    return {
-        "id": str(row.id),
-        "placa": row.placa,
-        "kind": row.kind,
-        "start_ts": row.start_ts.astimezone(tz).isoformat(),
-        "end_ts": None if row.end_ts is None else row.end_ts.astimezone(tz).isoformat(),
-        "duration_s": row.duration_s,
-        "value": row.value,
-        "limit_value": row.limit_value,
-        "latitude": row.latitude,
-        "longitude": row.longitude,
-        "logradouro": row.logradouro,
-        "driver": row.driver,
-    }
-
-
 def render_events(rows: Sequence[EventRow], output: str, tz: tzinfo) -> str:
     """The listing as text: an aligned table, a JSON array, or CSV (BOM first)."""
-    records = [_record(r, tz) for r in rows]
+    records = [r.record(tz) for r in rows]
     if output == "json":
         return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
     if output == "csv":

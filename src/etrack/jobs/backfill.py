@@ -50,6 +50,7 @@ from etrack.jobs.accounts import (
     plate_accounts,
     spread,
 )
+from etrack.jobs.alerts import queue_alerts
 from etrack.jobs.daily import fetch_latest_once, fleet_plates
 from etrack.jobs.env import EtrackApp, fetch_all, fetch_one, run_sql, session_lock
 from etrack.jobs.names import BACKFILL_PARTITION, BACKFILL_QUEUE, BACKFILL_ROUTES
@@ -620,6 +621,9 @@ async def compute_backfill_routes(app: EtrackApp, backfill_id: int) -> Outcome:
         EventParams.from_settings(app.env.settings),
     )
     line += f"; {events.line()}"
+    # Only events younger than ETRACK_ALERT_MAX_AGE go out: a backfill of old
+    # days sends nothing (etrack alerts replay does, on purpose).
+    await queue_alerts(app)
     await run_sql(app, "jobs_backfill_finished", id=backfill_id, summary=line)
     return Outcome(counts=_routes_counts(inside), summary=line)
 

@@ -25,6 +25,7 @@ from etrack.errors import DailyBusy, DailyIncomplete
 from etrack.events.compute import EventsSummary, compute_events, detect_offline
 from etrack.events.params import EventParams
 from etrack.jobs.accounts import AccountsRun, each_account, plate_accounts
+from etrack.jobs.alerts import queue_alerts
 from etrack.jobs.env import EtrackApp, fetch_all, run_sql, session_lock
 from etrack.jobs.names import DAILY
 from etrack.jobs.runs import Outcome, describe_error
@@ -148,6 +149,19 @@ async def fetch_latest_once(app: EtrackApp, account: str | None = None) -> Outco
         summary += f"; {offline.line()}"
     elif run.results:
         summary += "; offline: not checked (an account did not answer)"
+    if run.results:
+        # Today's events over the latest samples, so an overspeed or an idle
+        # reaches the alert rules within a fetch interval, not the next day.
+        params = EventParams.from_settings(app.env.settings)
+        today = datetime.now(app.env.settings.tz).date()
+        live = await asyncio.to_thread(compute_events, app.env.target, None, today, today, params)
+        if live.inserted or live.updated:
+            summary += f"; events today: {live.inserted} new, {live.updated} updated"
+        # New events (these, offline ones, those of history fetched meanwhile)
+        # to the alert rules; also re-queues deliveries a crash left unqueued.
+        queued = await queue_alerts(app)
+        if queued:
+            summary += f"; alerts queued {queued}"
     fetch_logger.info("fetch latest: %s", summary)
     return Outcome(
         # Partly done is a success: the accounts that answered are stored, and
@@ -292,6 +306,7 @@ async def run_daily(app: EtrackApp, options: DailyOptions) -> DailyResult:
             options.day,
             events_params,
         )
+        await queue_alerts(app)
         if result.complete:
             await run_sql(
                 app,

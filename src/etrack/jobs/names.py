@@ -14,6 +14,7 @@ __all__ = [
     "DAILY",
     "DAILY_LOCK",
     "DAILY_SCHEDULED",
+    "DELIVER_ALERT",
     "ETRACK_QUEUE",
     "FETCH_LATEST",
     "PRUNE_RETENTION",
@@ -32,6 +33,8 @@ RECOVER_STALLED = "etrack.recover_stalled"
 PRUNE_RETENTION = "etrack.prune_retention"
 BACKFILL_PARTITION = "etrack.backfill_partition"
 BACKFILL_ROUTES = "etrack.backfill_routes"
+# One job per (rule, event): etrack.jobs.alerts.
+DELIVER_ALERT = "etrack.deliver_alert"
 
 # Daily jobs run one at a time (catch-up days queue behind each other); the
 # advisory lock ETRAC_DAILY_LOCK_ID also keeps out a concurrent `etrack daily`.

@@ -42,6 +42,7 @@ from procrastinate.retry import BaseRetryStrategy
 
 from etrack.config import Settings
 from etrack.errors import ApiCircuitOpen, EtrackError, is_transient
+from etrack.jobs.alerts import deliver_alert_once
 from etrack.jobs.backfill import CONTROLLER_CONTEXT, compute_backfill_routes, work_partition
 from etrack.jobs.daily import fetch_latest_once, run_daily_job
 from etrack.jobs.env import JobTuning, job_app
@@ -52,6 +53,7 @@ from etrack.jobs.names import (
     DAILY,
     DAILY_LOCK,
     DAILY_SCHEDULED,
+    DELIVER_ALERT,
     ETRACK_QUEUE,
     FETCH_LATEST,
     PRUNE_RETENTION,
@@ -66,6 +68,7 @@ __all__ = [
     "PARTITION_RETRY",
     "ROUTES_RETRY",
     "Backoff",
+    "alert_retry",
     "blueprint",
     "daily_cron",
     "local_cron_to_utc",
@@ -112,6 +115,16 @@ class Backoff(BaseRetryStrategy):
 PARTITION_RETRY = Backoff(attempts=6, first_s=1.0, max_s=60.0)
 DAILY_RETRY = Backoff(attempts=5, first_s=60.0, max_s=900.0)
 ROUTES_RETRY = Backoff(attempts=4, first_s=5.0, max_s=120.0)
+ALERT_RETRY_MAX_S = 3600.0
+
+
+def alert_retry(settings: Settings) -> Backoff:
+    """An alert's attempts (ETRACK_ALERT_ATTEMPTS), waiting ETRACK_ALERT_RETRY_S
+    and doubling up to an hour: a receiver down for a while still gets it."""
+    first = settings.etrack_alert_retry_s
+    return Backoff(
+        attempts=settings.etrack_alert_attempts, first_s=first, max_s=max(first, ALERT_RETRY_MAX_S)
+    )
 
 
 # ----------------------------------------------------------------- schedule
@@ -248,6 +261,11 @@ async def backfill_routes(context: JobContext, backfill_id: int) -> dict[str, An
     return (await compute_backfill_routes(job_app(context), backfill_id)).as_result()
 
 
+async def deliver_alert(context: JobContext, rule: str, event_id: str) -> dict[str, Any]:
+    outcome = await deliver_alert_once(job_app(context), context.job, rule, event_id)
+    return outcome.as_result()
+
+
 def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Blueprint:
     """etrack's tasks, for one App; with `schedule`, their periodic ticks too."""
     # Every worker runs an App made with this blueprint: its failed jobs log
@@ -275,6 +293,9 @@ def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Bluep
     tasks.task(name=BACKFILL_ROUTES, queue=BACKFILL_QUEUE, pass_context=True, retry=ROUTES_RETRY)(
         backfill_routes
     )
+    tasks.task(
+        name=DELIVER_ALERT, queue=ETRACK_QUEUE, pass_context=True, retry=alert_retry(settings)
+    )(deliver_alert)
     if not schedule:
         return tasks
     tz = settings.tz

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import NamedTuple
 
 from psycopg.rows import class_row
@@ -68,6 +68,24 @@ class EventRow(NamedTuple):
     logradouro: str | None
     driver: str | None
     rule: str | None
+
+    def record(self, tz: tzinfo) -> dict[str, object]:
+        """The event as `etrack events list --format json` shows it and the
+        alert webhooks send it: times ISO 8601 with the account's offset."""
+        return {
+            "id": str(self.id),
+            "placa": self.placa,
+            "kind": self.kind,
+            "start_ts": self.start_ts.astimezone(tz).isoformat(),
+            "end_ts": None if self.end_ts is None else self.end_ts.astimezone(tz).isoformat(),
+            "duration_s": self.duration_s,
+            "value": self.value,
+            "limit_value": self.limit_value,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "logradouro": self.logradouro,
+            "driver": self.driver,
+        }
 
 
 class StartDetails(NamedTuple):

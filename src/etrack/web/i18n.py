@@ -524,6 +524,11 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
             lambda m: _routes_line(m),  # defined below, called later
         ),
         (
+            r"^events: (\d+) plates, (\d+) positions; (\d+) events \(([^)]*)\): (\d+) new, "
+            r"(\d+) updated, (\d+) unchanged, (\d+) deleted in ([\d.]+) s$",
+            lambda m: _events_line(m),  # defined below, called later
+        ),
+        (
             r"^backfill #(\d+): (\S+)\.\.(\S+), (\d+) plates \((\d+) partitions\)(, with trips)?"
             r": (\d+) already done, (\d+) enqueued(?:, (\d+) already queued or running)?"
             r"(?:, (\d+) recovered from dead workers)?$",
@@ -545,10 +550,22 @@ def localize(text: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
         return ""
     if lang != "pt-BR":
         return text
-    whole = _localize_part(text)
-    if whole is not None:
-        return whole
-    return "; ".join(_localize_part(part) or part for part in text.split("; "))
+    # Lines are joined by "; " and some contain "; " themselves (the routes
+    # line): at each point the longest run of parts that a pattern knows wins.
+    parts = text.split("; ")
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            known = _localize_part("; ".join(parts[i:j]))
+            if known is not None:
+                out.append(known)
+                i = j
+                break
+        else:
+            out.append(parts[i])
+            i += 1
+    return "; ".join(out)
 
 
 def _localize_part(part: str) -> str | None:
@@ -574,6 +591,29 @@ def _routes_line(m: re.Match[str]) -> str:
     if m[8]:
         text += f" (+{m[8]} dias vizinhos recalculados)"
     return text
+
+
+EVENT_KINDS_PT = {
+    "overspeed": "excesso de velocidade",
+    "idle": "motor ocioso",
+    "after_hours": "fora do horário",
+    "low_battery": "bateria baixa",
+    "late_data": "dados atrasados",
+    "offline": "sem comunicação",
+}
+
+
+def _events_line(m: re.Match[str]) -> str:
+    kinds = ", ".join(
+        " ".join((EVENT_KINDS_PT.get(kind, kind), n))
+        for kind, _, n in (k.rpartition(" ") for k in m[4].split(", "))
+        if kind
+    )
+    return (
+        f"eventos: {plural(int(m[1]), 'vehicle')}, {m[2]} posições; {m[3]} eventos "
+        f"({kinds or 'nenhum'}): {m[5]} novos, {m[6]} atualizados, {m[7]} sem mudança, "
+        f"{m[8]} apagados em {m[9].replace('.', ',')} s"
+    )
 
 
 def _reversed_range(m: re.Match[str]) -> str:

@@ -1,0 +1,135 @@
+"""What makes a valid alert rule, before it is stored.
+
+The command line (and later the Rules page) read a rule's fields as text;
+`check_rule` turns them into the stored form or raises a UsageError naming
+the field. The known event kinds come from the caller: this package does not
+import etrack.events (they are siblings of one layer).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from etrack.errors import UsageError
+
+__all__ = ["NAME_PATTERN", "NewRule", "check_rule", "check_url", "new_secret", "safe_target"]
+
+# Also the CHECK of alert_rules.name: a name is used in job locks and headers.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class NewRule:
+    """A checked rule, as `store.alerts.add_rule` takes it."""
+
+    name: str
+    kinds: tuple[str, ...]
+    plates: tuple[str, ...] | None
+    fleets: tuple[str, ...] | None
+    min_value: float | None
+    channel: str
+    url: str | None
+    secret: str | None = field(repr=False)
+    emails: tuple[str, ...] | None
+
+
+def new_secret() -> str:
+    """A webhook secret: 32 random bytes, URL-safe text."""
+    return secrets.token_urlsafe(32)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def check_url(url: str) -> str:
+    """An http(s) URL with a host, or a UsageError."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--webhook: expected an http:// or https:// URL, got {safe_target(url)!r}"
+        )
+    return url.strip()
+
+
+def check_rule(
+    *,
+    name: str,
+    kinds: str,
+    known_kinds: Sequence[str],
+    plates: Sequence[str] | None,
+    fleets: str | None,
+    min_value: float | None,
+    webhook: str | None,
+    secret: str | None,
+    emails: str | None,
+) -> NewRule:
+    """The rule these options describe, or a UsageError (exit 2)."""
+    if not NAME_PATTERN.match(name):
+        raise UsageError(
+            f"rule name: expected letters, digits, '_', '-' or '.' (at most 63), got {name!r}"
+        )
+    wanted = _split(kinds)
+    unknown = [kind for kind in wanted if kind not in known_kinds]
+    if not wanted or unknown:
+        raise UsageError(f"--kind: expected one or more of {', '.join(known_kinds)}, got {kinds!r}")
+    if plates is not None and fleets is not None:
+        raise UsageError("--plates and --fleet: give one of them, not both")
+    fleet_list = None if fleets is None else _split(fleets)
+    if fleet_list is not None and not fleet_list:
+        raise UsageError("--fleet: expected a fleet name")
+    if (webhook is None) == (emails is None):
+        raise UsageError("give exactly one channel: --webhook URL or --email ADDR[,ADDR]")
+    if secret is not None and webhook is None:
+        raise UsageError("--secret goes with --webhook")
+    if webhook is not None:
+        if secret is not None and len(secret) < 16:
+            raise UsageError("--secret: use at least 16 characters (or omit it to get one)")
+        return NewRule(
+            name=name,
+            kinds=tuple(dict.fromkeys(wanted)),
+            plates=None if plates is None else tuple(plates),
+            fleets=None if fleet_list is None else tuple(fleet_list),
+            min_value=min_value,
+            channel="webhook",
+            url=check_url(webhook),
+            secret=secret or new_secret(),
+            emails=None,
+        )
+    assert emails is not None
+    addresses = _split(emails)
+    bad = [address for address in addresses if not _EMAIL.match(address)]
+    if not addresses or bad:
+        raise UsageError(f"--email: expected addresses like ana@example.com, got {emails!r}")
+    return NewRule(
+        name=name,
+        kinds=tuple(dict.fromkeys(wanted)),
+        plates=None if plates is None else tuple(plates),
+        fleets=None if fleet_list is None else tuple(fleet_list),
+        min_value=min_value,
+        channel="email",
+        url=None,
+        secret=None,
+        emails=tuple(addresses),
+    )
+
+
+def safe_target(url: str) -> str:
+    """A webhook URL as shown in listings and errors: scheme, host and port
+    only. Paths and queries often carry a token (a Telegram bot's, a chat
+    service's incoming-webhook key), which is as secret as the rule's."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    rest = "/..." if (parts.path not in ("", "/") or parts.query) else ""
+    return f"{parts.scheme}://{host}{port}{rest}"

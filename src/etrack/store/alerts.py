@@ -1,0 +1,157 @@
+"""Alert rules in the database: add, get, list (with their delivery counts),
+remove, and the record of every delivery attempt.
+
+The SQL side of `etrack alerts` (docs/alerts.md). What gets queued and the
+delivery itself are jobs (etrack.jobs.alerts), through the job App's pool,
+with their SQL in the same file (store/sql/alerts.sql).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from psycopg.rows import dict_row
+
+from etrack.store import db
+from etrack.store.queries import query
+
+__all__ = [
+    "DeliveryRow",
+    "RuleRow",
+    "RuleSummary",
+    "add_rule",
+    "get_rule",
+    "list_deliveries",
+    "list_rules",
+    "remove_rule",
+    "rule_from_row",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    """One row of `alert_rules`. The secret signs webhook bodies: kept out of
+    the repr, so that no log line or traceback ever shows it."""
+
+    name: str
+    kinds: tuple[str, ...]
+    plates: tuple[str, ...] | None
+    fleets: tuple[str, ...] | None
+    min_value: float | None
+    channel: str
+    url: str | None
+    secret: str | None = field(repr=False)
+    emails: tuple[str, ...] | None
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSummary:
+    """A rule with its deliveries by state and the newest error of one not sent."""
+
+    rule: RuleRow
+    queued: int
+    sent: int
+    failed: int
+    last_error: str | None
+
+
+class DeliveryRow(NamedTuple):
+    """One attempt of `deliveries`."""
+
+    rule: str
+    event_id: uuid.UUID
+    attempt: int
+    status: str
+    http_status: int | None
+    error: str | None
+    at: datetime
+
+
+def _texts(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(str(item) for item in value)
+
+
+def rule_from_row(row: dict[str, Any]) -> RuleRow:
+    """A RuleRow from a row carrying alert_rules' columns (by name)."""
+    return RuleRow(
+        name=str(row["name"]),
+        kinds=tuple(str(kind) for kind in row["kinds"]),
+        plates=_texts(row["plates"]),
+        fleets=_texts(row["fleets"]),
+        min_value=None if row["min_value"] is None else float(row["min_value"]),
+        channel=str(row["channel"]),
+        url=row["url"],
+        secret=row["secret"],
+        emails=_texts(row["emails"]),
+        active=bool(row["active"]),
+        created_at=row["created_at"],
+    )
+
+
+def add_rule(
+    conn: db.Conn,
+    *,
+    name: str,
+    kinds: Sequence[str],
+    plates: Sequence[str] | None,
+    fleets: Sequence[str] | None,
+    min_value: float | None,
+    channel: str,
+    url: str | None,
+    secret: str | None,
+    emails: Sequence[str] | None,
+) -> bool:
+    """Insert a rule; False when a rule of that name exists (left unchanged)."""
+    row = conn.execute(
+        query("alerts_rule_add"),
+        {
+            "name": name,
+            "kinds": list(kinds),
+            "plates": None if plates is None else list(plates),
+            "fleets": None if fleets is None else list(fleets),
+            "min_value": min_value,
+            "channel": channel,
+            "url": url,
+            "secret": secret,
+            "emails": None if emails is None else list(emails),
+        },
+    ).fetchone()
+    return row is not None
+
+
+def get_rule(conn: db.Conn, name: str) -> RuleRow | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(query("alerts_rule_get"), {"name": name}).fetchone()
+    return None if row is None else rule_from_row(row)
+
+
+def list_rules(conn: db.Conn) -> list[RuleSummary]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(query("alerts_rules_list")).fetchall()
+    return [
+        RuleSummary(
+            rule=rule_from_row(row),
+            queued=int(row["queued"]),
+            sent=int(row["sent"]),
+            failed=int(row["failed"]),
+            last_error=row["last_error"],
+        )
+        for row in rows
+    ]
+
+
+def remove_rule(conn: db.Conn, name: str) -> bool:
+    """Delete a rule with its queued and past deliveries; False when unknown."""
+    return conn.execute(query("alerts_rule_remove"), {"name": name}).fetchone() is not None
+
+
+def list_deliveries(conn: db.Conn, rule: str) -> list[DeliveryRow]:
+    """Every attempt of a rule, oldest first."""
+    rows = conn.execute(query("alerts_deliveries_list"), {"rule": rule}).fetchall()
+    return [DeliveryRow(*row) for row in rows]

@@ -703,10 +703,22 @@ CREATE TABLE alert_rules (
 -- last attempt makes it 'failed'. job_id is the Procrastinate job carrying it:
 -- a 'queued' row whose job is not waiting or running lost it (a crash between
 -- the insert and the defer) and is deferred again.
+-- The event's vehicle, kind and span are kept on the row, and the row
+-- outlives its event (no foreign key to events): an event id is derived from
+-- its start, so when fuller history moves a start (the live samples saw the
+-- run begin a minute later) the recompute replaces the event by another id;
+-- a new event overlapping one already sent or queued for the same rule,
+-- vehicle and kind is that event again, and is not queued. A queued row
+-- whose event is gone when its job runs becomes 'superseded'.
 CREATE TABLE alert_sends (
     rule        text NOT NULL REFERENCES alert_rules (name) ON DELETE CASCADE,
-    event_id    uuid NOT NULL REFERENCES events (id) ON DELETE CASCADE,
-    state       text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed')),
+    event_id    uuid NOT NULL,
+    placa       text NOT NULL,
+    kind        text NOT NULL,
+    start_ts    timestamptz NOT NULL,
+    end_ts      timestamptz,
+    state       text NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'sent', 'failed', 'superseded')),
     job_id      bigint,
     attempts    integer NOT NULL DEFAULT 0,
     last_error  text,
@@ -717,8 +729,8 @@ CREATE TABLE alert_sends (
 
 -- The re-defer of lost jobs reads only the queued rows (few, at any time).
 CREATE INDEX alert_sends_queued_idx ON alert_sends (rule, event_id) WHERE state = 'queued';
--- Deleting an event (a recompute no longer finds it) looks its sends up by it.
-CREATE INDEX alert_sends_event_idx ON alert_sends (event_id);
+-- A new event looks for an overlapping send of the same rule, vehicle and kind.
+CREATE INDEX alert_sends_span_idx ON alert_sends (rule, placa, kind, start_ts);
 
 -- Every attempt, kept after its event is gone (no foreign key to events):
 -- the history of what was sent where.

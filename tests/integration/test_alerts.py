@@ -140,10 +140,12 @@ def add_event(
     start: str = "clock_timestamp()",
     value: float | None = 95.0,
 ) -> uuid.UUID:
+    # A moment, not a span: events of one vehicle and kind never overlap (their
+    # runs are disjoint), and an overlapping one would be taken for the same run.
     event_id = uuid.uuid4()
     conn.execute(
         "INSERT INTO events (id, placa, kind, start_ts, end_ts, duration_s, value, limit_value,"
-        f" latitude, longitude, logradouro) SELECT %s, %s, %s, s, s + interval '2 min', 120,"
+        f" latitude, longitude, logradouro) SELECT %s, %s, %s, s, s, 0,"
         f" %s, 80, -23.5, -46.6, 'Av. Paulista' FROM (SELECT {start} AS s) t",
         (event_id, placa, kind, value),
     )
@@ -344,6 +346,42 @@ def test_events_older_than_the_max_age_are_not_sent(
     assert set(states(conn, "r")) == {old, fresh}
 
 
+def test_an_event_whose_start_moved_is_not_alerted_again(
+    alert_settings: Settings, target: db.Target, conn: db.Conn, run_etrack: RunEtrack,
+    cli_env: dict[str, str],
+) -> None:  # fmt: skip
+    """The live samples saw an overspeed start at 10:01; the history fetched
+    later shows it began at 10:00: the recompute replaces the event by one
+    with another id (ids derive from the start). It is the same run, already
+    sent: nothing goes out again. A later, separate run does."""
+    assert (
+        run_etrack("alerts", "add", "r", "--kind", "overspeed", "--webhook", "http://a.b/")[0] == 0
+    )
+    conn.execute("UPDATE alert_rules SET created_at = now() - interval '1 day'")
+
+    def event(start: str, end: str) -> uuid.UUID:
+        event_id = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO events (id, placa, kind, start_ts, end_ts, duration_s, value, limit_value)"
+            f" VALUES (%s, 'ABC1234', 'overspeed', now() - interval '{start}',"
+            f" now() - interval '{end}', 60, 95, 80)",
+            (event_id,),
+        )
+        return event_id
+
+    live = event("50 minutes", "45 minutes")
+    assert with_app(alert_settings, target, queue_alerts) == 1
+    conn.execute("UPDATE alert_sends SET state = 'sent' WHERE event_id = %s", (live,))
+    conn.execute("DELETE FROM events WHERE id = %s", (live,))
+    fuller = event("51 minutes", "44 minutes")
+    assert with_app(alert_settings, target, queue_alerts) == 0
+    assert states(conn, "r") == {live: "sent"}
+    later = event("20 minutes", "18 minutes")
+    assert with_app(alert_settings, target, queue_alerts) == 1
+    assert states(conn, "r") == {live: "sent", later: "queued"}
+    assert fuller not in states(conn, "r")
+
+
 def test_a_pair_queued_without_its_job_is_deferred_again(
     alert_settings: Settings, target: db.Target, conn: db.Conn, run_etrack: RunEtrack,
     cli_env: dict[str, str],
@@ -353,7 +391,11 @@ def test_a_pair_queued_without_its_job_is_deferred_again(
     )
     event = add_event(conn)
     # As if the process died between the insert and the defer.
-    conn.execute("INSERT INTO alert_sends (rule, event_id) VALUES ('r', %s)", (event,))
+    conn.execute(
+        "INSERT INTO alert_sends (rule, event_id, placa, kind, start_ts, end_ts)"
+        " SELECT 'r', id, placa, kind, start_ts, end_ts FROM events WHERE id = %s",
+        (event,),
+    )
     assert with_app(alert_settings, target, queue_alerts) == 1
     row = conn.execute("SELECT job_id FROM alert_sends").fetchone()
     assert row is not None

@@ -21,7 +21,7 @@ import pytest
 from pydantic import SecretStr
 
 from etrack.collect import open_collector
-from etrack.config import Settings
+from etrack.config import Settings, parse_working_hours
 from etrack.events.compute import compute_events, detect_offline, event_id
 from etrack.events.params import EventParams, Thresholds
 from etrack.model import VALID, Position
@@ -188,6 +188,24 @@ def test_a_run_crossing_midnight_is_one_event_whichever_day_is_computed(conn: db
     assert (event["start_ts"], event["end_ts"]) == (start, start + timedelta(seconds=270))
     compute_events(conn, [PLATE], DAY, DAY + timedelta(days=1), PARAMS)
     assert len(events(conn, "overspeed")) == 1
+
+
+def test_a_run_short_of_its_minimum_at_midnight_is_followed_into_the_next_day(
+    conn: db.Conn,
+) -> None:
+    """With a gap shorter than the minimum, the day's window ends (a gap after
+    midnight) while the run is still too short to count: it must still be
+    followed past midnight, where it reaches its minimum."""
+    # Working hours all week, all day: no after-hours run reaches the edge instead.
+    always = parse_working_hours("mon-sun 00:00-24:00")
+    params = EventParams(
+        base=Thresholds(tz=TZ, max_gap_s=300, overspeed_min_s=600, working_hours=always)
+    )
+    start = datetime(2025, 3, 4, 23, 58, tzinfo=TZ)
+    store(conn, drive(PLATE, start, [100] * 40 + [50], step_s=30))  # 23:58 -> 00:18
+    compute_events(conn, [PLATE], DAY, DAY, params)
+    (event,) = events(conn, "overspeed")
+    assert (event["start_ts"], event["end_ts"]) == (start, start + timedelta(seconds=1200))
 
 
 def test_batches_of_one_plate_day_give_the_same_events(

@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
@@ -358,6 +358,10 @@ def _rows(
 _NOWHERE = store.StartDetails(None, None, None, None)
 
 
+def _without_minimums(thresholds: Thresholds) -> Thresholds:
+    return replace(thresholds, overspeed_min_s=0.0, idle_min_s=0.0, low_battery_min_s=0.0)
+
+
 def _detect_plate(
     conn: db.Conn,
     placa: str,
@@ -374,8 +378,12 @@ def _detect_plate(
         events = detect(track, thresholds)
         # A continuation can only exist if the last point is within a gap of
         # the window's end (the next position would be at or after it).
-        open_at_end = any(e.reaches_end for e in events) and track.ts[-1] >= hi.timestamp() - gap_s
-        if not open_at_end:
+        if track.ts[-1] < hi.timestamp() - gap_s:
+            return events
+        # A run still shorter than its minimum at the window's end may reach
+        # it after: look for runs reaching the end before the minimums apply.
+        probe = detect(track, _without_minimums(thresholds))
+        if not any(e.reaches_end for e in probe):
             return events
         more = store.load_event_positions(conn, [placa], hi, hi + timedelta(days=1))
         if placa not in more:

@@ -39,7 +39,7 @@ from typing import Any
 
 from procrastinate.jobs import Job
 
-from etrack.alerts.outcome import AlertNotDelivered, AlertRefused
+from etrack.alerts.outcome import AlertNotDelivered, AlertRefused, SendResult
 from etrack.alerts.send import send_alert
 from etrack.config import parse_elapsed
 from etrack.jobs.env import EtrackApp, fetch_all, fetch_one, run_sql
@@ -122,11 +122,21 @@ async def deliver_alert_once(app: EtrackApp, job: Job, rule: str, event_id: str)
         app, "alerts_delivery_start", rule=rule, event_id=event_uuid, job_id=job.id
     )
     if row is None:
+        await run_sql(app, "alerts_superseded", rule=rule, event_id=event_uuid)
         return Outcome(status="skipped", summary=f"{rule}: the rule or event {event_id} is gone")
     if row["state"] != "queued":
         return Outcome(status="skipped", summary=f"{rule}: event {event_id} already {row['state']}")
     attempt = int(row["attempts"])
-    result = await send_alert(rule_from_row(row), _event_from_row(row), settings)
+    try:
+        result = await send_alert(rule_from_row(row), _event_from_row(row), settings)
+    except Exception as exc:
+        # Anything the channel did not foresee (smtplib's UnicodeEncodeError for
+        # a non-ASCII password) is a failed attempt like any other: recorded,
+        # retried, then 'failed', never a pair queued forever without an error.
+        logger.warning("alert %s, event %s: unexpected %s", rule, event_id, type(exc).__name__)
+        result = SendResult(
+            ok=False, error=f"unexpected {type(exc).__name__} while sending", http_status=None
+        )
     # job.attempts counts the runs before this one, as the retry strategy does.
     last = result.ok or result.permanent or job.attempts + 1 >= settings.etrack_alert_attempts
     state = "sent" if result.ok else "failed" if last else "queued"

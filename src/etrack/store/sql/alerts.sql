@@ -48,9 +48,12 @@ SELECT r.name, r.kinds, r.plates, r.fleets, r.min_value, r.channel, r.url, r.sec
 -- bound. Two of these at once insert each pair once: the primary key
 -- decides, and only the inserter gets it back. The orphans part reads the
 -- statement's snapshot, so a pair inserted here is not listed twice.
+-- An event overlapping one already sent or queued for the same rule,
+-- vehicle and kind is that event with a moved start (see migration 0011),
+-- and is not queued again.
 WITH found AS (
-    INSERT INTO alert_sends (rule, event_id)
-    SELECT r.name, e.id
+    INSERT INTO alert_sends (rule, event_id, placa, kind, start_ts, end_ts)
+    SELECT r.name, e.id, e.placa, e.kind, e.start_ts, e.end_ts
       FROM alert_rules r
       JOIN events e
         ON e.start_ts >= coalesce(%(lo)s::timestamptz,
@@ -64,6 +67,12 @@ WITH found AS (
      WHERE (r.active OR %(rule)s::text IS NOT NULL)
        AND (%(rule)s::text IS NULL OR r.name = %(rule)s)
        AND NOT EXISTS (SELECT 1 FROM alert_sends s WHERE s.rule = r.name AND s.event_id = e.id)
+       AND NOT EXISTS (
+           SELECT 1 FROM alert_sends s
+            WHERE s.rule = r.name AND s.placa = e.placa AND s.kind = e.kind
+              AND s.state IN ('queued', 'sent')
+              AND s.start_ts <= coalesce(e.end_ts, 'infinity')
+              AND coalesce(s.end_ts, 'infinity') >= e.start_ts)
     ON CONFLICT DO NOTHING
     RETURNING rule, event_id
 )
@@ -86,6 +95,13 @@ UPDATE alert_sends s
  WHERE s.rule = %(rule)s AND e.id = s.event_id AND s.state <> 'queued'
    AND e.start_ts >= %(lo)s AND e.start_ts < %(hi)s
 RETURNING s.rule, s.event_id
+
+-- name: alerts_superseded
+-- A queued pair whose event a recompute replaced (another id, the same run):
+-- the new event is queued in its place by the next alerts_queue.
+UPDATE alert_sends SET state = 'superseded'
+ WHERE rule = %(rule)s AND event_id = %(event_id)s AND state = 'queued'
+   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = %(event_id)s)
 
 -- name: alerts_set_job
 UPDATE alert_sends SET job_id = %(job_id)s

@@ -70,6 +70,7 @@ __all__ = [
     "parse_elapsed",
     "parse_holidays",
     "parse_working_hours",
+    "read_toml",
     "render_env_example",
     "select_accounts",
 ]
@@ -996,20 +997,28 @@ def select_accounts(accounts: Sequence[Account], name: str | None) -> list[Accou
     return chosen
 
 
-def _read_accounts_file(path: Path, settings: Settings) -> list[Account]:
-    def problem(message: str) -> AccountsError:
-        return AccountsError(f"accounts file {path}: {message}")
-
+def read_toml(
+    path: Path, problem: Callable[[str], Exception], *, missing: str = "no such file"
+) -> dict[str, Any]:
+    """A TOML file's tables, or `problem(what is wrong)` raised: missing,
+    unreadable, not UTF-8, not TOML (the accounts and the events files)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise problem("no such file") from None
+        raise problem(missing) from None
     except OSError as exc:
         raise problem(f"cannot read it ({exc.strerror or type(exc).__name__})") from None
     except UnicodeDecodeError:
         raise problem("not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise problem(f"not valid TOML: {exc}") from None
+
+
+def _read_accounts_file(path: Path, settings: Settings) -> list[Account]:
+    def problem(message: str) -> AccountsError:
+        return AccountsError(f"accounts file {path}: {message}")
+
+    data = read_toml(path, problem)
     table = data.get("accounts")
     if not isinstance(table, dict) or not table:
         raise problem("expected one [accounts.NAME] table per account, found none")

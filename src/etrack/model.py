@@ -19,6 +19,7 @@ __all__ = [
     "BAD_ODOMETER",
     "BAD_SPEED",
     "DUPLICATE",
+    "EVENT_KINDS",
     "FUTURE",
     "JUMP",
     "NO_FIX",
@@ -27,6 +28,7 @@ __all__ = [
     "TOO_OLD",
     "VALID",
     "DayStats",
+    "EventKind",
     "InvalidPlate",
     "InvalidValue",
     "OutOfRangeNumber",
@@ -306,3 +308,24 @@ class StopRow(NamedTuple):
     address: str | None
     duration_s: int
     ignition_on_s: int
+
+
+class EventKind(NamedTuple):
+    """How people read an event kind: its name in each UI language and the
+    unit of its `value` and `limit_value` (docs/events.md)."""
+
+    pt: str
+    en: str
+    unit: str
+
+
+# One vocabulary for the e-mails (alerts), the pages and the CLI; the
+# detectors' registry (etrack.events.detect.KINDS) holds the same keys (tested).
+EVENT_KINDS: Final[dict[str, EventKind]] = {
+    "overspeed": EventKind("Excesso de velocidade", "Overspeed", "km/h"),
+    "idle": EventKind("Motor ocioso", "Idling", "min"),
+    "after_hours": EventKind("Uso fora do horário", "After-hours use", "min"),
+    "low_battery": EventKind("Bateria baixa", "Low battery", "V"),
+    "late_data": EventKind("Dados atrasados", "Late data", "min"),
+    "offline": EventKind("Sem comunicação", "Offline", "min"),
+}

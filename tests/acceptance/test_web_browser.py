@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ import httpx
 import pytest
 import uvicorn
 
+from etrack.events.compute import compute_events
+from etrack.model import EVENT_KINDS
+from etrack.store import db
 from etrack.web import create_app
 from integration.test_web_api import WebData, busiest_plate_day, loaded_web_data
 
@@ -55,6 +59,10 @@ try:
     from playwright.sync_api import Page, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     pytestmark = pytest.mark.skip(reason="playwright is not installed: browser tests skipped")
+
+
+def day_start(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tz)
 
 
 def free_port() -> int:
@@ -263,6 +271,93 @@ def test_a_backfill_started_from_the_jobs_page_completes(
     progress = page.locator("#backfill-table tbody tr").first.locator(".backfill-progress")
     assert (progress.text_content() or "").strip() == "1 partição, 1 feita"
     assert page.locator("#runs-table tbody tr").count() >= 1
+
+
+# ------------------------------------------------------------------ events
+@pytest.fixture(scope="module")
+def with_events(web_data: WebData) -> dict[tuple[str, str], int]:
+    """The loaded days' events computed (thresholds of the settings); their
+    count per (plate, kind) as stored."""
+    first = web_data.past_days[0]
+    compute_events(web_data.target, None, first, web_data.today)
+    with db.connection(web_data.target) as conn:
+        rows = conn.execute("SELECT placa, kind, count(*) FROM events GROUP BY 1, 2").fetchall()
+    counts = {(placa, kind): int(n) for placa, kind, n in rows}
+    assert counts, "the simulator's days gave no event at all"
+    return counts
+
+
+def test_events_page_counts_and_filters_in_portuguese(
+    page: Page, server: ServerThread, web_data: WebData, with_events: dict[tuple[str, str], int]
+) -> None:
+    first, last = web_data.past_days[0], web_data.today
+    page.goto(f"{server.url}/events?start={first.isoformat()}&end={last.isoformat()}")
+    assert page.text_content("h1") == "Eventos"
+    assert page.get_attribute("#events-total", "data-total") == str(sum(with_events.values()))
+    by_kind: dict[str, int] = {}
+    for (_, kind), n in with_events.items():
+        by_kind[kind] = by_kind.get(kind, 0) + n
+    shown = page.locator("#events-by-kind tbody tr").evaluate_all(
+        "rows => rows.map(r => [r.dataset.kind, Number(r.dataset.count), r.textContent.trim()])"
+    )
+    assert {kind: n for kind, n, _ in shown} == by_kind
+    names = {kind: text for kind, _, text in shown}
+    if "overspeed" in names:
+        assert names["overspeed"].startswith("Excesso de velocidade")
+    # Pick the commonest kind in the form; the list then holds only it.
+    kind = max(by_kind, key=lambda k: by_kind[k])
+    page.select_option('select[name="kind"]', kind)
+    page.click('#events-filter button[type="submit"]')
+    page.wait_for_url(f"**kind={kind}**")
+    kinds = set(
+        page.locator("#events-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.kind)")
+    )
+    assert kinds == {kind}
+    assert page.get_attribute("#events-total", "data-total") == str(by_kind[kind])
+    # A vehicle's link narrows the page to it.
+    page.locator("#events-by-vehicle tbody tr a").first.click()
+    page.wait_for_url("**plate=**")
+    plates = set(
+        page.locator("#events-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.placa)")
+    )
+    assert len(plates) == 1
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "events.png"))
+
+
+def test_vehicle_day_draws_its_events_on_the_map_and_the_speed_chart(
+    page: Page, server: ServerThread, web_data: WebData, with_events: dict[tuple[str, str], int]
+) -> None:
+    day = web_data.past_days[-1]
+    tz = web_data.settings.tz
+    with db.connection(web_data.target) as conn:
+        found = conn.execute(
+            "SELECT placa, count(*) FROM events WHERE start_ts >= %s AND start_ts < %s"
+            " AND latitude IS NOT NULL GROUP BY placa ORDER BY 2 DESC, 1 LIMIT 1",
+            (day_start(day, tz), day_start(day + timedelta(days=1), tz)),
+        ).fetchone()
+    assert found is not None, f"no event on {day}"
+    plate = str(found[0])
+    page.goto(f"{server.url}/vehicles/{plate}/{day.isoformat()}")
+    page.wait_for_selector('#map[data-loaded="1"]')
+    listed = page.locator("#event-list li.event").count()
+    assert listed >= int(found[1])
+    assert int(page.get_attribute("#map", "data-event-markers") or 0) >= int(found[1])
+    assert int(page.get_attribute("#speed-chart", "data-event-bands") or 0) >= 1
+    assert page.locator("#speed-chart rect.event-band").count() >= 1
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "vehicle-day-events.png"))
+    # The list in pt-BR; a click moves the playback to the event's start.
+    item = page.locator("#event-list li.event").last
+    assert (item.locator("strong").text_content() or "") in {k.pt for k in EVENT_KINDS.values()}
+    page.fill("#playback", "0")
+    page.dispatch_event("#playback", "input")
+    item.click()
+    start = float(item.get_attribute("data-start") or 0)
+    index = int(page.input_value("#playback"))
+    moved_to = page.evaluate("(i) => window.etrackDay.points[i][0]", index)
+    assert index > 0
+    assert moved_to >= start
 
 
 # ------------------------------------------------------------- a phone's width

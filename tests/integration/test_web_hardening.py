@@ -485,8 +485,8 @@ def test_only_text_cells_are_quoted() -> None:
     assert safe_text("Caminhão - ABC") == "Caminhão - ABC"
     rows = [
         {"placa": "ABC1D23", "descricao": "-2", "frota": "+Frota", "days": 1,
-         "distance_km": -12.5, "max_speed_kmh": -0.0, "trip_count": 0},
+         "distance_km": -12.5, "max_speed_kmh": -0.0, "trip_count": 0, "event_count": 3},
     ]  # fmt: skip
     line = report_csv(rows).decode().splitlines()[1]
     # Negative numbers stay numbers; the text "-2" is quoted.
-    assert line == "ABC1D23,'-2,'+Frota,1,-12.5,,,,-0.0,,0"
+    assert line == "ABC1D23,'-2,'+Frota,1,-12.5,,,,-0.0,,0,3"

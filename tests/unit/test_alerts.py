@@ -11,7 +11,6 @@ import pytest
 
 from etrack.alerts.mail import parse_smtp_url
 from etrack.alerts.payload import (
-    KIND_NAMES_PT,
     email_message,
     event_record,
     synthetic_event,
@@ -25,6 +24,7 @@ from etrack.config import Settings
 from etrack.errors import SettingsError, UsageError
 from etrack.events.detect import KINDS
 from etrack.jobs.tasks import alert_retry
+from etrack.model import EVENT_KINDS
 from etrack.store.alerts import RuleRow
 from etrack.store.events import EventRow
 
@@ -146,8 +146,8 @@ def test_the_email_is_in_portuguese_with_local_times_and_the_day_link() -> None:
     assert message["X-Etrack-Event"] == str(EVENT.id)
 
 
-def test_every_kind_has_a_portuguese_name() -> None:
-    assert set(KINDS) <= set(KIND_NAMES_PT)
+def test_every_kind_has_its_names_and_unit() -> None:
+    assert set(KINDS) == set(EVENT_KINDS)
 
 
 def test_synthetic_events_differ_each_time() -> None:

@@ -13,34 +13,16 @@ import uuid
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 
+from etrack.model import EVENT_KINDS, EventKind
 from etrack.store.events import EventRow
 
 __all__ = [
-    "KIND_NAMES_PT",
     "email_message",
     "event_record",
     "synthetic_event",
     "vehicle_day_url",
     "webhook_body",
 ]
-
-KIND_NAMES_PT = {
-    "overspeed": "Excesso de velocidade",
-    "idle": "Motor ligado parado",
-    "after_hours": "Uso fora do horário",
-    "offline": "Sem comunicação",
-    "low_battery": "Bateria baixa",
-    "late_data": "Dados atrasados",
-}
-# The unit of `value` and `limit_value` per kind (docs/events.md).
-_UNITS = {
-    "overspeed": "km/h",
-    "idle": "min",
-    "after_hours": "min",
-    "offline": "min",
-    "low_battery": "V",
-    "late_data": "min",
-}
 
 
 def event_record(event: EventRow, tz: tzinfo) -> dict[str, object]:
@@ -85,8 +67,8 @@ def email_message(
     test: bool = False,
 ) -> EmailMessage:
     """The e-mail of one alert, in pt-BR, local times of `tz`."""
-    kind = KIND_NAMES_PT.get(event.kind, event.kind)
-    unit = _UNITS.get(event.kind, "")
+    named = EVENT_KINDS.get(event.kind, EventKind(event.kind, event.kind, ""))
+    kind, unit = named.pt, named.unit
     start = _moment(event.start_ts, tz)
     message = EmailMessage()
     prefix = "[etrack] [TESTE] " if test else "[etrack] "

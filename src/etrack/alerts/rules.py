@@ -11,31 +11,16 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from etrack.errors import UsageError
+from etrack.store.alerts import RuleSpec
 
-__all__ = ["NAME_PATTERN", "NewRule", "check_rule", "check_url", "new_secret", "safe_target"]
+__all__ = ["NAME_PATTERN", "check_rule", "check_url", "new_secret", "safe_target"]
 
 # Also the CHECK of alert_rules.name: a name is used in job locks and headers.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
-
-
-@dataclass(frozen=True, slots=True)
-class NewRule:
-    """A checked rule, as `store.alerts.add_rule` takes it."""
-
-    name: str
-    kinds: tuple[str, ...]
-    plates: tuple[str, ...] | None
-    fleets: tuple[str, ...] | None
-    min_value: float | None
-    channel: str
-    url: str | None
-    secret: str | None = field(repr=False)
-    emails: tuple[str, ...] | None
 
 
 def new_secret() -> str:
@@ -68,7 +53,7 @@ def check_rule(
     webhook: str | None,
     secret: str | None,
     emails: str | None,
-) -> NewRule:
+) -> RuleSpec:
     """The rule these options describe, or a UsageError (exit 2)."""
     if not NAME_PATTERN.match(name):
         raise UsageError(
@@ -90,7 +75,7 @@ def check_rule(
     if webhook is not None:
         if secret is not None and len(secret) < 16:
             raise UsageError("--secret: use at least 16 characters (or omit it to get one)")
-        return NewRule(
+        return RuleSpec(
             name=name,
             kinds=tuple(dict.fromkeys(wanted)),
             plates=None if plates is None else tuple(plates),
@@ -106,7 +91,7 @@ def check_rule(
     bad = [address for address in addresses if not _EMAIL.match(address)]
     if not addresses or bad:
         raise UsageError(f"--email: expected addresses like ana@example.com, got {emails!r}")
-    return NewRule(
+    return RuleSpec(
         name=name,
         kinds=tuple(dict.fromkeys(wanted)),
         plates=None if plates is None else tuple(plates),

@@ -1,4 +1,4 @@
-"""`etrack alerts add|list|remove|test|replay`: notification rules (docs/alerts.md)."""
+"""`etrack alerts add|list|pause|resume|remove|test|replay`: notification rules (docs/alerts.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ from etrack.jobs.alerts import replay_alerts
 from etrack.jobs.app import open_app
 from etrack.jobs.env import EtrackApp, JobEnv
 from etrack.store import db
-from etrack.store.alerts import RuleRow, add_rule, get_rule, list_rules, remove_rule
+from etrack.store.alerts import (
+    RuleRow,
+    add_rule,
+    get_rule,
+    list_rules,
+    remove_rule,
+    set_rule_active,
+)
 
 __all__ = ["alerts_app", "register"]
 
@@ -101,18 +108,7 @@ def alerts_add(
         if refused is not None:
             raise UsageError(refused.message)
     with db.connection(database()) as conn:
-        added = add_rule(
-            conn,
-            name=rule.name,
-            kinds=rule.kinds,
-            plates=rule.plates,
-            fleets=rule.fleets,
-            min_value=rule.min_value,
-            channel=rule.channel,
-            url=rule.url,
-            secret=rule.secret,
-            emails=rule.emails,
-        )
+        added = add_rule(conn, rule)
     if not added:
         raise UsageError(f"alert rule {name!r} exists: remove it first to change it")
     echo(
@@ -151,7 +147,7 @@ def alerts_list() -> None:
     tz = settings().tz
     for summary in rules:
         rule = summary.rule
-        state = "" if rule.active else " (inactive)"
+        state = "" if rule.active else " (paused)"
         echo(
             f"{rule.name}{state}: {','.join(rule.kinds)}, {_scope(rule)} -> "
             f"{_target(rule.channel, rule.url, rule.emails)}; "
@@ -160,6 +156,25 @@ def alerts_list() -> None:
         )
         if summary.last_error:
             echo(f"  last error: {summary.last_error}")
+
+
+def _set_active(name: str, active: bool) -> None:
+    with db.connection(database()) as conn:
+        if not set_rule_active(conn, name, active):
+            raise UsageError(f"no alert rule {name!r} (etrack alerts list shows them)")
+    echo(f"rule {name} {'resumed' if active else 'paused'}")
+
+
+@alerts_app.command("pause")
+def alerts_pause(name: NameArg) -> None:
+    """Pause a rule: it sends nothing until resumed; what it had queued waits."""
+    _set_active(name, False)
+
+
+@alerts_app.command("resume")
+def alerts_resume(name: NameArg) -> None:
+    """Resume a paused rule: what waited is sent at the next queueing (the periodic fetch)."""
+    _set_active(name, True)
 
 
 @alerts_app.command("remove")

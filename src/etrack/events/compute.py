@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import gc
 import logging
-import queue
-import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
@@ -143,7 +141,13 @@ def compute_events(
     if isinstance(target_or_conn, db.Target):
         with db.connection(target_or_conn, autocommit=True) as conn:
             batches = _batches(conn, wanted, first_day, last_day, params, batch_plate_days)
-            loaded = _in_background(target_or_conn, batches, params)
+            # Loaded ahead on a connection of its own: PostgreSQL reads the
+            # next batch while this thread detects and stores the current one.
+            loaded = db.read_ahead(
+                target_or_conn,
+                lambda reader: (_load(reader, batch, params) for batch in batches),
+                name="etrack-events-reader",
+            )
             try:
                 _run(conn, loaded, params, summary, progress, started)
             finally:
@@ -193,47 +197,6 @@ def _load(conn: db.Conn, batch: _Batch, params: EventParams) -> _Loaded:
     gap = timedelta(seconds=params.base.max_gap_s)
     columns = store.load_event_positions(conn, batch.plates, batch.lo - gap, batch.hi + gap)
     return _Loaded(batch, columns, store.plate_fleets(conn, batch.plates))
-
-
-def _in_background(
-    target: db.Target, batches: list[_Batch], params: EventParams, depth: int = 2
-) -> Generator[_Loaded, None, None]:
-    """The batches loaded ahead on a thread with a connection of its own, so
-    PostgreSQL reads the next batch while this thread detects and stores the
-    current one. At most `depth` batches wait; closing the generator stops
-    the thread."""
-    items: queue.Queue[_Loaded | BaseException | None] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: _Loaded | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def run() -> None:
-        try:
-            with db.connection(target, autocommit=True) as conn:
-                for batch in batches:
-                    if not put(_load(conn, batch, params)):
-                        return
-            put(None)
-        except BaseException as exc:  # raised again in the consumer's thread
-            put(exc)
-
-    thread = threading.Thread(target=run, name="etrack-events-reader", daemon=True)
-    thread.start()
-    try:
-        while (item := items.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _run(

@@ -21,7 +21,6 @@ the file, the section, the key and what was expected.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
@@ -35,6 +34,7 @@ from etrack.config import (
     parse_elapsed,
     parse_holidays,
     parse_working_hours,
+    read_toml,
 )
 from etrack.errors import SettingsError
 from etrack.model import InvalidPlate, canonical_plate
@@ -184,16 +184,7 @@ def load_overrides(path: Path) -> tuple[dict[str, Overrides], dict[str, Override
     def problem(message: str) -> SettingsError:
         return SettingsError(f"events file {path}: {message}")
 
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise problem("no such file (ETRACK_EVENTS_FILE)") from None
-    except OSError as exc:
-        raise problem(f"cannot read it ({exc.strerror or type(exc).__name__})") from None
-    except UnicodeDecodeError:
-        raise problem("not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise problem(f"not valid TOML: {exc}") from None
+    data = read_toml(path, problem, missing="no such file (ETRACK_EVENTS_FILE)")
     unknown = sorted(set(data) - {"fleet", "vehicle"})
     if unknown:
         raise problem(

@@ -24,6 +24,10 @@ written retries it (stalled-job recovery): delivery to the wire is at least
 once, and the `Idempotency-Key` header (the event id) lets a receiver drop
 the copy.
 
+A paused rule (`etrack alerts pause`, the Rules page) queues nothing new,
+and a job of a pair it had queued before finds it paused and leaves the
+pair queued, untouched: it goes out after the rule is resumed.
+
 Each attempt is a row of `deliveries`. A failed attempt raises, and the
 task's retry strategy (etrack.jobs.tasks.alert_retry: ETRACK_ALERT_ATTEMPTS,
 ETRACK_ALERT_RETRY_S doubling) tries again; the last one marks the pair
@@ -126,6 +130,11 @@ async def deliver_alert_once(app: EtrackApp, job: Job, rule: str, event_id: str)
         return Outcome(status="skipped", summary=f"{rule}: the rule or event {event_id} is gone")
     if row["state"] != "queued":
         return Outcome(status="skipped", summary=f"{rule}: event {event_id} already {row['state']}")
+    if not row["active"]:
+        # Paused since the pair was queued: nothing goes out and the pair stays
+        # queued, not counted as an attempt. The queueing leaves a paused
+        # rule's pairs alone, and defers them again once it is resumed.
+        return Outcome(status="skipped", summary=f"{rule}: paused, event {event_id} waits")
     attempt = int(row["attempts"])
     try:
         result = await send_alert(rule_from_row(row), _event_from_row(row), settings)

@@ -1,5 +1,5 @@
 """Alert rules in the database: add, get, list (with their delivery counts),
-remove, and the record of every delivery attempt.
+pause or resume, remove, and the record of every delivery attempt.
 
 The SQL side of `etrack alerts` (docs/alerts.md). What gets queued and the
 delivery itself are jobs (etrack.jobs.alerts), through the job App's pool,
@@ -22,6 +22,7 @@ from etrack.store.queries import query
 __all__ = [
     "DeliveryRow",
     "RuleRow",
+    "RuleSpec",
     "RuleSummary",
     "add_rule",
     "get_rule",
@@ -29,13 +30,15 @@ __all__ = [
     "list_rules",
     "remove_rule",
     "rule_from_row",
+    "set_rule_active",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class RuleRow:
-    """One row of `alert_rules`. The secret signs webhook bodies: kept out of
-    the repr, so that no log line or traceback ever shows it."""
+class RuleSpec:
+    """A rule as written (checked by etrack.alerts.rules.check_rule), what
+    `add_rule` stores. The secret signs webhook bodies: kept out of the repr,
+    so that no log line or traceback ever shows it."""
 
     name: str
     kinds: tuple[str, ...]
@@ -46,6 +49,12 @@ class RuleRow:
     url: str | None
     secret: str | None = field(repr=False)
     emails: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow(RuleSpec):
+    """One row of `alert_rules`: the rule and its state."""
+
     active: bool
     created_at: datetime
 
@@ -94,32 +103,20 @@ def rule_from_row(row: dict[str, Any]) -> RuleRow:
     )
 
 
-def add_rule(
-    conn: db.Conn,
-    *,
-    name: str,
-    kinds: Sequence[str],
-    plates: Sequence[str] | None,
-    fleets: Sequence[str] | None,
-    min_value: float | None,
-    channel: str,
-    url: str | None,
-    secret: str | None,
-    emails: Sequence[str] | None,
-) -> bool:
+def add_rule(conn: db.Conn, rule: RuleSpec) -> bool:
     """Insert a rule; False when a rule of that name exists (left unchanged)."""
     row = conn.execute(
         query("alerts_rule_add"),
         {
-            "name": name,
-            "kinds": list(kinds),
-            "plates": None if plates is None else list(plates),
-            "fleets": None if fleets is None else list(fleets),
-            "min_value": min_value,
-            "channel": channel,
-            "url": url,
-            "secret": secret,
-            "emails": None if emails is None else list(emails),
+            "name": rule.name,
+            "kinds": list(rule.kinds),
+            "plates": None if rule.plates is None else list(rule.plates),
+            "fleets": None if rule.fleets is None else list(rule.fleets),
+            "min_value": rule.min_value,
+            "channel": rule.channel,
+            "url": rule.url,
+            "secret": rule.secret,
+            "emails": None if rule.emails is None else list(rule.emails),
         },
     ).fetchone()
     return row is not None
@@ -149,6 +146,16 @@ def list_rules(conn: db.Conn) -> list[RuleSummary]:
 def remove_rule(conn: db.Conn, name: str) -> bool:
     """Delete a rule with its queued and past deliveries; False when unknown."""
     return conn.execute(query("alerts_rule_remove"), {"name": name}).fetchone() is not None
+
+
+def set_rule_active(conn: db.Conn, name: str, active: bool) -> bool:
+    """Pause (False) or resume (True) a rule; False when unknown. A paused rule
+    queues no new event, and what it had queued waits for the resume
+    (docs/alerts.md, "Pause and resume")."""
+    found = conn.execute(
+        query("alerts_rule_set_active"), {"name": name, "active": active}
+    ).fetchone()
+    return found is not None
 
 
 def list_deliveries(conn: db.Conn, rule: str) -> list[DeliveryRow]:

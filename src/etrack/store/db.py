@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import re
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -315,3 +317,59 @@ def make_pool(target: Target, *, min_size: int = 1, max_size: int = 4) -> Pool:
         connect(target).close()
         raise DatabaseUnavailable(f"cannot reach PostgreSQL at {target.describe()}") from None
     return pool
+
+
+_T = TypeVar("_T")
+
+
+def read_ahead(
+    target: Target,
+    produce: Callable[[Conn], Iterator[_T]],
+    *,
+    depth: int = 2,
+    name: str = "etrack-reader",
+) -> Generator[_T, None, None]:
+    """The items of `produce(conn)`, made ahead on a thread with a connection
+    of its own, so PostgreSQL reads the next batch while the caller works on
+    the current one (routes, events). At most `depth` items wait; an error
+    of the thread is raised in the caller's; closing the generator stops
+    the thread."""
+    items: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: int, value: object) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((kind, value), timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def run() -> None:
+        try:
+            with connection(target, autocommit=True) as conn:
+                for item in produce(conn):
+                    if not put(_ITEM, item):
+                        return
+            put(_END, None)
+        except BaseException as exc:  # raised again in the consumer's thread
+            put(_ERROR, exc)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == _ITEM:
+                yield value
+            elif kind == _ERROR:
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()
+
+
+_ITEM, _END, _ERROR = 0, 1, 2

@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
 
 from etrack.model import canonical_plate
 from etrack.store import db
@@ -132,7 +129,7 @@ def compute_routes(
 
     if isinstance(target_or_conn, db.Target):
         writer = store.RouteWriter(target_or_conn, stored_params)
-        loaded_batches = _in_background(target_or_conn, read_all)
+        loaded_batches = db.read_ahead(target_or_conn, read_all, name="etrack-routes-reader")
         try:
             for computed in computed_batches(loaded_batches):
                 writer.submit(computed)
@@ -147,57 +144,6 @@ def compute_routes(
     summary.seconds = time.perf_counter() - started
     logger.info("%s", summary.line())
     return summary
-
-
-_T = TypeVar("_T")
-
-
-def _in_background(
-    target: db.Target, produce: Callable[[db.Conn], Iterator[_T]], depth: int = 2
-) -> Generator[_T, None, None]:
-    """The items of `produce(conn)`, made ahead on a thread with a connection of its own.
-
-    At most `depth` items wait. Closing the generator stops the thread.
-    """
-    items: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(kind: int, value: object) -> bool:
-        while not stop.is_set():
-            try:
-                items.put((kind, value), timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def run() -> None:
-        try:
-            with db.connection(target, autocommit=True) as conn:
-                for item in produce(conn):
-                    if not put(_ITEM, item):
-                        return
-            put(_END, None)
-        except BaseException as exc:  # raised again in the consumer's thread
-            put(_ERROR, exc)
-
-    thread = threading.Thread(target=run, name="etrack-routes-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == _ITEM:
-                yield value
-            elif kind == _ERROR:
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        thread.join()
-
-
-_ITEM, _END, _ERROR = 0, 1, 2
 
 
 @dataclass(slots=True)

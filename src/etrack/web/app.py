@@ -84,6 +84,8 @@ def templates() -> Jinja2Templates:
         job_status=i18n.job_status,
         describe_run=i18n.describe_run,
         backfill_progress=i18n.backfill_progress,
+        event_kind=i18n.event_kind,
+        event_value=i18n.event_value,
         version=__version__,
     )
     return found

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from etrack.model import EVENT_KINDS
 from etrack.trips.compare import compare_with_provider
 from etrack.trips.day import day_stats, stop_rows, trip_rows
 from etrack.web.reader import Reader
@@ -48,6 +49,8 @@ class DayData:
     provider_trips: list[dict[str, Any]] = field(default_factory=list)
     comparison: dict[str, Any] | None = None
     computed_at: datetime | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """The vehicle's events overlapping the day (web_day_events rows)."""
 
     def properties(self) -> dict[str, Any]:
         """The GeoJSON properties of the day's route (same keys as the SQL fast path)."""
@@ -84,6 +87,22 @@ class DayData:
             "stops": self.stops,
             "provider_trips": self.provider_trips,
             "comparison": self.comparison,
+            # Times as POSIX seconds, like the points the chart draws them over.
+            "events": [
+                {
+                    "id": str(e["id"]),
+                    "kind": e["kind"],
+                    "start": e["start_ts"].timestamp(),
+                    "end": None if e["end_ts"] is None else e["end_ts"].timestamp(),
+                    "value": e["value"],
+                    "limit_value": e["limit_value"],
+                    "latitude": e["latitude"],
+                    "longitude": e["longitude"],
+                    "logradouro": e["logradouro"],
+                    "unit": EVENT_KINDS[e["kind"]].unit if e["kind"] in EVENT_KINDS else "",
+                }
+                for e in self.events
+            ],
         }
 
 

@@ -48,6 +48,7 @@ REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("max_speed_kmh", "number"),
     ("over_limit_h", "number"),
     ("trip_count", "int"),
+    ("event_count", "int"),
 )
 
 

@@ -12,6 +12,8 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
+from etrack.model import EVENT_KINDS
+
 LANGUAGES = ("pt-BR", "en")
 # The cookie a ?lang= choice is kept in.
 LANG_COOKIE = "etrack_lang"
@@ -23,6 +25,68 @@ MESSAGES: dict[str, dict[str, str]] = {
     "nav_report": {"pt-BR": "Relatório diário", "en": "Day report"},
     "nav_jobs": {"pt-BR": "Tarefas", "en": "Jobs"},
     "nav_db": {"pt-BR": "Dados", "en": "Data"},
+    "nav_events": {"pt-BR": "Eventos", "en": "Events"},
+    "nav_rules": {"pt-BR": "Alertas", "en": "Alerts"},
+    # Rules page (web/pages/rules.py, issue 16).
+    "rules_title": {"pt-BR": "Regras de alerta", "en": "Alert rules"},
+    "rules_intro": {
+        "pt-BR": "Cada regra envia uma vez cada evento novo que combina com ela, por webhook "
+        "ou e-mail; só eventos que começam depois da criação da regra.",
+        "en": "Each rule sends every new event it matches once, by webhook or e-mail; only "
+        "events that start after the rule was created.",
+    },
+    "rules_restricted": {
+        "pt-BR": "Você vê só as regras dos veículos das suas contas; uma regra nova precisa "
+        "das placas.",
+        "en": "You see only the rules of your accounts' vehicles; a new rule needs its plates.",
+    },
+    "rule_none": {"pt-BR": "Nenhuma regra de alerta.", "en": "No alert rules."},
+    "rule_name": {"pt-BR": "Nome", "en": "Name"},
+    "rule_kinds": {"pt-BR": "Tipos de evento", "en": "Event kinds"},
+    "rule_scope": {"pt-BR": "Veículos", "en": "Vehicles"},
+    "rule_target": {"pt-BR": "Destino", "en": "Target"},
+    "rule_since": {"pt-BR": "Desde", "en": "Since"},
+    "rule_active": {"pt-BR": "ativa", "en": "active"},
+    "rule_paused": {"pt-BR": "pausada", "en": "paused"},
+    "rule_queued": {"pt-BR": "Na fila", "en": "Queued"},
+    "rule_sent": {"pt-BR": "Enviados", "en": "Sent"},
+    "rule_failed": {"pt-BR": "Com falha", "en": "Failed"},
+    "rule_last_error": {"pt-BR": "Último erro", "en": "Last error"},
+    "rule_plates": {"pt-BR": "Placas", "en": "Plates"},
+    "rule_plates_hint": {
+        "pt-BR": "separadas por vírgula (vazio = todos)",
+        "en": "comma-separated (empty = every vehicle)",
+    },
+    "rule_fleet": {"pt-BR": "Frota", "en": "Fleet"},
+    "rule_every_vehicle": {"pt-BR": "todos os veículos", "en": "every vehicle"},
+    "rule_value_at_least": {"pt-BR": "valor ≥", "en": "value ≥"},
+    "rule_min_value": {"pt-BR": "Valor mínimo", "en": "Minimum value"},
+    "rule_min_value_hint": {
+        "pt-BR": "na unidade do tipo: km/h, min ou V",
+        "en": "in the kind's unit: km/h, min or V",
+    },
+    "rule_channel": {"pt-BR": "Canal", "en": "Channel"},
+    "rule_webhook_url": {"pt-BR": "URL", "en": "URL"},
+    "rule_secret": {"pt-BR": "Segredo", "en": "Secret"},
+    "rule_secret_hint": {"pt-BR": "vazio = gerar um", "en": "empty = generate one"},
+    "rule_email": {"pt-BR": "E-mail", "en": "E-mail"},
+    "rule_emails": {"pt-BR": "Endereços", "en": "Addresses"},
+    "rule_add": {"pt-BR": "Adicionar regra", "en": "Add a rule"},
+    "rule_test": {"pt-BR": "Testar", "en": "Test"},
+    "rule_pause": {"pt-BR": "Pausar", "en": "Pause"},
+    "rule_resume": {"pt-BR": "Retomar", "en": "Resume"},
+    "rule_remove": {"pt-BR": "Remover", "en": "Remove"},
+    "rule_remove_confirm": {"pt-BR": "confirmar", "en": "confirm"},
+    "rule_secret_title": {
+        "pt-BR": "Segredo do webhook da regra",
+        "en": "Webhook secret of the rule",
+    },
+    "rule_secret_once": {
+        "pt-BR": "Mostrado só esta vez (não recarregue a página): configure-o no sistema que "
+        "recebe os alertas, que o usa para conferir a assinatura (X-Etrack-Signature) de cada envio.",
+        "en": "Shown this once: keep it with the receiver, which checks each request's "
+        "signature (X-Etrack-Signature) with it.",
+    },
     "account": {"pt-BR": "Conta", "en": "Account"},
     "accounts": {"pt-BR": "Contas eTrac", "en": "eTrac accounts"},
     "all_accounts": {"pt-BR": "Todas", "en": "All"},
@@ -210,6 +274,33 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Base map unavailable; routes and markers are still shown.",
     },
     "loading": {"pt-BR": "Carregando…", "en": "Loading…"},
+    # Events page, vehicle day and report (issue 16).
+    "events_title": {"pt-BR": "Eventos", "en": "Events"},
+    "events": {"pt-BR": "Eventos", "en": "Events"},
+    "event": {"pt-BR": "Evento", "en": "Event"},
+    "all_kinds": {"pt-BR": "Todos os tipos", "en": "All kinds"},
+    "events_by_kind": {"pt-BR": "Por tipo", "en": "By kind"},
+    "events_by_vehicle": {"pt-BR": "Por veículo", "en": "By vehicle"},
+    "events_list": {"pt-BR": "Lista de eventos", "en": "Event list"},
+    "events_shown": {
+        "pt-BR": "Mostrando os {shown} mais recentes de {total} eventos; os demais em "
+        "Todos os eventos (JSON), ou estreite o filtro.",
+        "en": "Showing the newest {shown} of {total} events; the rest in Every event (JSON), "
+        "or narrow the filter.",
+    },
+    "events_none": {
+        "pt-BR": "Nenhum evento neste período.",
+        "en": "No events in this period.",
+    },
+    "events_open": {"pt-BR": "em andamento", "en": "ongoing"},
+    "value": {"pt-BR": "Valor", "en": "Value"},
+    "limit": {"pt-BR": "Limite", "en": "Limit"},
+    "place": {"pt-BR": "Local", "en": "Place"},
+    "driver": {"pt-BR": "Motorista", "en": "Driver"},
+    "count": {"pt-BR": "Quantidade", "en": "Count"},
+    "event_type": {"pt-BR": "Tipo", "en": "Kind"},
+    "events_api": {"pt-BR": "Todos os eventos (JSON)", "en": "Every event (JSON)"},
+    **{f"event_{kind}": {"pt-BR": named.pt, "en": named.en} for kind, named in EVENT_KINDS.items()},
 }
 
 
@@ -230,6 +321,24 @@ def translate(key: str, lang: str) -> str:
     if entry is None:
         return key
     return entry.get(lang) or entry[DEFAULT_LANGUAGE]
+
+
+def event_kind(kind: str, lang: str) -> str:
+    """An event kind's name in the page's language ('overspeed' -> 'Excesso de velocidade')."""
+    named = EVENT_KINDS.get(kind)
+    if named is None:
+        return kind
+    return named.pt if lang == "pt-BR" else named.en
+
+
+def event_value(kind: str, value: Any, lang: str) -> str:
+    """An event's value (or limit) with its kind's unit: '97 km/h', '12,5 min', '11,2 V'."""
+    if value is None:
+        return ""
+    named = EVENT_KINDS.get(kind)
+    unit = named.unit if named is not None else ""
+    digits = 0 if unit == "km/h" else 1
+    return f"{format_number(value, digits, lang)} {unit}".rstrip()
 
 
 def catalog(lang: str) -> dict[str, str]:
@@ -287,6 +396,7 @@ def format_hours(hours: float | Decimal | None) -> str:
 # word -> (pt-BR singular, pt-BR plural, en singular, en plural)
 WORDS: dict[str, tuple[str, str, str, str]] = {
     "vehicle": ("veículo", "veículos", "vehicle", "vehicles"),
+    "event": ("evento", "eventos", "event", "events"),
     "partition": ("partição", "partições", "partition", "partitions"),
     "position": ("posição", "posições", "position", "positions"),
     "trip": ("viagem", "viagens", "trip", "trips"),
@@ -539,6 +649,88 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
             r"backfill nº \1: \2 partições com falha de volta à fila",
         ),
         (r"^fetch_latest queued \(job (\d+)\)$", r"busca das últimas posições na fila (tarefa \1)"),
+        # Rules page (web/pages/rules.py): etrack.alerts' checks and results.
+        (
+            r"^rule name: expected letters, digits, '_', '-' or '\.' \(at most 63\), got (.*)$",
+            r"nome da regra: use letras, dígitos, '_', '-' ou '.' (no máximo 63), não \1",
+        ),
+        (
+            r"^kind: expected one or more of (.*), got (.*)$",
+            r"tipos de evento: escolha um ou mais (\1), não \2",
+        ),
+        (r"^plates and --fleet: give one of them, not both$", "placas ou frota: não ambas"),
+        (r"^fleet: expected a fleet name$", "frota: informe o nome de uma frota"),
+        (
+            r"^give exactly one channel: --webhook URL or --email ADDR\[,ADDR\]$",
+            "escolha um canal: webhook (URL) ou e-mail (endereços)",
+        ),
+        (r"^secret goes with --webhook$", "o segredo só vale para o canal webhook"),
+        (
+            r"^secret: use at least 16 characters \(or omit it to get one\)$",
+            "segredo: use pelo menos 16 caracteres (ou deixe vazio para gerar um)",
+        ),
+        (
+            r"^webhook: expected an http:// or https:// URL, got (.*)$",
+            r"webhook: use uma URL http:// ou https://, não \1",
+        ),
+        (
+            r"^email: expected addresses like ana@example\.com, got (.*)$",
+            r"e-mail: use endereços como ana@example.com, não \1",
+        ),
+        (r"^min value: expected a number, got (.*)$", r"valor mínimo: informe um número, não \1"),
+        (
+            r"^plates: give the rule's plates \(you see the vehicles of some accounts only\)$",
+            "placas: informe as placas da regra (você vê só os veículos de algumas contas)",
+        ),
+        (
+            r"^plates: some of these vehicles are not visible to you$",
+            "placas: alguns destes veículos não estão visíveis para você",
+        ),
+        (
+            r"^alert rule '(.*)' exists: remove it first to change it$",
+            r"a regra '\1' já existe: remova-a antes para mudá-la",
+        ),
+        (
+            r"^name: '(.*)' is not available, choose another$",
+            r"nome: '\1' não está disponível, escolha outro",
+        ),
+        (
+            r"^confirm: tick the box beside Remove to remove the rule$",
+            "marque a caixa 'confirmar' ao lado de Remover para remover a regra",
+        ),
+        (r"^no alert rule '(.*)'$", r"a regra de alerta '\1' não existe"),
+        (
+            r"^kind: '(.*)' is not one of (.*)$",
+            lambda m: (
+                f"tipo: '{m[1]}' não é um destes: "
+                + ", ".join(event_kind(k, "pt-BR") for k in m[2].split(", "))
+            ),
+        ),
+        (r"^rule (\S+) added$", r"regra \1 adicionada"),
+        (r"^rule (\S+) removed$", r"regra \1 removida"),
+        (r"^rule (\S+) paused$", r"regra \1 pausada"),
+        (r"^rule (\S+) resumed$", r"regra \1 retomada"),
+        (r"^test of rule (\S+): delivered(.*)$", r"teste da regra \1: entregue\2"),
+        (
+            r"^test of rule (\S+): not delivered: (.*)$",
+            lambda m: f"teste da regra {m[1]}: não entregue: {localize(m[2], 'pt-BR')}",
+        ),
+        (
+            r"^webhook (\S+) resolves to a non-public address \((.*)\), "
+            r"refused by ETRACK_WEBHOOK_DENY_PRIVATE=1$",
+            r"webhook \1 aponta para um endereço não público (\2), recusado por "
+            r"ETRACK_WEBHOOK_DENY_PRIVATE=1",
+        ),
+        (
+            r"^webhook (\S+): cannot resolve its host \((.*)\)$",
+            r"webhook \1: o nome do servidor não foi encontrado (\2)",
+        ),
+        (r"^webhook (\S+) answered HTTP (\d+)(.*)$", r"webhook \1 respondeu HTTP \2\3"),
+        (r"^webhook (\S+): no answer within (\S+) s$", r"webhook \1: sem resposta em \2 s"),
+        (
+            r"^ETRACK_SMTP_URL is not set: e-mail alerts cannot be sent$",
+            "ETRACK_SMTP_URL não está definido: alertas por e-mail não podem ser enviados",
+        ),
     )
 )
 
@@ -593,19 +785,9 @@ def _routes_line(m: re.Match[str]) -> str:
     return text
 
 
-EVENT_KINDS_PT = {
-    "overspeed": "excesso de velocidade",
-    "idle": "motor ocioso",
-    "after_hours": "fora do horário",
-    "low_battery": "bateria baixa",
-    "late_data": "dados atrasados",
-    "offline": "sem comunicação",
-}
-
-
 def _events_line(m: re.Match[str]) -> str:
     kinds = ", ".join(
-        " ".join((EVENT_KINDS_PT.get(kind, kind), n))
+        " ".join((event_kind(kind, "pt-BR").lower(), n))
         for kind, _, n in (k.rpartition(" ") for k in m[4].split(", "))
         if kind
     )

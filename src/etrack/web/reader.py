@@ -131,14 +131,18 @@ class Reader:
         scope = current_scope()
         if scope is None:
             return None
-        cached = self._visible.get(scope)
+        return await self.plates_of(scope)
+
+    async def plates_of(self, accounts: frozenset[str]) -> frozenset[str]:
+        """The plates of these accounts (kept a few seconds)."""
+        cached = self._visible.get(accounts)
         if cached is not None and time.monotonic() - cached[0] < VISIBLE_TTL_S:
             return cached[1]
         rows = await self._fetch(
-            "accounts_plates", {"fallback": self.fallback_account, "accounts": sorted(scope)}
+            "accounts_plates", {"fallback": self.fallback_account, "accounts": sorted(accounts)}
         )
         plates = frozenset(str(r["placa"]) for r in rows)
-        self._visible[scope] = (time.monotonic(), plates)
+        self._visible[accounts] = (time.monotonic(), plates)
         return plates
 
     async def account_states(
@@ -299,6 +303,18 @@ class Reader:
             compute_sorted, ts, lats, lons, speeds, ignitions, odometers, addresses, day, params
         )
         return None if route.empty else route
+
+    async def day_events(self, placa: str, day: date) -> list[dict[str, Any]]:
+        """The vehicle's events overlapping the local day, in start order."""
+        start, end = day_bounds(day, self.params.tz)
+        return await self.rows(
+            "web_day_events",
+            {
+                "placa": placa,
+                "lo": datetime.fromtimestamp(start, UTC),
+                "hi": datetime.fromtimestamp(end, UTC),
+            },
+        )
 
     # ------------------------------------------------------------ reports
     async def fleet_report(

@@ -8,6 +8,7 @@ from typing import Any
 
 from etrack.web import i18n
 from etrack.web.days import today
+from etrack.web.events import event_filter, tallies
 from etrack.web.exports import REPORT_COLUMNS
 from etrack.web.inputs import day_range_or_error
 from etrack.web.reader import Reader
@@ -34,7 +35,29 @@ async def report_rows(
         start, end, default=today(reader) - timedelta(days=1), max_days=MAX_SUMMARY_DAYS
     )
     rows = await reader.fleet_report(first, last, frota or None)
+    # The events starting on the report's days (an offline open since before
+    # them is not counted again on every later report).
+    wanted = await event_filter(reader, first, last, None, None, open_offline=False)
+    counted = await tallies(reader, wanted)
+    for row in rows:
+        row["event_count"] = counted.plate_total(row["placa"])
+        row["event_kinds"] = counted.by_plate.get(row["placa"], {})
+    if not frota:
+        # A vehicle silent all those days has no day summary, yet may have
+        # events (offline, late data): the one a manager most wants to see.
+        listed = {row["placa"] for row in rows}
+        rows.extend(
+            _events_only_row(placa, kinds)
+            for placa, kinds in counted.by_plate.items()
+            if placa not in listed
+        )
     return first, last, sort_rows(rows, sort, descending=order == "desc")
+
+
+def _events_only_row(placa: str, kinds: dict[str, int]) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys((name for name, _ in REPORT_COLUMNS), None)
+    row.update(placa=placa, days=0, event_count=sum(kinds.values()), event_kinds=kinds)
+    return row
 
 
 def sort_rows(rows: list[dict[str, Any]], key: str, *, descending: bool) -> list[dict[str, Any]]:
@@ -69,12 +92,22 @@ def report_headers(lang: str, *, clock: bool = False) -> dict[str, str]:
         "max_speed_kmh": f"{t('max_speed')} (km/h)",
         "over_limit_h": f"{t('over_limit')} ({hours})",
         "trip_count": t("trips"),
+        "event_count": t("events"),
     }
 
 
 def report_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The table's last line: sums, and the highest top speed."""
-    sums = ("days", "distance_km", "driving_h", "idle_h", "parked_h", "over_limit_h", "trip_count")
+    sums = (
+        "days",
+        "distance_km",
+        "driving_h",
+        "idle_h",
+        "parked_h",
+        "over_limit_h",
+        "trip_count",
+        "event_count",
+    )
     totals: dict[str, Any] = {name: sum(float(r[name] or 0) for r in rows) for name in sums}
     speeds = [float(r["max_speed_kmh"]) for r in rows if r.get("max_speed_kmh") is not None]
     totals["max_speed_kmh"] = max(speeds) if speeds else None

@@ -15,6 +15,12 @@ RETURNING name
 -- name: alerts_rule_remove
 DELETE FROM alert_rules WHERE name = %(name)s RETURNING name
 
+-- name: alerts_rule_set_active
+-- Pause (false) or resume (true) a rule; nothing comes back for an unknown name.
+-- A paused rule queues nothing new (alerts_queue) and its queued pairs wait
+-- (alerts_delivery_start, deliver_alert_once) until it is resumed.
+UPDATE alert_rules SET active = %(active)s WHERE name = %(name)s RETURNING name
+
 -- name: alerts_rule_get
 SELECT name, kinds, plates, fleets, min_value, channel, url, secret, emails, active, created_at
   FROM alert_rules WHERE name = %(name)s
@@ -40,7 +46,9 @@ SELECT r.name, r.kinds, r.plates, r.fleets, r.min_value, r.channel, r.url, r.sec
 -- matching each active rule (kind, plates or fleets through terminals.frota,
 -- value at least min_value) that have no alert_sends row yet, inserted as
 -- 'queued'; plus the 'queued' rows whose job is neither waiting nor running
--- (lost between the insert and the defer), to be deferred again.
+-- (lost between the insert and the defer), to be deferred again, when
+-- their rule is active: the pairs of a paused rule wait (their job found the
+-- rule paused and left them queued), and go out once it is resumed.
 -- Without a window (lo and hi null: after each computation) only events
 -- that started after the rule was created and less than max_age seconds
 -- ago: a range scan of events_start_idx per rule, so this is cheap when
@@ -80,6 +88,7 @@ SELECT rule, event_id FROM found
 UNION ALL
 SELECT s.rule, s.event_id
   FROM alert_sends s
+  JOIN alert_rules r ON r.name = s.rule AND r.active
  WHERE s.state = 'queued'
    AND (%(rule)s::text IS NULL OR s.rule = %(rule)s)
    AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
@@ -111,9 +120,10 @@ UPDATE alert_sends SET job_id = %(job_id)s
 -- One attempt begins: count it and name its job. Nothing comes back when the
 -- pair is gone (rule removed, event no longer found); its state tells a
 -- duplicate job ('sent' or 'failed': nothing to do) from a delivery to make.
--- The rule and the event come with it, as the send needs them.
+-- The rule and the event come with it, as the send needs them. A paused
+-- rule's pair is not an attempt: it keeps its count and waits, queued.
 UPDATE alert_sends s
-   SET attempts = s.attempts + CASE WHEN s.state = 'queued' THEN 1 ELSE 0 END,
+   SET attempts = s.attempts + CASE WHEN s.state = 'queued' AND r.active THEN 1 ELSE 0 END,
        job_id = CASE WHEN s.state = 'queued' THEN %(job_id)s ELSE s.job_id END
   FROM alert_rules r, events e
  WHERE s.rule = %(rule)s AND s.event_id = %(event_id)s AND r.name = s.rule AND e.id = s.event_id

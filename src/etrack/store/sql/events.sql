@@ -203,3 +203,45 @@ SELECT count(*)
         OR (e.kind = 'offline' AND e.end_ts IS NULL AND e.start_ts < %(lo)s))
    AND (%(plates)s::text[] IS NULL OR e.placa = ANY(%(plates)s::text[]))
    AND (%(kind)s::text IS NULL OR e.kind = %(kind)s::text)
+
+-- name: web_events_counts
+-- The Events page's tallies: how many events of each kind each vehicle had
+-- in the listing (the same rows as web_events_count); the fleet report
+-- counts only the events starting on its days (open_offline false).
+SELECT e.placa, e.kind, count(*)::integer AS events
+  FROM events e
+ WHERE ((e.start_ts >= %(lo)s AND e.start_ts < %(hi)s)
+        OR (%(open_offline)s AND e.kind = 'offline' AND e.end_ts IS NULL
+            AND e.start_ts < %(lo)s))
+   AND (%(plates)s::text[] IS NULL OR e.placa = ANY(%(plates)s::text[]))
+   AND (%(kind)s::text IS NULL OR e.kind = %(kind)s::text)
+ GROUP BY e.placa, e.kind
+ ORDER BY e.placa, e.kind
+
+-- name: web_day_events
+-- One vehicle's events that overlap [lo, hi) (a local day): those starting in
+-- it, and those begun before it and still going in it (an offline since
+-- yesterday, an after-hours run across midnight).
+SELECT id, placa, kind, start_ts, end_ts, duration_s, value, limit_value, latitude, longitude,
+       logradouro, driver
+  FROM events
+ WHERE placa = %(placa)s
+   AND start_ts < %(hi)s
+   AND (end_ts IS NULL OR end_ts >= %(lo)s)
+   -- Closed events span hours, not weeks: the bound keeps the scan short;
+   -- an offline still open is shown however old.
+   AND (start_ts >= %(lo)s - interval '31 days' OR (kind = 'offline' AND end_ts IS NULL))
+ ORDER BY start_ts, kind
+
+-- name: web_events_newest
+-- The Events page's listing: the newest events of the listing first (a
+-- busy fleet's page shows today's, not the first hours of the range).
+SELECT e.id, e.placa, e.kind, e.start_ts, e.end_ts, e.duration_s, e.value, e.limit_value,
+       e.latitude, e.longitude, e.logradouro, e.driver, e.rule
+  FROM events e
+ WHERE ((e.start_ts >= %(lo)s AND e.start_ts < %(hi)s)
+        OR (e.kind = 'offline' AND e.end_ts IS NULL AND e.start_ts < %(lo)s))
+   AND (%(plates)s::text[] IS NULL OR e.placa = ANY(%(plates)s::text[]))
+   AND (%(kind)s::text IS NULL OR e.kind = %(kind)s::text)
+ ORDER BY e.start_ts DESC, e.placa, e.kind
+ LIMIT %(limit)s

@@ -6,18 +6,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from etrack.dates import range_error
 from etrack.events.detect import KINDS
 from etrack.web.api.common import ERRORS, encoded
 from etrack.web.days import today
 from etrack.web.deps import Web
+from etrack.web.events import event_filter
 from etrack.web.inputs import day_or_error, plates_or_error
 
 __all__ = ["router"]
@@ -26,7 +26,6 @@ router = APIRouter()
 
 MAX_EVENT_ROWS = 5000
 """The largest page /api/events serves; more come in pages (`next`)."""
-MAX_EVENT_DAYS = 366
 
 Kind = StrEnum("Kind", {k: k for k in KINDS})  # type: ignore[misc]  # built from the registry
 
@@ -120,27 +119,11 @@ async def events(
     reader = await web.reader()
     first = day_or_error(date_start, name="date_start") if date_start else today(reader)
     last = day_or_error(date_end, name="date_end") if date_end else first
-    reversed_range = range_error(first, last, start="date_start", end="date_end")
-    if reversed_range is not None:
-        raise HTTPException(400, reversed_range)
-    if (last - first).days + 1 > MAX_EVENT_DAYS:
-        raise HTTPException(400, f"the range may span at most {MAX_EVENT_DAYS} days")
-    plates = plates_or_error(plate)
-    # The account scope goes into the query: filtering the rows afterwards
-    # would leave pages short and the total wrong.
-    visible = await reader.visible_plates()
-    if visible is not None:
-        plates = sorted(visible.intersection(plates) if plates is not None else visible)
-    tz = reader.params.tz
-    lo = datetime.combine(first, datetime.min.time(), tz)
-    hi = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz)
+    wanted = await event_filter(
+        reader, first, last, plates_or_error(plate), None if kind is None else str(kind.value)
+    )
     after = cursor_or_error(cursor) if cursor else (datetime.min.replace(tzinfo=UTC), "", "")
-    args: dict[str, Any] = {
-        "lo": lo,
-        "hi": hi,
-        "plates": plates,
-        "kind": None if kind is None else str(kind.value),
-    }
+    args = wanted.args()
     total = int(await reader.scalar("web_events_count", args) or 0)
     rows = await reader.rows(
         "web_events_page",
@@ -160,7 +143,7 @@ async def events(
         row["id"] = str(row["id"])
         for name in ("start_ts", "end_ts"):
             if row[name] is not None:
-                row[name] = row[name].astimezone(tz)
+                row[name] = row[name].astimezone(reader.params.tz)
     return encoded(
         {
             "start": first,

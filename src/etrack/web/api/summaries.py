@@ -64,6 +64,7 @@ class SortKey(StrEnum):
     max_speed_kmh = "max_speed_kmh"
     over_limit_h = "over_limit_h"
     trip_count = "trip_count"
+    event_count = "event_count"
 
 
 class ReportQuery(BaseModel):

@@ -40,15 +40,21 @@ async def vehicle_day(request: Request, web: Web, plate: str, day: str) -> Respo
     placa = plate_or_error(plate)
     which = day_or_error(day, name="day")
     reader = await web.reader()
-    vehicle, data = await asyncio.gather(reader.vehicle(placa), load_day(reader, placa, which))
-    if vehicle is None and data is None:
+    vehicle, data, events = await asyncio.gather(
+        reader.vehicle(placa), load_day(reader, placa, which), reader.day_events(placa, which)
+    )
+    if vehicle is None and data is None and not events:
         raise HTTPException(404, f"no vehicle {placa}")
+    if data is not None:
+        data.events = events
     values = {
         "page": "vehicle",
         "placa": placa,
         "vehicle": vehicle or {},
         "day": which,
         "data": data,
+        # Also without a route: a vehicle offline all day has only its events.
+        "events": events,
         "previous_url": day_url(placa, which - timedelta(days=1)),
         "next_url": day_url(placa, which + timedelta(days=1)),
         "is_today": which >= today(reader),

@@ -55,6 +55,40 @@
       .addTo(map);
   }
 
+  /* --------------------------------------------------------- events */
+  /* Each kind's colour is the stylesheet's (--ev of .event-KIND), read once. */
+  const eventColours = {};
+  function eventColour(kind) {
+    if (!(kind in eventColours)) {
+      const probe = document.createElement("span");
+      probe.className = "event-" + kind;
+      document.body.appendChild(probe);
+      eventColours[kind] = getComputedStyle(probe).getPropertyValue("--ev").trim() || "#dc2626";
+      probe.remove();
+    }
+    return eventColours[kind];
+  }
+  /* A time on the page's day as HH:MM, on another day with its date (an
+     offline since yesterday, a run past midnight). */
+  function momentOnDay(t) {
+    return E.dateTime(t).slice(0, 10) === E.dateTime(points.length ? points[0][0] : t).slice(0, 10) ? E.shortClock(t) : E.dateTime(t);
+  }
+  function eventText(e) {
+    let text = E.t("event_" + e.kind) + ": " + momentOnDay(e.start) + "–" + (e.end === null ? E.t("events_open") : momentOnDay(e.end));
+    if (e.value !== null) text += " · " + E.number(e.value, e.kind === "overspeed" ? 0 : 1) + (e.unit ? " " + e.unit : "");
+    return text;
+  }
+  const events = day.events || [];
+  let eventMarkers = 0;
+  for (const e of events) {
+    if (e.latitude === null || e.longitude === null) continue;
+    L.circleMarker([e.latitude, e.longitude], { renderer: renderer, radius: 7, color: "#fff", weight: 2, fillColor: eventColour(e.kind), fillOpacity: 1 })
+      .bindTooltip(E.escapeHtml(eventText(e)))
+      .addTo(map);
+    eventMarkers += 1;
+  }
+  mapElement.dataset.eventMarkers = String(eventMarkers);
+
   const all = latLngs(day.line);
   if (all.length > 1) map.fitBounds(L.latLngBounds(all), { padding: [20, 20] });
   else if (all.length === 1) map.setView(all[0], 15);
@@ -94,6 +128,22 @@
     stopList.addEventListener("click", function (event) {
       const item = event.target.closest("li.stop");
       if (item && item.dataset.lat !== "None") map.setView([Number(item.dataset.lat), Number(item.dataset.lon)], 16);
+    });
+  }
+
+  const eventList = document.getElementById("event-list");
+  function selectEvent(item) {
+    if (item.dataset.lat) map.setView([Number(item.dataset.lat), Number(item.dataset.lon)], 16);
+    if (points.length) setPlayback(nearestIndex(Number(item.dataset.start)));
+  }
+  if (eventList) {
+    eventList.addEventListener("click", function (event) {
+      const item = event.target.closest("li.event");
+      if (item) selectEvent(item);
+    });
+    eventList.addEventListener("keydown", function (event) {
+      const item = event.target.closest("li.event");
+      if (item && event.key === "Enter") selectEvent(item);
     });
   }
 
@@ -137,6 +187,19 @@
     for (let t = firstHour; t <= t1; t += hours * 3600) {
       svg("text", { x: scaleX(t), y: height - 6, class: "axis-label", "text-anchor": "middle" }, root).textContent = E.shortClock(t);
     }
+    /* Events as bands over their span (a thin one at least), under the line. */
+    let bands = 0;
+    for (const e of events) {
+      const from = Math.max(e.start, t0);
+      const to = Math.min(e.end === null ? t1 : e.end, t1);
+      if (to < t0 || from > t1) continue;
+      const x = scaleX(from);
+      const band = svg("rect", { x: x, y: margin.top, width: Math.max(scaleX(to) - x, 2), height: innerH, class: "event-band event-" + e.kind, "data-kind": e.kind }, root);
+      svg("title", {}, band).textContent = eventText(e);
+      svg("line", { x1: x, x2: x, y1: margin.top, y2: margin.top + 6, class: "event-tick event-" + e.kind }, root);
+      bands += 1;
+    }
+    chart.dataset.eventBands = String(bands);
     let path = "";
     let pen = false;
     for (let i = 0; i < points.length; i += 1) {

@@ -455,6 +455,13 @@ class Settings(BaseSettings):
         description="Douglas-Peucker tolerance in metres of the simplified line drawn at fleet zoom.",
     )
 
+    # --- geofences (etrack.geofences; docs/geofences.md) -----------------------
+    etrack_visit_min_s: Annotated[float, Field(ge=0)] = Field(
+        default=120.0,
+        description="Shortest geofence visit in seconds: inside a fence for less is a "
+        "passage, not a visit.",
+    )
+
     # --- events (etrack.events; docs/events.md) -------------------------------
     etrack_overspeed_min_s: Annotated[float, Field(ge=0)] = Field(
         default=60.0,

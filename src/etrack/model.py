@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import reprlib
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 __all__ = [
     "BAD_ODOMETER",
@@ -29,6 +30,8 @@ __all__ = [
     "VALID",
     "DayStats",
     "EventKind",
+    "Fence",
+    "FenceKind",
     "InvalidPlate",
     "InvalidValue",
     "OutOfRangeNumber",
@@ -328,4 +331,36 @@ EVENT_KINDS: Final[dict[str, EventKind]] = {
     "low_battery": EventKind("Bateria baixa", "Low battery", "V"),
     "late_data": EventKind("Dados atrasados", "Late data", "min"),
     "offline": EventKind("Sem comunicação", "Offline", "min"),
+    # value: none at the entry; at the exit, the minutes spent inside.
+    "geofence_enter": EventKind("Entrada em cerca", "Geofence entry", "min"),
+    "geofence_exit": EventKind("Saída de cerca", "Geofence exit", "min"),
 }
+
+
+# --- geofences ---------------------------------------------------------------
+FenceKind = Literal["polygon", "circle", "corridor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """One fence as stored (etrack.geofences.shapes tests positions against it): `geometry` is GeoJSON in longitude/latitude
+    (Polygon or MultiPolygon; the centre Point of a circle; the LineString of
+    a corridor); `radius_m` is a circle's radius or a corridor's half-width."""
+
+    name: str
+    kind: FenceKind
+    geometry: dict[str, Any]
+    radius_m: float | None = None
+    group: str | None = None
+    speed_limit_kmh: float | None = None
+
+    def feature(self) -> dict[str, Any]:
+        """The fence as a GeoJSON Feature (what the API and the export give)."""
+        properties: dict[str, Any] = {"name": self.name, "kind": self.kind, "group": self.group}
+        if self.kind == "circle":
+            properties["radius_m"] = self.radius_m
+        elif self.kind == "corridor":
+            properties["buffer_m"] = self.radius_m
+        if self.speed_limit_kmh is not None:
+            properties["speed_limit_kmh"] = self.speed_limit_kmh
+        return {"type": "Feature", "geometry": self.geometry, "properties": properties}

@@ -202,7 +202,7 @@ def test_late_data_is_one_event_per_run_of_late_rows() -> None:
 # ------------------------------------------------------------------ registry
 def test_every_detector_is_registered_once_and_detect_runs_them_all() -> None:
     assert list(DETECTORS) == ["overspeed", "idle", "after_hours", "low_battery", "late_data"]
-    assert KINDS[-1] == "offline"
+    assert KINDS[len(DETECTORS) :] == ("offline", "geofence_enter", "geofence_exit")
     t = track(
         [0, 60, 120, 180, 240, 600],
         [90, 95, 100, 0, 0, 0],

@@ -72,7 +72,8 @@ def email_message(
     start = _moment(event.start_ts, tz)
     message = EmailMessage()
     prefix = "[etrack] [TESTE] " if test else "[etrack] "
-    message["Subject"] = f"{prefix}{kind}: {event.placa} em {start}"
+    where = f" ({event.fence})" if event.fence else ""
+    message["Subject"] = f"{prefix}{kind}{where}: {event.placa} em {start}"
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     # A receiving system can drop a repeated delivery by these, like the
@@ -91,6 +92,8 @@ def email_message(
         lines.append(f"Valor: {_number(event.value)} {unit}".rstrip())
     if event.limit_value is not None:
         lines.append(f"Limite: {_number(event.limit_value)} {unit}".rstrip())
+    if event.fence:
+        lines.append(f"Cerca: {event.fence}")
     if event.logradouro:
         lines.append(f"Local: {event.logradouro}")
     if event.latitude is not None and event.longitude is not None:

@@ -23,6 +23,7 @@ from etrack.cli import (
     demo,
     events,
     fetch,
+    geofences,
     jobs,
     ops,
     routes,
@@ -94,13 +95,14 @@ accounts.register(app)
 routes.register(app)
 events.register(app)
 alerts.register(app)
+geofences.register(app)
 
 # `etrack --help` groups the commands in these panels (Portuguese, like the
 # seed's users); a command missing here would land alone under "Commands",
 # which tests/unit/test_cli_presentation.py refuses.
 PANELS: dict[str, tuple[str, ...]] = {
     "Coleta": ("fetch-latest", "fetch-plate", "fetch-history", "fetch-trips", "backfill", "daily"),
-    "Processamento": ("routes", "events", "alerts"),
+    "Processamento": ("routes", "events", "alerts", "geofences", "visits"),
     "Serviços": ("web", "worker", "simulator", "demo"),
     "Administração": ("settings", "db", "accounts", "jobs", "prune", "deploy"),
 }

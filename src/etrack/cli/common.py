@@ -8,10 +8,12 @@ This module imports no other module of etrack.cli: the groups build on it.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,6 +35,7 @@ from etrack.logs import format_moment
 from etrack.store import db, migrations
 from etrack.store.accounts import owners
 from etrack.store.positions import known_plates
+from etrack.web.exports import safe_text
 
 __all__ = [
     "AccountOpt",
@@ -49,6 +52,7 @@ __all__ = [
     "read_days",
     "read_plate",
     "read_plates",
+    "records_csv",
     "reload_settings",
     "require_credentials",
     "require_known_plates",
@@ -230,3 +234,20 @@ def read_days(
         end = read_day(date_end, "date-end")
         return user_input(lambda: day_range(start, end))
     return [default]
+
+
+def records_csv(records: Sequence[Mapping[str, object]], fields: Sequence[str]) -> str:
+    """Listing records as CSV for Excel: a BOM first (else it reads "São" as
+    "SÃ£o"), CRLF lines, empty cells for None, text cells that cannot run as
+    formulas (etrack.web.exports.safe_text)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(fields)
+    for record in records:
+        writer.writerow(
+            [
+                "" if v is None else safe_text(v) if isinstance(v, str) else v
+                for v in (record[name] for name in fields)
+            ]
+        )
+    return "\ufeff" + buffer.getvalue()

@@ -4,12 +4,16 @@ backfill of the last days, the worker with its schedule, and the web UI.
 
 Each piece is the real one; the demo only wires them: the simulator stands in
 for api.etrac.com.br, everything else is what a production install runs.
-Running it again reuses the data (the backfill skips the days it has).
+Fences around the simulated vehicles' stopping places (`etrack.simulator.fences`)
+are imported after the backfill and their visits computed, so the Geofences and
+Visits pages have something to show. Running it again reuses the data (the
+backfill skips the days it has; the fences and visits come out unchanged).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -27,11 +31,16 @@ from etrack.cli.common import echo, settings
 from etrack.cli.jobs import backfill_here
 from etrack.config import Settings
 from etrack.errors import UsageError
+from etrack.geofences.compute import VisitParams, compute_visits
+from etrack.geofences.imports import parse_fences
 from etrack.simulator import server as simulator
+from etrack.simulator.fences import stop_fences
+from etrack.simulator.fleet import Fleet
 from etrack.store import db, embedded, migrations
+from etrack.store import geofences as fence_store
 from etrack.web.app import create_app
 
-__all__ = ["DemoPlan", "demo_command", "register", "run"]
+__all__ = ["DemoPlan", "demo_command", "import_stop_fences", "register", "run"]
 
 logger = logging.getLogger("etrack.cli.demo")
 
@@ -79,10 +88,27 @@ def demo_settings(
 
 
 @contextlib.contextmanager
-def _simulator(vehicles: int) -> Iterator[tuple[str, str, str]]:
+def _simulator(vehicles: int) -> Iterator[tuple[str, str, str, Fleet]]:
     config = simulator.build_config(seed=DEMO_SEED, vehicles=vehicles, now=None, port=0)
     with simulator.run_in_thread(config) as handle:
-        yield handle.base_url, handle.user, handle.key
+        yield handle.base_url, handle.user, handle.key, handle.fleet
+
+
+def import_stop_fences(
+    current: Settings, target: db.Target, fleet: Fleet, first: date, last: date
+) -> str:
+    """Fences around the fleet's stopping places of first..last, stored
+    (idempotent by name), and their visits computed: a line saying so."""
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    collection = stop_fences(fleet, days)
+    fences = parse_fences(json.dumps(collection), "geojson", source="simulator", group=None)
+    with db.connection(target, autocommit=True) as conn:
+        counts, _changed = fence_store.upsert_fences(conn, fences)
+    visits = compute_visits(target, None, first, last, VisitParams.from_settings(current))
+    return (
+        f"fences: {len(fences)} around the simulated stopping places "
+        f"({counts.inserted} new, {counts.updated} updated); {visits.visits} visits"
+    )
 
 
 def run(
@@ -93,7 +119,7 @@ def run(
     backfill: Callable[[Settings, db.Target, date, date], int],
 ) -> int:
     """Start everything, print the URL when ready, serve until Ctrl-C."""
-    with _simulator(plan.vehicles) as (url, user, key):
+    with _simulator(plan.vehicles) as (url, user, key, fleet):
         current = demo_settings(base, plan, url, user, key)
         say(f"eTrac simulator: {plan.vehicles} vehicles at {url}")
         target = db.resolve_target(current)
@@ -107,6 +133,7 @@ def run(
         code = backfill(current, target, first, last)
         if code != 0:
             say(f"the backfill ended with exit code {code}; serving what is there")
+        say(import_stop_fences(current, target, fleet, first, last))
         app = create_app(current, target, scheduler=True)
         config = uvicorn.Config(
             app,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
@@ -17,6 +15,7 @@ from etrack.cli.common import (
     echo_summary,
     read_days,
     read_plates,
+    records_csv,
     require_known_plates,
     settings,
     summary_printed_here,
@@ -27,7 +26,6 @@ from etrack.events.detect import KINDS
 from etrack.events.params import EventParams
 from etrack.store import db
 from etrack.store.events import EventRow, list_events
-from etrack.web.exports import safe_text
 
 __all__ = ["events_app", "register", "render_events"]
 
@@ -104,18 +102,7 @@ def render_events(rows: Sequence[EventRow], output: str, tz: tzinfo) -> str:
     if output == "json":
         return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
     if output == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(FIELDS)
-        for record in records:
-            writer.writerow(
-                [
-                    "" if v is None else safe_text(v) if isinstance(v, str) else v
-                    for v in (record[name] for name in FIELDS)
-                ]
-            )
-        # The BOM tells Excel the file is UTF-8 (else it reads "São" as "SÃ£o").
-        return "\ufeff" + buffer.getvalue()
+        return records_csv(records, FIELDS)
     if not records:
         return "no events\n"
     lines = [

@@ -29,6 +29,7 @@ from etrack.dates import DATE_FORMS, parse_moment, range_error
 from etrack.errors import CredentialsError, UnknownPlate, UsageError
 from etrack.events.compute import compute_events
 from etrack.events.params import EventParams
+from etrack.geofences.compute import VisitParams, compute_visits
 from etrack.store import db
 from etrack.store.accounts import mark_failing, mark_ok
 
@@ -134,6 +135,11 @@ def fetch_history(
         one_day = read_day(date)
         run_collector(lambda c: c.fetch_history_day(placa, one_day), account=account, plate=placa)
         echo_summary(compute_events(database(), [placa], one_day, one_day, params).line())
+        echo_summary(
+            compute_visits(
+                database(), [placa], one_day, one_day, VisitParams.from_settings(settings())
+            ).line()
+        )
         return
     if not (date_start and date_end):
         raise UsageError("fetch-history needs --date D, or both --date-start and --date-end")
@@ -147,6 +153,11 @@ def fetch_history(
     run_collector(lambda c: c.fetch_history_range(placa, start, end), account=account, plate=placa)
     first, last = start.astimezone(tz).date(), (end - timedelta(seconds=1)).astimezone(tz).date()
     echo_summary(compute_events(database(), [placa], first, last, params).line())
+    echo_summary(
+        compute_visits(
+            database(), [placa], first, last, VisitParams.from_settings(settings())
+        ).line()
+    )
 
 
 def fetch_trips(

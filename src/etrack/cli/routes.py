@@ -29,6 +29,7 @@ from etrack.config import Account, load_accounts
 from etrack.errors import EtrackError, MissingCredentials, UnknownPlate, is_transient
 from etrack.events.compute import compute_events
 from etrack.events.params import EventParams
+from etrack.geofences.compute import VisitParams, compute_visits
 from etrack.store import db
 from etrack.store.accounts import owners, plates_of
 from etrack.store.stats import analyze_new_partitions_at
@@ -99,6 +100,8 @@ def routes_compute(
         )
     echo_summary(summary.line())
     echo_summary(compute_events(target, chosen, days[0], days[-1], events_params).line())
+    visits = compute_visits(target, chosen, days[0], days[-1], VisitParams.from_settings(current))
+    echo_summary(visits.line())
 
 
 def _fetch_before_routes(

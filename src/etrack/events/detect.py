@@ -272,8 +272,9 @@ DETECTORS: Mapping[str, Detector] = {
 }
 """Every kind detected over a track, in the order they run."""
 
-KINDS: tuple[str, ...] = (*DETECTORS, "offline")
-"""Every kind an event may have (offline comes from the latest positions)."""
+KINDS: tuple[str, ...] = (*DETECTORS, "offline", "geofence_enter", "geofence_exit")
+"""Every kind an event may have: offline comes from the latest positions, the
+geofence kinds from the visits (etrack.geofences.compute)."""
 
 
 def detect(track: Track, thresholds: Thresholds) -> list[Event]:

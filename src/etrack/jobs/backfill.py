@@ -43,6 +43,7 @@ from etrack.dates import day_range
 from etrack.errors import CredentialsRefused
 from etrack.events.compute import compute_events
 from etrack.events.params import EventParams
+from etrack.geofences.compute import VisitParams, compute_visits
 from etrack.jobs.accounts import (
     breaker,
     credentials_refused,
@@ -621,6 +622,15 @@ async def compute_backfill_routes(app: EtrackApp, backfill_id: int) -> Outcome:
         EventParams.from_settings(app.env.settings),
     )
     line += f"; {events.line()}"
+    visits = await asyncio.to_thread(
+        compute_visits,
+        target,
+        backfill.plates,
+        backfill.date_start - timedelta(days=1),
+        backfill.date_end,
+        VisitParams.from_settings(app.env.settings),
+    )
+    line += f"; {visits.line()}"
     # Only events younger than ETRACK_ALERT_MAX_AGE go out: a backfill of old
     # days sends nothing (etrack alerts replay does, on purpose).
     await queue_alerts(app)

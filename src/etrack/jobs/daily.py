@@ -24,6 +24,7 @@ from etrack.config import Account
 from etrack.errors import DailyBusy, DailyIncomplete
 from etrack.events.compute import EventsSummary, compute_events, detect_offline
 from etrack.events.params import EventParams
+from etrack.geofences.compute import VisitParams, compute_visits
 from etrack.jobs.accounts import AccountsRun, each_account, plate_accounts
 from etrack.jobs.alerts import queue_alerts
 from etrack.jobs.env import EtrackApp, fetch_all, run_sql, session_lock
@@ -157,6 +158,18 @@ async def fetch_latest_once(app: EtrackApp, account: str | None = None) -> Outco
         live = await asyncio.to_thread(compute_events, app.env.target, None, today, today, params)
         if live.inserted or live.updated:
             summary += f"; events today: {live.inserted} new, {live.updated} updated"
+        # Today's visits too: new positions extend or close the open ones,
+        # and their enter/exit events reach the alert rules with the others.
+        visits = await asyncio.to_thread(
+            compute_visits,
+            app.env.target,
+            None,
+            today,
+            today,
+            VisitParams.from_settings(app.env.settings),
+        )
+        if visits.written:
+            summary += f"; visits today: {visits.written} written"
         # New events (these, offline ones, those of history fetched meanwhile)
         # to the alert rules; also re-queues deliveries a crash left unqueued.
         queued = await queue_alerts(app)
@@ -305,6 +318,14 @@ async def run_daily(app: EtrackApp, options: DailyOptions) -> DailyResult:
             options.day - timedelta(days=1),
             options.day,
             events_params,
+        )
+        await asyncio.to_thread(
+            compute_visits,
+            app.env.target,
+            fetched,
+            options.day - timedelta(days=1),
+            options.day,
+            VisitParams.from_settings(app.env.settings),
         )
         await queue_alerts(app)
         if result.complete:

@@ -11,6 +11,7 @@ __all__ = [
     "BACKFILL_PARTITION",
     "BACKFILL_QUEUE",
     "BACKFILL_ROUTES",
+    "COMPUTE_VISITS",
     "DAILY",
     "DAILY_LOCK",
     "DAILY_SCHEDULED",
@@ -19,6 +20,7 @@ __all__ = [
     "FETCH_LATEST",
     "PRUNE_RETENTION",
     "RECOVER_STALLED",
+    "VISITS_LOCK",
 ]
 
 # `etrack` holds the scheduled jobs and the daily run, `backfill` the backfill
@@ -39,3 +41,8 @@ DELIVER_ALERT = "etrack.deliver_alert"
 # Daily jobs run one at a time (catch-up days queue behind each other); the
 # advisory lock ETRAC_DAILY_LOCK_ID also keeps out a concurrent `etrack daily`.
 DAILY_LOCK = "etrack-daily"
+
+# Geofence visits over the stored history, one job per calendar month
+# (etrack.jobs.visits); its locks are VISITS_LOCK:YYYY-MM-DD (the month's first day).
+COMPUTE_VISITS = "etrack.compute_visits"
+VISITS_LOCK = "etrack-visits"

@@ -50,6 +50,7 @@ from etrack.jobs.names import (
     BACKFILL_PARTITION,
     BACKFILL_QUEUE,
     BACKFILL_ROUTES,
+    COMPUTE_VISITS,
     DAILY,
     DAILY_LOCK,
     DAILY_SCHEDULED,
@@ -60,6 +61,7 @@ from etrack.jobs.names import (
     RECOVER_STALLED,
 )
 from etrack.jobs.runs import Outcome, quiet_expected_failures, recover_stalled_jobs
+from etrack.jobs.visits import compute_visits_job
 from etrack.store import db
 from etrack.store.retention import PruneReport, prune_with_settings
 
@@ -296,6 +298,8 @@ def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Bluep
     tasks.task(
         name=DELIVER_ALERT, queue=ETRACK_QUEUE, pass_context=True, retry=alert_retry(settings)
     )(deliver_alert)
+    # Locks per month are set when deferring (etrack.jobs.visits.queue_visits).
+    tasks.task(name=COMPUTE_VISITS, queue=ETRACK_QUEUE, pass_context=True)(compute_visits_job)
     if not schedule:
         return tasks
     tz = settings.tz

@@ -53,7 +53,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -74,6 +75,7 @@ from etrack.simulator.config import (
     check_rate_limit,
 )
 from etrack.simulator.dayplan import Vehicle
+from etrack.simulator.fences import DEFAULT_RADIUS_M, stop_fences
 from etrack.simulator.fleet import Fleet
 from etrack.simulator.wire import POISONS, gzip_bomb, parse_local, poison_answer
 
@@ -881,6 +883,17 @@ def run_in_thread(
 
 
 # ------------------------------------------------------------------------ CLI
+def _write_fences(fleet: Fleet, path: Path, days: int, radius_m: float) -> None:
+    today = fleet.local_day(fleet.now())
+    wanted = [today - timedelta(days=k) for k in range(days, 0, -1)]
+    collection = stop_fences(fleet, wanted, radius_m)
+    path.write_text(json.dumps(collection, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    typer.echo(
+        f"wrote {len(collection['features'])} fences around the stopping places of "
+        f"{wanted[0]:%Y-%m-%d}..{wanted[-1]:%Y-%m-%d} to {path}"
+    )
+
+
 def _parse_now(text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -963,6 +976,19 @@ def command(
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    write_fences: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a GeoJSON of circle fences around the fleet's stopping places "
+            "of the --fence-days days before today (for `etrack geofences import`) and exit."
+        ),
+    ] = None,
+    fence_days: Annotated[
+        int, typer.Option(min=1, max=366, help="Days of stops --write-fences covers.")
+    ] = 7,
+    fence_radius: Annotated[
+        float, typer.Option(min=1.0, help="Radius of the --write-fences circles (m).")
+    ] = DEFAULT_RADIUS_M,
 ) -> None:
     """Run a local eTrac API simulator with a deterministic fleet."""
     try:
@@ -1006,6 +1032,9 @@ def command(
         )
     except (ValueError, KeyError) as error:
         raise typer.BadParameter(str(error)) from None
+    if write_fences is not None:
+        _write_fences(Fleet(config.fleet), write_fences, fence_days, fence_radius)
+        return
     app = SimulatorApp(config)
     try:
         sock = _bind(host, port)

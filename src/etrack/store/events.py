@@ -11,7 +11,7 @@ plain rows (`EventRow`): nothing here knows how an event is detected.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import NamedTuple
 
@@ -21,6 +21,7 @@ from etrack.store import db
 from etrack.store.queries import query
 
 __all__ = [
+    "FENCE_RULE",
     "EventColumns",
     "EventRow",
     "OfflineCandidate",
@@ -38,8 +39,12 @@ __all__ = [
     "start_details",
     "start_drivers",
     "stored_events",
+    "stored_events_from",
     "write_events",
 ]
+
+FENCE_RULE = "fence:"
+"""The `rule` of a fence event: 'fence:' and the fence's name."""
 
 EventColumns = tuple[
     Sequence[float],
@@ -85,7 +90,15 @@ class EventRow(NamedTuple):
             "longitude": self.longitude,
             "logradouro": self.logradouro,
             "driver": self.driver,
+            **({"fence": self.fence} if self.fence is not None else {}),
         }
+
+    @property
+    def fence(self) -> str | None:
+        """The fence of a geofence_enter / geofence_exit event (its `rule`)."""
+        if self.rule is not None and self.rule.startswith(FENCE_RULE):
+            return self.rule.removeprefix(FENCE_RULE)
+        return None
 
 
 class StartDetails(NamedTuple):
@@ -182,6 +195,18 @@ def stored_events(
         cur.execute(
             query("events_stored"),
             {"plates": list(plates), "kinds": list(kinds), "lo": lo, "hi": hi},
+        )
+        return cur.fetchall()
+
+
+def stored_events_from(
+    conn: db.Conn, los: Mapping[str, datetime], kinds: Sequence[str], hi: datetime
+) -> list[EventRow]:
+    """The stored events of `kinds` of each plate of `los` starting in [its lo, hi)."""
+    with conn.cursor(binary=True, row_factory=_event_row) as cur:
+        cur.execute(
+            query("events_stored_from"),
+            {"plates": list(los), "los": list(los.values()), "kinds": list(kinds), "hi": hi},
         )
         return cur.fetchall()
 

@@ -8,10 +8,11 @@ imports them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
 from etrack.config import Settings, load_accounts
 from etrack.errors import AccountsError
@@ -25,9 +26,10 @@ from etrack.web.reader import BodyCache, FleetCache, Reader, open_pool
 from etrack.web.scheduler import EmbeddedScheduler
 from etrack.web.security import LoginGuard
 
-__all__ = ["LANG_COOKIE", "Web", "WebContext", "context", "language"]
+__all__ = ["LANG_COOKIE", "Web", "WebContext", "context", "language", "require_every_account"]
 
 LANG_COOKIE = i18n.LANG_COOKIE
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -83,6 +85,18 @@ class WebContext:
             return {self.fallback_account: account_key(self.settings.etrac_user)}
         return {account.name: account_key(account.user) for account in accounts}
 
+    async def in_db(self, work: Callable[[db.Conn], T]) -> T:
+        """`work` (a sync store function) over one short connection of its
+        own, in a thread, committed at the end: for the rare writes of the
+        pages and the API (rules, fences), which share the CLI's store code
+        rather than a second, async copy of its SQL."""
+
+        def run() -> T:
+            with db.connection(self.target) as conn:
+                return work(conn)
+
+        return await asyncio.to_thread(run)
+
     async def fleet(self) -> FleetCache:
         await self.reader()
         assert self._fleet is not None
@@ -92,6 +106,15 @@ class WebContext:
         pool, self.pool, self._reader, self._fleet = self.pool, None, None, None
         if pool is not None:
             await pool.close()
+
+
+def require_every_account(web: WebContext, what: str) -> None:
+    """403 unless this server shows every account: `what` (fences) is shared
+    by all of them, and changing it changes every account's data."""
+    if web.settings.web_accounts is not None:
+        raise HTTPException(
+            403, f"{what} are shared by every account: this server may not change them"
+        )
 
 
 def context(request: Request) -> WebContext:

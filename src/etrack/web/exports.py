@@ -1,4 +1,5 @@
-"""Downloads: a vehicle day as GeoJSON, GPX or CSV; the fleet report as CSV or XLSX.
+"""Downloads: a vehicle day as GeoJSON, GPX or CSV; the fleet report and the
+fence visits report as CSV or XLSX.
 
 CSV files use a comma and a decimal point (machine-readable, the same in both
 languages); people who want a spreadsheet take the XLSX, whose numbers are
@@ -34,6 +35,8 @@ __all__ = [
     "report_csv",
     "report_xlsx",
     "safe_text",
+    "visits_csv",
+    "visits_xlsx",
 ]
 
 REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -197,5 +200,141 @@ def report_xlsx(
                 sheet.write_number(r, col, float(value), integer if kind == "int" else number)
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(1, len(rows)), len(REPORT_COLUMNS) - 1)
+    workbook.close()
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------ fence visits
+# The Visits page's rows (web/pages/visits.py): one per fence, vehicle and
+# local day. Times are ISO 8601 with the account's offset in the CSV, local
+# date-times in the workbook; durations in seconds (CSV) and minutes (XLSX).
+VISIT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("day", "date"),
+    ("fence", "text"),
+    ("group", "text"),
+    ("placa", "text"),
+    ("visits", "int"),
+    ("dwell_s", "number"),
+    ("first_arrival", "moment"),
+    ("last_departure", "moment"),
+    ("stops_inside", "int"),
+    ("stops_inside_s", "number"),
+)
+
+
+def _visit_csv_cell(value: Any, kind: str, tz: tzinfo) -> Any:
+    if value is None:
+        return ""
+    if kind == "moment":
+        return value.astimezone(tz).isoformat()
+    if kind == "date":
+        return value.isoformat()
+    return _csv_cell(value, kind)
+
+
+def visits_csv(rows: Sequence[dict[str, Any]], tz: tzinfo) -> bytes:
+    """One row per fence, vehicle and day; an empty last_departure: still inside."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([name for name, _ in VISIT_COLUMNS])
+    for row in rows:
+        writer.writerow([_visit_csv_cell(row.get(name), kind, tz) for name, kind in VISIT_COLUMNS])
+    return buffer.getvalue().encode()
+
+
+VISIT_HEADERS = {
+    "pt-BR": {
+        "day": "Dia",
+        "fence": "Cerca",
+        "group": "Grupo",
+        "placa": "Placa",
+        "visits": "Visitas",
+        "dwell_s": "Permanência (min)",
+        "average_dwell_s": "Permanência média (min)",
+        "first_arrival": "Primeira chegada",
+        "last_departure": "Última saída",
+        "stops_inside": "Paradas dentro",
+        "stops_inside_s": "Paradas dentro (min)",
+    },
+    "en": {
+        "day": "Day",
+        "fence": "Fence",
+        "group": "Group",
+        "placa": "Plate",
+        "visits": "Visits",
+        "dwell_s": "Dwell (min)",
+        "average_dwell_s": "Average dwell (min)",
+        "first_arrival": "First arrival",
+        "last_departure": "Last departure",
+        "stops_inside": "Stops inside",
+        "stops_inside_s": "Stops inside (min)",
+    },
+}
+
+_SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("fence", "text"),
+    ("group", "text"),
+    ("placa", "text"),
+    ("visits", "int"),
+    ("dwell_s", "number"),
+    ("average_dwell_s", "number"),
+)
+
+
+def visits_xlsx(
+    rows: Sequence[dict[str, Any]],
+    summaries: Sequence[dict[str, Any]],
+    tz: tzinfo,
+    lang: str,
+    first: date,
+    last: date,
+) -> bytes:
+    """Two sheets: per fence and vehicle, then per day; real numbers (minutes)
+    and real local date-times, bold header, filters, frozen header row."""
+    headers = VISIT_HEADERS.get(lang, VISIT_HEADERS["en"])
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True, "remove_timezone": True})
+    bold = workbook.add_format({"bold": True, "bg_color": "#DDE7F0", "border": 1})
+    number = workbook.add_format({"num_format": "#,##0.0"})
+    integer = workbook.add_format({"num_format": "0"})
+    moment = workbook.add_format(
+        {"num_format": "dd/mm/yyyy hh:mm" if lang == "pt-BR" else "yyyy-mm-dd hh:mm"}
+    )
+    day_format = workbook.add_format(
+        {"num_format": "dd/mm/yyyy" if lang == "pt-BR" else "yyyy-mm-dd"}
+    )
+
+    def sheet_of(
+        title: str, columns: tuple[tuple[str, str], ...], items: Sequence[dict[str, Any]]
+    ) -> None:
+        sheet = workbook.add_worksheet(title[:31])
+        for col, (name, kind) in enumerate(columns):
+            sheet.write_string(0, col, safe_text(headers.get(name, name)), bold)
+            sheet.set_column(col, col, 18 if kind in ("text", "moment") else 12)
+        for r, item in enumerate(items, start=1):
+            for col, (name, kind) in enumerate(columns):
+                value = _cell(item.get(name))
+                if value is None:
+                    continue
+                if kind == "text":
+                    sheet.write_string(r, col, safe_text(str(value)))
+                elif kind == "moment":
+                    sheet.write_datetime(r, col, value.astimezone(tz).replace(tzinfo=None), moment)
+                elif kind == "date":
+                    sheet.write_datetime(
+                        r, col, datetime(value.year, value.month, value.day), day_format
+                    )
+                elif kind == "int":
+                    sheet.write_number(r, col, float(value), integer)
+                else:
+                    # Durations in seconds -> minutes.
+                    sheet.write_number(r, col, float(value) / 60.0, number)
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, max(1, len(items)), len(columns) - 1)
+
+    span = f"{first.isoformat()}_{last.isoformat()}"
+    pt = lang == "pt-BR"
+    sheet_of(("Cercas " if pt else "Fences ") + span, _SUMMARY_COLUMNS, summaries)
+    sheet_of(("Dias " if pt else "Days ") + span, VISIT_COLUMNS, rows)
     workbook.close()
     return buffer.getvalue()

@@ -27,6 +27,79 @@ MESSAGES: dict[str, dict[str, str]] = {
     "nav_db": {"pt-BR": "Dados", "en": "Data"},
     "nav_events": {"pt-BR": "Eventos", "en": "Events"},
     "nav_rules": {"pt-BR": "Alertas", "en": "Alerts"},
+    # Geofences and Visits pages (web/pages/geofences.py, visits.py; issue 17).
+    "nav_fences": {"pt-BR": "Cercas", "en": "Geofences"},
+    "nav_visits": {"pt-BR": "Visitas", "en": "Visits"},
+    "fences_title": {"pt-BR": "Cercas", "en": "Geofences"},
+    "fences_intro": {
+        "pt-BR": "Locais de clientes e áreas: desenhe um círculo ou um polígono no mapa, dê um "
+        "nome e salve; o mesmo nome atualiza a cerca.",
+        "en": "Customer sites and areas: draw a circle or a polygon on the map, name it and "
+        "save; the same name updates the fence.",
+    },
+    "fences_restricted": {
+        "pt-BR": "As cercas valem para todas as contas: este servidor só as mostra.",
+        "en": "Fences are shared by every account: this server only shows them.",
+    },
+    "fence_draw_circle": {"pt-BR": "Desenhar círculo", "en": "Draw circle"},
+    "fence_draw_polygon": {"pt-BR": "Desenhar polígono", "en": "Draw polygon"},
+    "fence_finish": {"pt-BR": "Concluir", "en": "Finish"},
+    "fence_cancel": {"pt-BR": "Cancelar", "en": "Cancel"},
+    "fence_hint_idle": {
+        "pt-BR": "Escolha um modo de desenho, ou uma cerca da tabela para editá-la.",
+        "en": "Pick a drawing mode, or a fence in the table to edit it.",
+    },
+    "fence_hint_circle": {
+        "pt-BR": "Clique no centro; arraste ou clique de novo para o raio.",
+        "en": "Click the centre; drag or click again for the radius.",
+    },
+    "fence_hint_polygon": {
+        "pt-BR": "Clique nos cantos (3 ou mais); clique duas vezes ou em Concluir para fechar.",
+        "en": "Click the corners (3 or more); double-click or Finish to close.",
+    },
+    "fence_hint_done": {
+        "pt-BR": "Forma pronta: preencha o nome e salve.",
+        "en": "Shape ready: fill in the name and save.",
+    },
+    "fence_save_title": {"pt-BR": "Salvar cerca", "en": "Save fence"},
+    "fence_name": {"pt-BR": "Nome", "en": "Name"},
+    "fence_group": {"pt-BR": "Grupo", "en": "Group"},
+    "fence_speed_limit": {"pt-BR": "Limite de velocidade", "en": "Speed limit"},
+    "fence_shape_none": {"pt-BR": "Nenhuma forma desenhada", "en": "No shape drawn"},
+    "fence_shape_kept": {"pt-BR": "Forma enviada mantida", "en": "Shape sent kept"},
+    "fence_editing": {"pt-BR": "Editando", "en": "Editing"},
+    "fence_corners": {"pt-BR": "cantos", "en": "corners"},
+    "fence_save": {"pt-BR": "Salvar", "en": "Save"},
+    "fences_list": {"pt-BR": "Cercas cadastradas", "en": "Stored fences"},
+    "fence_none": {"pt-BR": "Nenhuma cerca.", "en": "No fences."},
+    "fence_kind": {"pt-BR": "Tipo", "en": "Kind"},
+    "fence_kind_circle": {"pt-BR": "círculo", "en": "circle"},
+    "fence_kind_polygon": {"pt-BR": "polígono", "en": "polygon"},
+    "fence_kind_corridor": {"pt-BR": "corredor", "en": "corridor"},
+    "fence_radius": {"pt-BR": "Raio", "en": "Radius"},
+    "fence_visits": {"pt-BR": "Visitas", "en": "Visits"},
+    "fence_updated": {"pt-BR": "Atualizada", "en": "Updated"},
+    "fence_edit": {"pt-BR": "Editar", "en": "Edit"},
+    "fence_delete": {"pt-BR": "Excluir", "en": "Delete"},
+    "fence_delete_confirm": {"pt-BR": "confirmar", "en": "confirm"},
+    "fence": {"pt-BR": "Cerca", "en": "Fence"},
+    "day_visits": {"pt-BR": "Visitas", "en": "Visits"},
+    "visit_none": {"pt-BR": "Nenhuma visita a cercas.", "en": "No fence visits."},
+    "visit_open": {"pt-BR": "ainda dentro", "en": "still inside"},
+    "visits_title": {"pt-BR": "Visitas a cercas", "en": "Fence visits"},
+    "visits_all_fences": {"pt-BR": "Todas as cercas", "en": "Every fence"},
+    "visits_by_vehicle": {"pt-BR": "Por cerca e veículo", "en": "By fence and vehicle"},
+    "visits_by_day": {"pt-BR": "Por dia", "en": "By day"},
+    "visits_none": {
+        "pt-BR": "Nenhuma visita nem parada dentro de cercas neste período.",
+        "en": "No visits nor stops inside fences in this period.",
+    },
+    "visit_count": {"pt-BR": "Visitas", "en": "Visits"},
+    "dwell_total": {"pt-BR": "Permanência total", "en": "Total dwell"},
+    "dwell_avg": {"pt-BR": "Permanência média", "en": "Average dwell"},
+    "first_arrival": {"pt-BR": "Primeira chegada", "en": "First arrival"},
+    "last_departure": {"pt-BR": "Última saída", "en": "Last departure"},
+    "stops_inside": {"pt-BR": "Paradas dentro", "en": "Stops inside"},
     # Rules page (web/pages/rules.py, issue 16).
     "rules_title": {"pt-BR": "Regras de alerta", "en": "Alert rules"},
     "rules_intro": {
@@ -431,6 +504,7 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
     "backfill_routes": ("Backfill: rotas", "Backfill: routes"),
     "recover_stalled": ("Manutenção: recuperar tarefas paradas", "Maintenance: recover stalled"),
     "prune_retention": ("Manutenção: retenção de dados", "Maintenance: data retention"),
+    "compute_visits": ("Visitas às cercas (um mês)", "Geofence visits (one month)"),
 }
 
 JOB_STATUSES: dict[str, tuple[str, str]] = {
@@ -699,6 +773,36 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
             "marque a caixa 'confirmar' ao lado de Remover para remover a regra",
         ),
         (r"^no alert rule '(.*)'$", r"a regra de alerta '\1' não existe"),
+        (r"^fence (.+) added$", r"cerca \1 adicionada"),
+        (r"^fence (.+) updated$", r"cerca \1 atualizada"),
+        (r"^fence (.+) unchanged$", r"cerca \1 sem mudanças"),
+        (r"^fence (.+) deleted$", r"cerca \1 excluída"),
+        (r"^visits queued: (\d+) job\(s\)$", r"visitas na fila: \1 tarefa(s)"),
+        (r"^visits not queued: (.*)$", r"visitas fora da fila: \1"),
+        (r"^no fence '(.*)'$", r"a cerca '\1' não existe"),
+        (r"^name: give the fence a name$", "nome: dê um nome à cerca"),
+        (
+            r"^shape: draw a circle or a polygon on the map first$",
+            "forma: desenhe antes um círculo ou um polígono no mapa",
+        ),
+        (
+            r"^shape: the drawn shape is not (GeoJSON|a GeoJSON Feature): draw it again$",
+            "forma: a forma enviada não é um GeoJSON válido: desenhe de novo",
+        ),
+        (r"^shape: expected one fence$", "forma: esperada uma cerca só"),
+        (r"^shape: (.*)$", r"forma: \1"),
+        (
+            r"^speed limit: expected a number of km/h above 0, got (.*)$",
+            r"limite de velocidade: informe um número de km/h acima de 0, não \1",
+        ),
+        (
+            r"^confirm: tick the box beside Delete to delete the fence$",
+            "confirmar: marque a caixa ao lado de Excluir para excluir a cerca",
+        ),
+        (
+            r"^fences are shared by every account: this server may not change them$",
+            "as cercas valem para todas as contas: este servidor não pode alterá-las",
+        ),
         (
             r"^kind: '(.*)' is not one of (.*)$",
             lambda m: (
@@ -730,6 +834,14 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
         (
             r"^ETRACK_SMTP_URL is not set: e-mail alerts cannot be sent$",
             "ETRACK_SMTP_URL não está definido: alertas por e-mail não podem ser enviados",
+        ),
+        # Geofence visits (etrack.geofences.compute.VisitsSummary.line, the
+        # compute_visits job's summary: etrack.jobs.visits).
+        (
+            r"^(?:(\S+)\.\.(\S+): )?visits: (\d+) plates x (\d+) fences, (\d+) positions; "
+            r"(\d+) visits: (\d+) written, (\d+) unchanged, (\d+) deleted; "
+            r"(\d+) enter/exit events in (\S+) s$",
+            lambda m: _visits_line(m),  # defined below, called later
         ),
     )
 )
@@ -824,3 +936,16 @@ def _backfill_enqueued(m: re.Match[str]) -> str:
     if m[10]:
         text += f", {m[10]} recuperadas de workers parados"
     return text
+
+
+def _visits_line(m: re.Match[str]) -> str:
+    def n(text: str, one: str, many: str) -> str:
+        return f"{text} {one if text == '1' else many}"
+
+    days = f"{_iso_day(m[1])} a {_iso_day(m[2])}: " if m[1] else ""
+    return (
+        f"{days}visitas: {plural(int(m[3]), 'vehicle')} x {n(m[4], 'cerca', 'cercas')}, "
+        f"{plural(int(m[5]), 'position')}; {n(m[6], 'visita', 'visitas')}: "
+        f"{n(m[7], 'gravada', 'gravadas')}, {m[8]} sem mudança, {n(m[9], 'apagada', 'apagadas')}; "
+        f"{n(m[10], 'evento', 'eventos')} de entrada/saída em {m[11].replace('.', ',')} s"
+    )

@@ -115,6 +115,15 @@ SELECT id, placa, kind, start_ts, end_ts, duration_s, value, limit_value, latitu
  WHERE placa = ANY(%(plates)s::text[]) AND kind = ANY(%(kinds)s::text[])
    AND start_ts >= %(lo)s AND start_ts < %(hi)s
 
+-- name: events_stored_from
+-- The stored events of these kinds of some plates, each starting from its own
+-- lo, before hi (a batch of geofence visits replaces its enter/exit events so).
+SELECT e.id, e.placa, e.kind, e.start_ts, e.end_ts, e.duration_s, e.value, e.limit_value,
+       e.latitude, e.longitude, e.logradouro, e.driver, e.rule
+  FROM events e
+  JOIN unnest(%(plates)s::text[], %(los)s::timestamptz[]) AS r(placa, lo) ON r.placa = e.placa
+ WHERE e.kind = ANY(%(kinds)s::text[]) AND e.start_ts >= r.lo AND e.start_ts < %(hi)s
+
 -- name: events_delete
 -- The events a recomputation no longer finds (their positions changed, or the thresholds).
 DELETE FROM events WHERE id = ANY(%(ids)b::uuid[])

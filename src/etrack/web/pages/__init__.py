@@ -1,5 +1,5 @@
 """The HTML pages: fleet map, vehicle day, fleet report, events, alert rules,
-data browser, login, jobs,
+geofences, fence visits, data browser, login, jobs,
 and the API's documentation (/docs, /openapi.json).
 
 Pages are rendered on the server with what they show first (lists, tables,
@@ -12,10 +12,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from etrack.web.pages import browser, docs, events, fleet, jobs, login, report, rules, vehicle
+from etrack.web.pages import (
+    browser,
+    docs,
+    events,
+    fleet,
+    geofences,
+    jobs,
+    login,
+    report,
+    rules,
+    vehicle,
+    visits,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-for _page in (fleet, vehicle, report, events, rules, browser, login, jobs, docs):
+for _page in (fleet, vehicle, report, events, rules, geofences, visits, browser, login, jobs, docs):
     router.include_router(_page.router)

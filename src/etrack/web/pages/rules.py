@@ -13,13 +13,11 @@ cookie, the flash line or a log.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -32,7 +30,6 @@ from etrack.alerts.webhook import check_public_async
 from etrack.dates import parse_plates
 from etrack.errors import UsageError
 from etrack.events.detect import KINDS
-from etrack.store import db
 from etrack.store.alerts import (
     RuleRow,
     RuleSpec,
@@ -53,7 +50,6 @@ __all__ = ["router"]
 router = APIRouter()
 logger = logging.getLogger("etrack.web.rules")
 
-T = TypeVar("T")
 
 # The plate of the made-up event a test sends for a rule without plates: the
 # one `etrack alerts test` uses (etrack.cli.alerts.TEST_PLATE; the web layer
@@ -92,16 +88,6 @@ class RuleView:
     sent: int
     failed: int
     last_error: str | None
-
-
-async def _in_db(web: WebContext, work: Callable[[db.Conn], T]) -> T:
-    """`work` over one short connection of its own, in a thread (committed at the end)."""
-
-    def run() -> T:
-        with db.connection(web.target) as conn:
-            return work(conn)
-
-    return await asyncio.to_thread(run)
 
 
 async def _allowed_plates(web: WebContext) -> frozenset[str] | None:
@@ -171,7 +157,7 @@ async def _page(
     status: int = 200,
 ) -> HTMLResponse:
     visible = await _allowed_plates(web)
-    summaries = await _in_db(web, list_rules)
+    summaries = await web.in_db(list_rules)
     lang = language(request, web)
     values = {
         "page": "rules",
@@ -190,7 +176,7 @@ async def _page(
 async def _visible_rule(web: WebContext, name: str) -> RuleRow:
     """The rule of that name if this user may see it; 404 otherwise (the same
     answer for a rule that exists out of their scope: nothing to learn)."""
-    rule = await _in_db(web, lambda conn: get_rule(conn, name))
+    rule = await web.in_db(lambda conn: get_rule(conn, name))
     visible = await _allowed_plates(web)
     if rule is None or not _may_see(rule, visible):
         raise HTTPException(404, f"no alert rule {name!r}")
@@ -286,8 +272,7 @@ async def rules_add(
     except UsageError as exc:
         # The CLI's words without its "--": the page names its fields so.
         return await _page(request, web, form=form, error=str(exc).removeprefix("--"), status=400)
-    added = await _in_db(
-        web,
+    added = await web.in_db(
         lambda conn: add_rule(conn, rule),
     )
     if not added:
@@ -318,7 +303,7 @@ async def rules_remove(
     if confirm != "1":
         # One click would lose the delivery history and the webhook secret.
         raise HTTPException(400, "confirm: tick the box beside Remove to remove the rule")
-    if not await _in_db(web, lambda conn: remove_rule(conn, rule.name)):
+    if not await web.in_db(lambda conn: remove_rule(conn, rule.name)):
         raise HTTPException(404, f"no alert rule {name!r}")
     flash(request, f"rule {rule.name} removed")
     return RedirectResponse("/rules", status_code=303)
@@ -337,7 +322,7 @@ async def rules_set_active(
         raise HTTPException(400, "active: expected 0 (pause) or 1 (resume)")
     rule = await _visible_rule(web, name)
     on = active == "1"
-    if not await _in_db(web, lambda conn: set_rule_active(conn, rule.name, on)):
+    if not await web.in_db(lambda conn: set_rule_active(conn, rule.name, on)):
         raise HTTPException(404, f"no alert rule {name!r}")
     flash(request, f"rule {rule.name} {'resumed' if on else 'paused'}")
     return RedirectResponse("/rules", status_code=303)

@@ -89,6 +89,27 @@
   }
   mapElement.dataset.eventMarkers = String(eventMarkers);
 
+  /* ---------------------------------------------------------- fences */
+  /* The fences near the route, drawn lightly under it, named in a tooltip
+     (circles by their radius in metres, corridors by their outline). */
+  const fenceData = document.getElementById("day-fences");
+  const nearFences = fenceData ? JSON.parse(fenceData.textContent) || [] : [];
+  const fenceStyle = { color: "#0f766e", weight: 1, opacity: 0.7, fillColor: "#14b8a6", fillOpacity: 0.08 };
+  function fenceRings(coords) { return coords.map(function (ring) { return ring.map(function (c) { return [c[1], c[0]]; }); }); }
+  let fencesDrawn = 0;
+  for (const f of nearFences) {
+    const g = f.geometry;
+    let layer;
+    if (f.kind === "circle") layer = L.circle([g.coordinates[1], g.coordinates[0]], Object.assign({ radius: f.radius_m }, fenceStyle));
+    else if (f.kind === "corridor") layer = L.polygon(f.outline ? fenceRings(f.outline.coordinates) : [], fenceStyle);
+    else if (g.type === "MultiPolygon") layer = L.polygon(g.coordinates.map(fenceRings), fenceStyle);
+    else layer = L.polygon(fenceRings(g.coordinates), fenceStyle);
+    layer.bindTooltip(E.escapeHtml(f.name + (f.group ? " · " + f.group : ""))).addTo(map);
+    layer.bringToBack();
+    fencesDrawn += 1;
+  }
+  mapElement.dataset.fencesDrawn = String(fencesDrawn);
+
   const all = latLngs(day.line);
   if (all.length > 1) map.fitBounds(L.latLngBounds(all), { padding: [20, 20] });
   else if (all.length === 1) map.setView(all[0], 15);

@@ -39,9 +39,12 @@ from etrack.web.exports import safe_text
 
 __all__ = [
     "AccountOpt",
+    "AllPlatesOpt",
     "DateOpt",
     "PlateArg",
     "PlatesFileOpt",
+    "RangeEndOpt",
+    "RangeStartOpt",
     "api_accounts",
     "chosen_accounts",
     "database",
@@ -66,6 +69,14 @@ T = TypeVar("T")
 # ------------------------------------------------------------------ options
 PlateArg = Annotated[str, typer.Argument(help="Plate, e.g. ABC1234, ABC-1234 or Mercosul ABC1D23.")]
 DateOpt = Annotated[str | None, typer.Option("--date", help=f"Local day: {DATE_FORMS}.")]
+# The range options of the commands computing or listing over days (events, visits).
+RangeStartOpt = Annotated[str | None, typer.Option("--date-start", help="First day of a range.")]
+RangeEndOpt = Annotated[
+    str | None, typer.Option("--date-end", help="Last day of a range (included).")
+]
+AllPlatesOpt = Annotated[
+    str | None, typer.Option("--plates", help="Comma-separated plates (default: every plate).")
+]
 AccountOpt = Annotated[
     str | None,
     typer.Option("--account", help="Only this account (ETRACK_ACCOUNTS_FILE); default: all."),

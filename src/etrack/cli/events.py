@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 
 from etrack.cli.common import (
+    AllPlatesOpt,
     DateOpt,
+    RangeEndOpt,
+    RangeStartOpt,
     database,
     echo_summary,
     read_days,
@@ -34,13 +37,6 @@ events_app = typer.Typer(
     no_args_is_help=True,
 )
 
-PlatesOpt = Annotated[
-    str | None, typer.Option("--plates", help="Comma-separated plates (default: every plate).")
-]
-DateStartOpt = Annotated[str | None, typer.Option("--date-start", help="First day of a range.")]
-DateEndOpt = Annotated[
-    str | None, typer.Option("--date-end", help="Last day of a range (included).")
-]
 FORMATS = ("table", "json", "csv")
 # The JSON objects' keys and the CSV's columns, in this order (issue 16).
 FIELDS = (
@@ -52,9 +48,9 @@ FIELDS = (
 @events_app.command("compute")
 def events_compute(
     date: DateOpt = None,
-    date_start: DateStartOpt = None,
-    date_end: DateEndOpt = None,
-    plates: PlatesOpt = None,
+    date_start: RangeStartOpt = None,
+    date_end: RangeEndOpt = None,
+    plates: AllPlatesOpt = None,
 ) -> None:
     """Detect and store the events of the days (default: today, every plate with positions)."""
     current = settings()
@@ -71,9 +67,9 @@ def events_compute(
 @events_app.command("list")
 def events_list(
     date: DateOpt = None,
-    date_start: DateStartOpt = None,
-    date_end: DateEndOpt = None,
-    plates: PlatesOpt = None,
+    date_start: RangeStartOpt = None,
+    date_end: RangeEndOpt = None,
+    plates: AllPlatesOpt = None,
     kind: Annotated[
         str | None, typer.Option("--kind", help=f"Only this kind: {', '.join(KINDS)}.")
     ] = None,

@@ -12,7 +12,10 @@ from typing import Annotated, Any
 import typer
 
 from etrack.cli.common import (
+    AllPlatesOpt,
     DateOpt,
+    RangeEndOpt,
+    RangeStartOpt,
     database,
     echo_summary,
     read_days,
@@ -50,13 +53,6 @@ geofences_app = typer.Typer(
     no_args_is_help=True,
 )
 
-PlatesOpt = Annotated[
-    str | None, typer.Option("--plates", help="Comma-separated plates (default: every plate).")
-]
-DateStartOpt = Annotated[str | None, typer.Option("--date-start", help="First day of a range.")]
-DateEndOpt = Annotated[
-    str | None, typer.Option("--date-end", help="Last day of a range (included).")
-]
 FENCE_FORMATS = ("table", "json")
 VISIT_FORMATS = ("table", "json", "csv")
 # `etrack geofences list --format json`: each object's keys, in this order.
@@ -235,9 +231,9 @@ def geofences_delete(
 @geofences_app.command("visits-compute")
 def geofences_visits_compute(
     date: DateOpt = None,
-    date_start: DateStartOpt = None,
-    date_end: DateEndOpt = None,
-    plates: PlatesOpt = None,
+    date_start: RangeStartOpt = None,
+    date_end: RangeEndOpt = None,
+    plates: AllPlatesOpt = None,
 ) -> None:
     """Compute and store the visits of the days (default: the whole stored history)."""
     current = settings()
@@ -285,10 +281,10 @@ def render_visits(rows: Sequence[VisitRow], output: str, tz: tzinfo) -> str:
 
 def visits_command(
     date: DateOpt = None,
-    date_start: DateStartOpt = None,
-    date_end: DateEndOpt = None,
+    date_start: RangeStartOpt = None,
+    date_end: RangeEndOpt = None,
     fence: Annotated[str | None, typer.Option("--fence", help="Only this fence's visits.")] = None,
-    plates: PlatesOpt = None,
+    plates: AllPlatesOpt = None,
     output: Annotated[
         str, typer.Option("--format", help="table, json or csv (UTF-8 with BOM, for Excel).")
     ] = "table",

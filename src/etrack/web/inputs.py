@@ -3,6 +3,7 @@ was expected. The parsing rules are the CLI's (etrack.dates)."""
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,13 @@ from fastapi import HTTPException
 from etrack.dates import DATE_FORMS, parse_day, parse_moment, range_error
 from etrack.model import canonical_plate
 
-__all__ = ["day_or_error", "plate_or_error", "plates_or_error", "range_or_error"]
+__all__ = [
+    "day_or_error",
+    "form_number",
+    "plate_or_error",
+    "plates_or_error",
+    "range_or_error",
+]
 
 
 def plate_or_error(text: str, *, name: str = "plate") -> str:
@@ -85,3 +92,16 @@ def day_range_or_error(
     if (last - first).days + 1 > max_days:
         raise HTTPException(400, f"the range may span at most {max_days} days")
     return first, last
+
+
+def form_number(text: str) -> float | None:
+    """A number typed in a form, a decimal comma accepted (a Brazilian user
+    types one); None when left empty, NaN when not a number (the caller
+    says what range it expects)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return math.nan

@@ -42,6 +42,7 @@ from etrack.jobs.visits import queue_history_visits
 from etrack.model import Fence
 from etrack.store.geofences import delete_fences, list_fences, upsert_fences
 from etrack.web.deps import Web, WebContext, require_every_account
+from etrack.web.inputs import form_number
 from etrack.web.pages.jobs import FLASH, flash, require_csrf
 from etrack.web.pages.render import render, script_json
 
@@ -156,13 +157,9 @@ def fences_near(fences: Sequence[Fence], points: Sequence[Sequence[Any]]) -> lis
 
 
 def _speed_limit(text: str) -> float | None:
-    text = text.strip()
-    if not text:
+    value = form_number(text)
+    if value is None:
         return None
-    try:
-        value = float(text.replace(",", "."))
-    except ValueError:
-        value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise UsageError(f"speed limit: expected a number of km/h above 0, got {text!r}")
     return value

@@ -42,6 +42,7 @@ from etrack.store.alerts import (
 )
 from etrack.web import i18n
 from etrack.web.deps import Web, WebContext, language
+from etrack.web.inputs import form_number
 from etrack.web.pages.jobs import FLASH, flash, require_csrf
 from etrack.web.pages.render import render
 
@@ -184,14 +185,9 @@ async def _visible_rule(web: WebContext, name: str) -> RuleRow:
 
 
 def _min_value(text: str) -> float | None:
-    text = text.strip()
-    if not text:
+    value = form_number(text)
+    if value is None:
         return None
-    try:
-        # A Brazilian user types a decimal comma.
-        value = float(text.replace(",", "."))
-    except ValueError:
-        value = math.nan
     if not math.isfinite(value):
         raise UsageError(f"min value: expected a number, got {text!r}")
     return value

@@ -12,13 +12,19 @@ quirks, loaded as benchmarks/bench_routes.py loads them):
 The two computations alternate, `--repeat` times each, so both see the same
 cache; min / median / max are printed for each.
 
-Usage: python benchmarks/bench_events.py [--vehicles 350] [--days 3] [--repeat 3]
+`--limited-fences N` first stores N fences with a speed limit of 40 km/h
+(bench_visits' fences: at the fleet's stopping places and anywhere in its
+region), so the events also read the positions' places and test them
+against the fences for the overspeed zones.
+
+Usage: python benchmarks/bench_events.py [--vehicles 350] [--days 3] [--repeat 3] [--limited-fences N]
 Target: events median <= 0.5 x routes median.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -28,11 +34,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _db import bench_database
 from bench_routes import BATCH_PLATE_DAYS, FIRST_DAY, load
+from bench_visits import make_fences
 
 from etrack.events.compute import compute_events
 from etrack.events.params import EventParams, Thresholds
+from etrack.geofences.imports import parse_fences
 from etrack.simulator.config import FleetConfig
 from etrack.simulator.fleet import Fleet
+from etrack.store import db
+from etrack.store.geofences import upsert_fences
 from etrack.trips.compute import compute_routes
 from etrack.trips.params import RouteParams
 
@@ -48,6 +58,7 @@ def main() -> None:
     parser.add_argument("--vehicles", type=int, default=350)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--limited-fences", type=int, default=0)
     args = parser.parse_args()
     days: list[date] = [FIRST_DAY + timedelta(days=k) for k in range(args.days)]
     fleet = Fleet(FleetConfig(seed=11, vehicles=args.vehicles, history_start=date(2024, 1, 1)))
@@ -57,6 +68,14 @@ def main() -> None:
         started = time.perf_counter()
         stored = load(target, fleet, days)
         print(f"stored {stored} positions in {time.perf_counter() - started:.1f} s")
+        if args.limited_fences:
+            collection = make_fences(fleet, days, args.limited_fences)
+            for feature in collection["features"]:
+                feature["properties"]["speed_limit_kmh"] = 40
+            fences = parse_fences(json.dumps(collection), "geojson", source="bench", group=None)
+            with db.connection(target, autocommit=True) as conn:
+                upsert_fences(conn, fences)
+            print(f"{len(fences)} fences with a speed limit of 40 km/h")
         plates = sorted(fleet.plates())
         routes_times: list[float] = []
         events_times: list[float] = []

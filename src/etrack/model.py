@@ -339,6 +339,8 @@ EVENT_KINDS: Final[dict[str, EventKind]] = {
 
 # --- geofences ---------------------------------------------------------------
 FenceKind = Literal["polygon", "circle", "corridor"]
+FENCE_ENTER: Final = "geofence_enter"
+FENCE_EXIT: Final = "geofence_exit"
 
 
 @dataclass(frozen=True, slots=True)

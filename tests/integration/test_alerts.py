@@ -28,7 +28,9 @@ from etrack.jobs.alerts import queue_alerts, replay_alerts
 from etrack.jobs.app import open_app
 from etrack.jobs.env import EtrackApp, JobEnv
 from etrack.jobs.runs import record_job, recover_stalled_jobs
+from etrack.model import Fence
 from etrack.store import db
+from etrack.store.geofences import upsert_fences
 from fixtures_cli import RunEtrack
 from fixtures_db import subprocess_env
 from fixtures_jobs import FAST
@@ -674,3 +676,142 @@ def pydantic_secret(value: str) -> Any:
     import pydantic
 
     return pydantic.SecretStr(value)
+
+
+# ------------------------------------------------------------- by fence
+def add_fences(conn: db.Conn, *names: str) -> None:
+    fences = [
+        Fence(name, "circle", {"type": "Point", "coordinates": [-46.6 + i / 100, -23.5]}, 200.0)
+        for i, name in enumerate(names)
+    ]
+    upsert_fences(conn, fences)
+
+
+def fence_event(
+    conn: db.Conn, kind: str, fence: str | None, at: datetime, *, value: float | None = None
+) -> uuid.UUID:
+    """An event at `at` decided by `fence` (its `rule` 'fence:NAME'), or by
+    no fence (None: the settings' rule, as an overspeed over the base limit)."""
+    event_id = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO events (id, placa, kind, start_ts, end_ts, duration_s, value, rule)"
+        " VALUES (%s, 'ABC1234', %s, %s, %s, 0, %s, %s)",
+        (event_id, kind, at, at, value, "settings" if fence is None else f"fence:{fence}"),
+    )
+    return event_id
+
+
+def test_a_rule_with_fences_queues_their_events_only(
+    alert_settings: Settings, target: db.Target, conn: db.Conn, run_etrack: RunEtrack,
+    cli_env: dict[str, str],
+) -> None:  # fmt: skip
+    add_fences(conn, "Depot A", "Cliente B")
+    for args in (
+        ("depot", "--kind", "geofence_enter,geofence_exit", "--fence", "Depot A"),
+        ("any", "--kind", "geofence_enter,geofence_exit"),
+        ("speed", "--kind", "overspeed,idle", "--fence", " Depot A ,Depot A"),
+    ):
+        code, _, err = run_etrack("alerts", "add", *args, "--webhook", "http://127.0.0.1:9/")
+        assert code == 0, err
+    # The events below are of the last minutes: the rules are older.
+    conn.execute("UPDATE alert_rules SET created_at = now() - interval '1 day'")
+    now = datetime.now(alert_settings.tz)
+    a_enter = fence_event(conn, "geofence_enter", "Depot A", now - timedelta(minutes=20))
+    a_exit = fence_event(conn, "geofence_exit", "Depot A", now - timedelta(minutes=10), value=10)
+    # Both fences entered at the same instant (one position inside both):
+    # two events at one moment, two alerts, not one event "moved".
+    same = now - timedelta(minutes=5)
+    a_same = fence_event(conn, "geofence_enter", "Depot A", same)
+    b_same = fence_event(conn, "geofence_enter", "Cliente B", same)
+    b_exit = fence_event(conn, "geofence_exit", "Cliente B", now - timedelta(minutes=2), value=3)
+    # Overspeed under Depot A's own limit, and one over the base limit (no fence).
+    a_speed = fence_event(conn, "overspeed", "Depot A", now - timedelta(minutes=15), value=60)
+    fence_event(conn, "overspeed", None, now - timedelta(minutes=8), value=95)
+    fence_event(conn, "idle", None, now - timedelta(minutes=7), value=12)
+
+    assert with_app(alert_settings, target, queue_alerts) == 3 + 5 + 1
+    assert states(conn, "depot") == {a_enter: "queued", a_exit: "queued", a_same: "queued"}
+    assert states(conn, "any") == dict.fromkeys((a_enter, a_exit, a_same, b_same, b_exit), "queued")
+    assert states(conn, "speed") == {a_speed: "queued"}
+    jobs = conn.execute(
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'etrack.deliver_alert'"
+    ).fetchone()
+    assert jobs == (9,)
+    # Cliente B left at the moment Depot A was left, found by a later
+    # queueing (computed later): a second alert, not Depot A's exit "moved".
+    b_late = fence_event(conn, "geofence_exit", "Cliente B", now - timedelta(minutes=10), value=1)
+    assert with_app(alert_settings, target, queue_alerts) == 1
+    assert states(conn, "any")[b_late] == "queued"
+    # Nothing twice: the fence kinds skip the overlap test, the primary key still holds.
+    assert with_app(alert_settings, target, queue_alerts) == 0
+
+    code, out, _ = run_etrack("alerts", "list")
+    assert code == 0
+    assert "depot: geofence_enter,geofence_exit, fence Depot A -> webhook" in out
+    assert "any: geofence_enter,geofence_exit, every vehicle -> webhook" in out
+    code, out, _ = run_etrack("alerts", "list", "--format", "json")
+    assert code == 0
+    listed = {rule["name"]: rule for rule in json.loads(out)}
+    assert listed["depot"]["fences"] == ["Depot A"]
+    assert listed["speed"]["fences"] == ["Depot A"]
+    assert listed["any"]["fences"] is None
+    assert listed["depot"]["queued"] == 3
+    assert listed["depot"]["target"] == "http://127.0.0.1:9"
+    assert all("secret" not in rule for rule in listed.values())
+
+
+def test_the_two_fences_of_one_instant_are_both_delivered(
+    alert_settings: Settings, target: db.Target, conn: db.Conn, run_etrack: RunEtrack,
+    cli_env: dict[str, str], make_receiver: Callable[[Callable[[str, int], int]], Receiver],
+) -> None:  # fmt: skip
+    receiver = make_receiver(lambda key, seen: 200)
+    add_fences(conn, "Depot A", "Cliente B")
+    code, _, err = run_etrack(
+        "alerts", "add", "both", "--kind", "geofence_enter", "--fence", "Depot A,Cliente B",
+        "--webhook", receiver.url, "--secret", SECRET,
+    )  # fmt: skip
+    assert code == 0, err
+    conn.execute("UPDATE alert_rules SET created_at = now() - interval '1 day'")
+    same = datetime.now(alert_settings.tz) - timedelta(minutes=1)
+    # One position inside both fences; Depot A's event is queued first,
+    # Cliente B's is found by the next queueing: both go out.
+    events = {str(fence_event(conn, "geofence_enter", "Depot A", same))}
+    assert with_app(alert_settings, target, queue_alerts) == 1
+    events.add(str(fence_event(conn, "geofence_enter", "Cliente B", same)))
+    assert with_app(alert_settings, target, queue_alerts) == 1
+
+    asyncio.run(
+        run_workers(
+            alert_settings, target, workers=1, until=lambda: set(receiver.successes()) == events
+        )
+    )
+    assert receiver.successes() == dict.fromkeys(events, 1)
+    assert set(states(conn, "both").values()) == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--kind", "geofence_enter", "--fence", ""), "--fence: expected a fence name"),
+        (("--kind", "geofence_enter", "--fence", " , "), "--fence: expected a fence name"),
+        (
+            ("--kind", "geofence_exit", "--fence", "Depot A,Nowhere"),
+            "--fence: no fence named 'Nowhere' (etrack geofences list)",
+        ),
+        (
+            ("--kind", "idle", "--fence", "Depot A"),
+            "--fence: a rule with fences needs one of the kinds a fence decides: "
+            "geofence_enter, geofence_exit, overspeed",
+        ),
+    ],
+)
+def test_bad_fences_are_usage_errors(
+    conn: db.Conn, run_etrack: RunEtrack, cli_env: dict[str, str], args: tuple[str, ...],
+    message: str,
+) -> None:  # fmt: skip
+    add_fences(conn, "Depot A")
+    code, out, err = run_etrack("alerts", "add", "r", *args, "--webhook", "http://127.0.0.1:9/")
+    assert code == 2
+    assert err.strip() == f"etrack: error: {message}"
+    assert "rule r added" not in out
+    assert conn.execute("SELECT count(*) FROM alert_rules").fetchone() == (0,)

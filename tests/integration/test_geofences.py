@@ -17,7 +17,7 @@ import pytest
 from etrack.alerts.payload import email_message
 from etrack.geofences.compute import VisitParams, compute_visits
 from etrack.model import VALID, Fence, Position
-from etrack.store import db
+from etrack.store import db, migrations
 from etrack.store import events as event_store
 from etrack.store import geofences as store
 from etrack.store import positions as ingest
@@ -273,3 +273,76 @@ def test_a_stay_of_months_keeps_its_real_arrival_in_one_run(
     again = compute_visits(target, None, DAY, DAY, PARAMS)
     assert (again.written, again.deleted) == (0, 0)
     assert first.written == 1
+
+
+def derived_events(conn: db.Conn) -> list[tuple[str, datetime, str]]:
+    """What the events of the stored visits must be: an enter per visit, an exit per closed one."""
+    found: list[tuple[str, datetime, str]] = []
+    for visit in stored(conn):
+        rule = f"fence:{visit['fence']}"
+        found.append(("geofence_enter", visit["arrive_ts"], rule))
+        if visit["depart_ts"] is not None:
+            found.append(("geofence_exit", visit["depart_ts"], rule))
+    return sorted(found, key=lambda e: (e[1], e[0]))
+
+
+def test_the_fence_events_are_always_those_of_the_stored_visits(
+    conn: db.Conn, target: db.Target
+) -> None:
+    store.upsert_fences(conn, [SITE])
+    # Inside to the end of the data: an open visit, an enter and no exit.
+    ingest.store_positions(conn, track([1000.0] * 3 + [0.0] * 5, NOON))
+    compute_visits(target, None, DAY, DAY, PARAMS)
+    assert [k for k, _, _ in fence_events(conn)] == ["geofence_enter"]
+    # It closes: the exit appears.
+    ingest.store_positions(conn, track([1000.0] * 2, NOON + timedelta(minutes=8)))
+    compute_visits(target, None, DAY, DAY, PARAMS)
+    assert fence_events(conn) == derived_events(conn)
+    (exit_at,) = [t for k, t, _ in fence_events(conn) if k == "geofence_exit"]
+    assert exit_at == NOON + timedelta(minutes=8)
+    # A late position inside (the vehicle was still there at 12:08; the one
+    # outside came at 12:09): the departure moves, the old exit goes.
+    moved = [at(0.0, NOON + timedelta(minutes=8), 8), at(1000.0, NOON + timedelta(minutes=9), 9)]
+    conn.execute(
+        "DELETE FROM positions WHERE data_transmissao >= %s", (NOON + timedelta(minutes=8),)
+    )
+    ingest.store_positions(conn, moved)
+    summary = compute_visits(target, None, DAY, DAY, PARAMS)
+    assert (summary.written, summary.deleted) == (1, 0)
+    assert fence_events(conn) == derived_events(conn)
+    assert [t for k, t, _ in fence_events(conn) if k == "geofence_exit"] == [
+        NOON + timedelta(minutes=9)
+    ]
+    # The fence moves away from the track: the visit and both events go.
+    far = Fence(SITE.name, "circle", {"type": "Point", "coordinates": [-46.0, -23.0]}, 200.0)
+    store.upsert_fences(conn, [far])
+    gone = compute_visits(target, None, DAY, DAY, PARAMS)
+    assert (gone.deleted, gone.events) == (1, 2)
+    assert stored(conn) == []
+    assert fence_events(conn) == []
+    # Ids are those the Python side predicts (md5 of the natural key).
+    store.upsert_fences(conn, [SITE])
+    compute_visits(target, None, DAY, DAY, PARAMS)
+    (visit,) = stored(conn)
+    assert visit["id"] == store.visit_id(PLATE, SITE.name, visit["arrive_ts"])
+    (enter_id,) = conn.execute(
+        "SELECT id FROM events WHERE kind = 'geofence_enter'"
+    ).fetchone() or (None,)
+    assert enter_id == store.fence_event_id(PLATE, "geofence_enter", SITE.name, visit["arrive_ts"])
+
+
+def test_migration_0013_gives_stored_visits_their_missing_events(
+    conn: db.Conn, target: db.Target
+) -> None:
+    """Visits stored before 0013 lacked the exit past their range's end: the
+    migration's statement adds what is missing and nothing twice."""
+    ingest.store_positions(conn, track(VISIT, NOON))
+    store.upsert_fences(conn, [SITE])
+    compute_visits(target, None, DAY, DAY, PARAMS)
+    conn.execute("DELETE FROM events WHERE kind = 'geofence_exit'")
+    (migration,) = [m for m in migrations.available() if m.version == 13]
+    insert = migration.sql.split("INSERT INTO events", 1)[1]
+    for _ in range(2):
+        conn.execute("INSERT INTO events" + insert)
+    assert fence_events(conn) == derived_events(conn)
+    assert len(fence_events(conn)) == 2

@@ -22,7 +22,7 @@ import pytest
 from pydantic import SecretStr
 
 from etrack.config import Settings
-from etrack.geofences.compute import VisitParams, compute_visits, visit_id
+from etrack.geofences.compute import VisitParams, compute_visits
 from etrack.jobs.app import open_app
 from etrack.jobs.env import JobEnv
 from etrack.jobs.runs import record_job
@@ -31,6 +31,7 @@ from etrack.model import VALID, Fence, Position
 from etrack.store import db
 from etrack.store import geofences as fence_store
 from etrack.store import positions as ingest
+from etrack.store.geofences import visit_id
 from etrack.web import create_app, i18n
 from etrack.web.security import hash_password
 from fixtures_cli import RunEtrack
@@ -377,7 +378,11 @@ def test_delete_is_all_or_nothing_and_takes_the_visits(
     assert len(visits_table(conn)) == 1
     code, out, err = run_etrack("geofences", "delete", "Cliente X", "Praça")
     assert code == 0, err
-    assert out == "geofences: 2 deleted (Cliente X, Praça), with their visits\n"
+    # Praça had a speed limit: the events go back to the vehicles' own limits.
+    assert out == (
+        "geofences: 2 deleted (Cliente X, Praça), with their visits\n"
+        "events: recomputed 2025-03-04..2025-03-04 without the speed limit of Praça\n"
+    )
     assert [row[0] for row in fences_table(conn)] == ["Dois pátios", "Rodovia"]
     assert visits_table(conn) == []
     assert conn.execute("SELECT count(*) FROM events WHERE kind LIKE 'geofence_%'").fetchone() == (
@@ -729,3 +734,22 @@ def test_api_of_a_server_limited_to_some_accounts_does_not_change_fences(
         assert "shared by every account" in refused.json()["detail"]
         assert scoped.get("/api/geofences").status_code == 200
     assert len(fences_table(conn)) == 1
+
+
+def test_api_a_fence_with_a_speed_limit_has_its_months_recompute_the_events(
+    conn: db.Conn, client: TestClient, settings: Settings, target: db.Target
+) -> None:
+    ingest.store_positions(conn, track(VISIT, NOON))
+    limited = {**SITE, "properties": {**SITE["properties"], "speed_limit_kmh": 5}}
+    answer = client.post("/api/geofences", json=limited)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["job_ids"]) == 1
+    asyncio.run(work_off(settings, target, lambda: len(finished_visit_runs(conn)) == 1))
+    ((status, args, _),) = finished_visit_runs(conn)
+    assert (status, args) == (
+        "succeeded",
+        {"first_day": "2025-03-04", "last_day": "2025-03-04", "events": True},
+    )
+    # The track's 10 km/h inside the 5 km/h site: an overspeed named after it.
+    rules = conn.execute("SELECT DISTINCT rule FROM events WHERE kind = 'overspeed'").fetchall()
+    assert rules == [("fence:Cliente X",)]

@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from etrack.alerts.rules import safe_target
 from etrack.alerts.signing import verify
 from etrack.config import Settings
 from etrack.jobs.alerts import queue_alerts
+from etrack.model import Fence
 from etrack.store import db
 from etrack.store.alerts import RuleSpec, add_rule, get_rule, set_rule_active
+from etrack.store.geofences import upsert_fences
 from etrack.web import create_app
 from fixtures_cli import RunEtrack
 from integration.test_alerts import add_event, run_workers, states, with_app
@@ -132,7 +135,7 @@ def webhook_rule(
     kinds: tuple[str, ...] = ("overspeed",),
 ) -> None:
     assert add_rule(conn, RuleSpec(
-        name=name, kinds=kinds, plates=plates, fleets=None, min_value=None,
+        name=name, kinds=kinds, plates=plates, fleets=None, fences=None, min_value=None,
         channel="webhook", url=url, secret=SECRET, emails=None,
     ))  # fmt: skip
 
@@ -162,6 +165,19 @@ def flash_line(client: TestClient) -> str:
 
 
 # ------------------------------------------------------------------- list
+
+
+def refused(client: TestClient, csrf: str, values: dict[str, Any], expected: str) -> httpx.Response:
+    """The add form posted with `values`: a 400 whose one-line error says `expected`."""
+    answer = client.post("/rules", data=form(csrf, **values))
+    assert answer.status_code == 400, values
+    error = re.search(r'<p id="form-error"[^>]*>(.*?)</p>', answer.text, re.DOTALL)
+    assert error, values
+    assert expected in error.group(1), (values, error.group(1))
+    assert error.group(1).count("\n") == 0
+    return answer
+
+
 def test_the_page_lists_each_rule_with_its_deliveries(
     client: TestClient, conn: db.Conn, rules_settings: Settings
 ) -> None:
@@ -169,7 +185,7 @@ def test_the_page_lists_each_rule_with_its_deliveries(
     webhook_rule(conn, "speed", "https://user:pw@hooks.example.com:8443/in/t0k?key=abc",
                  kinds=("overspeed", "idle"))  # fmt: skip
     assert add_rule(conn, RuleSpec(
-        name="night", kinds=("after_hours",), plates=None, fleets=("norte",),
+        name="night", kinds=("after_hours",), plates=None, fleets=("norte",), fences=None,
         min_value=12.5, channel="email", url=None, secret=None,
         emails=("ana@example.com", "bia@example.com"),
     ))  # fmt: skip
@@ -240,12 +256,7 @@ def test_the_add_form_checks_like_the_cli_and_keeps_what_was_typed(
         ({**good, "channel": "email", "emails": "ana@example.com"}, "o segredo só vale"),
     ]
     for values, expected in refusals:
-        answer = client.post("/rules", data=form(csrf, **values))
-        assert answer.status_code == 400, values
-        error = re.search(r'<p id="form-error"[^>]*>(.*?)</p>', answer.text, re.DOTALL)
-        assert error, values
-        assert expected in error.group(1), (values, error.group(1))
-        assert error.group(1).count("\n") == 0
+        answer = refused(client, csrf, values, expected)
         # What was typed is still there, the secret excepted.
         assert f'value="{values["webhook"]}"' in answer.text
         assert f'name="name" id="rule-name" value="{values["name"]}"' in answer.text
@@ -289,6 +300,51 @@ def test_the_add_form_checks_like_the_cli_and_keeps_what_was_typed(
     assert (stored_mail.channel, stored_mail.fleets, stored_mail.emails, stored_mail.url) == (
         "email", ("norte",), ("ana@example.com", "bia@example.com"), None,
     )  # fmt: skip
+
+
+def test_the_add_form_takes_fences_that_exist(client: TestClient, conn: db.Conn) -> None:
+    upsert_fences(conn, [
+        Fence("Depot A", "circle", {"type": "Point", "coordinates": [-46.6, -23.5]}, 200.0),
+        Fence("Cliente B", "circle", {"type": "Point", "coordinates": [-46.5, -23.5]}, 150.0),
+    ])  # fmt: skip
+    csrf = token(client)
+    good = {"name": "depot", "kinds": ["geofence_enter", "geofence_exit"],
+            "webhook": "https://hooks.example.com/x", "secret": SECRET,
+            "fences": "Depot A, Cliente B,Depot A"}  # fmt: skip
+    page = client.get("/rules").text
+    assert 'name="fences" id="rule-fences" value=""' in page
+    assert "Cercas" in page
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({**good, "fences": "Depot A, Nowhere"}, "cercas: não há cerca chamada &#39;Nowhere&#39;"),
+        ({**good, "fences": " , "}, "cercas: informe o nome de uma cerca"),
+        ({**good, "kinds": ["idle"]}, "cercas: uma regra com cercas precisa de um dos tipos"),
+    ]
+    for values, expected in refusals:
+        answer = refused(client, csrf, values, expected)
+        # What was typed is still there.
+        assert f'name="fences" id="rule-fences" value="{values["fences"]}"' in answer.text
+    assert stored(conn) == []
+    english = client.post("/rules?lang=en", data=form(csrf, **{**good, "fences": "Nowhere"}))
+    assert english.status_code == 400
+    assert "fence: no fence named &#39;Nowhere&#39; (etrack geofences list)" in english.text
+    assert client.get("/rules?lang=pt-BR").status_code == 200
+    added = client.post("/rules", data=form(csrf, **good), follow_redirects=False)
+    assert added.status_code == 303
+    rule = get_rule(conn, "depot")
+    assert rule is not None
+    assert rule.fences == ("Depot A", "Cliente B")
+    # A blank field: any fence, as without --fence.
+    anywhere = client.post("/rules", data=form(csrf, **{**good, "name": "any", "fences": " "}),
+                           follow_redirects=False)  # fmt: skip
+    assert anywhere.status_code == 303
+    any_rule = get_rule(conn, "any")
+    assert any_rule is not None
+    assert any_rule.fences is None
+    page = client.get("/rules").text
+    assert "Cercas Depot A, Cliente B" in row(page, "depot")["text"]
+    assert "todos os veículos" in row(page, "depot")["text"]
+    assert "Cercas" not in row(page, "any")["text"]
+    assert "Fences Depot A, Cliente B" in row(client.get("/rules?lang=en").text, "depot")["text"]
 
 
 def test_a_generated_secret_is_shown_once_and_nowhere_else(

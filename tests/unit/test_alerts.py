@@ -54,6 +54,7 @@ def rule_options(**changes: object) -> dict[str, object]:
         "known_kinds": KINDS,
         "plates": None,
         "fleets": None,
+        "fences": None,
         "min_value": None,
         "webhook": "https://hooks.example.com/in/t0k3n",
         "secret": None,
@@ -85,11 +86,35 @@ def test_a_webhook_rule_gets_a_generated_secret() -> None:
         ({"secret": "short"}, "16"),
         ({"webhook": None, "emails": "not-an-address"}, "--email"),
         ({"webhook": None, "emails": "a@example.com", "secret": "x" * 20}, "--secret"),
+        ({"fences": ""}, "^--fence: expected a fence name$"),
+        ({"fences": " , ,"}, "^--fence: expected a fence name$"),
+        (
+            {"kinds": "idle", "fences": "Depot"},
+            "^--fence: a rule with fences needs one of the kinds",
+        ),
+        (
+            {"kinds": "idle,after_hours", "fences": "Depot"},
+            "geofence_enter, geofence_exit, overspeed",
+        ),
     ],
 )
 def test_bad_rules_are_usage_errors(changes: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         check_rule(**rule_options(**changes))  # type: ignore[arg-type]
+
+
+def test_a_rule_names_its_fences_stripped_once_each_in_order() -> None:
+    rule = check_rule(
+        **rule_options(kinds="idle,geofence_enter", fences=" Depot B, Cliente X ,Depot B,")
+    )  # type: ignore[arg-type]
+    assert rule.fences == ("Depot B", "Cliente X")
+    assert rule.kinds == ("idle", "geofence_enter")
+    # Without --fence: any fence (and events no fence decided).
+    assert check_rule(**rule_options()).fences is None  # type: ignore[arg-type]
+    mail = check_rule(
+        **rule_options(webhook=None, emails="a@example.com", kinds="overspeed", fences="A")
+    )  # type: ignore[arg-type]
+    assert mail.fences == ("A",)
 
 
 def test_an_email_rule_splits_its_addresses() -> None:
@@ -201,6 +226,7 @@ def test_a_rule_repr_hides_its_secret() -> None:
         kinds=("idle",),
         plates=None,
         fleets=None,
+        fences=("Cliente X",),
         min_value=None,
         channel="webhook",
         url="https://example.com/",
@@ -210,6 +236,7 @@ def test_a_rule_repr_hides_its_secret() -> None:
         created_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     assert "very-secret-value-123" not in repr(rule)
+    assert "Cliente X" in repr(rule)
 
 
 def test_the_retry_strategy_follows_the_settings() -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from etrack.config import load_settings, parse_elapsed, parse_working_hours
@@ -70,6 +71,43 @@ def test_exactly_at_the_limit_is_not_over_it() -> None:
         Event("overspeed", T0 + 120, T0 + 180, 80.0001, 80.0, False)
     ]
     assert overspeed(track([0, 60, 120], [80, 80, 80]), BASE) == []
+
+
+def zoned(t: Track, zone: Sequence[int], limit: Sequence[float]) -> Track:
+    return t.with_zones(np.asarray(zone, dtype=np.intp), np.asarray(limit, dtype=np.float64))
+
+
+def test_a_fence_limit_replaces_the_vehicles_inside_it_and_a_zone_change_ends_a_run() -> None:
+    nan = float("nan")
+    # 50 km/h everywhere; the vehicle's limit is 80, fence 0 says 40 from 60 s to 180 s.
+    t = zoned(
+        track([0, 60, 120, 180, 240, 300], [50, 50, 50, 50, 90, 90]),
+        [-1, 0, 0, 0, -1, -1],
+        [nan, 40, 40, 40, nan, nan],
+    )
+    events = overspeed(t, Thresholds(overspeed_min_s=0))
+    # Inside: 60..180, ended by the first position out of the zone (240);
+    # outside at 90 > 80: a second run, its own limit.
+    assert [(e.start_ts - T0, e.end_ts - T0, e.limit_value, e.zone) for e in events] == [
+        (60, 240, 40.0, 0),
+        (240, 300, 80.0, -1),
+    ]
+    assert events[0].value == 50
+    # Without zones the same track has the vehicle's limit only.
+    plain = overspeed(track([0, 60, 120, 180, 240, 300], [50, 50, 50, 50, 90, 90]), BASE)
+    assert [(e.limit_value, e.zone) for e in plain] == [(80.0, -1)]
+
+
+def test_a_run_passing_from_one_limited_zone_to_another_is_two_events() -> None:
+    t = zoned(track([0, 60, 120, 180], [70, 70, 70, 70]), [0, 0, 1, 1], [60, 60, 50, 50])
+    events = overspeed(t, Thresholds(overspeed_min_s=0))
+    assert [(e.start_ts - T0, e.end_ts - T0, e.limit_value, e.zone) for e in events] == [
+        (0, 120, 60.0, 0),
+        (120, 180, 50.0, 1),
+    ]
+    # A higher fence limit lets the vehicle go faster than its own limit there.
+    highway = zoned(track([0, 60, 120], [100, 100, 100]), [2, 2, 2], [110, 110, 110])
+    assert overspeed(highway, Thresholds(overspeed_min_s=0)) == []
 
 
 def test_overspeed_shorter_than_the_minimum_is_dropped_and_the_minimum_itself_kept() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -290,6 +291,22 @@ def test_empty_index() -> None:
     index = FenceIndex([])
     assert len(index) == 0
     assert index.inside(np.array([-23.5]), np.array([-46.6])) == {}
+
+
+def test_speed_zones_take_the_lowest_limit_of_the_fences_holding_a_position() -> None:
+    school = replace(circle("Escola", -23.5, -46.6, 300.0), speed_limit_kmh=30.0)
+    district = replace(circle("Bairro", -23.5, -46.6, 2000.0), speed_limit_kmh=50.0)
+    same = replace(circle("Avenida", -23.5, -46.6, 300.0), speed_limit_kmh=30.0)
+    unlimited = circle("Cliente", -23.5, -46.6, 5000.0)
+    index = FenceIndex([district, school, same, unlimited])
+    north = [destination(-23.5, -46.6, 0.0, d) for d in (0.0, 1000.0, 4000.0, 9000.0)]
+    zone, limit = index.speed_zones(*arrays(north))
+    # At the centre both 30s hold it: the first of them (index order) decides.
+    assert zone.tolist() == [1, 0, -1, -1]
+    assert limit[:2].tolist() == [30.0, 50.0]
+    assert np.isnan(limit[2:]).all()
+    empty = np.array([], dtype=np.float64)
+    assert [a.tolist() for a in index.speed_zones(empty, empty)] == [[], []]
 
 
 def test_index_without_positions_or_without_hits() -> None:

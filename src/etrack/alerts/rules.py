@@ -3,7 +3,8 @@
 The command line (and later the Rules page) read a rule's fields as text;
 `check_rule` turns them into the stored form or raises a UsageError naming
 the field. The known event kinds come from the caller: this package does not
-import etrack.events (they are siblings of one layer).
+import etrack.events (they are siblings of one layer). `check_fences_exist`
+is the one check that reads the database: the fences a rule names are stored.
 """
 
 from __future__ import annotations
@@ -14,12 +15,26 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from etrack.errors import UsageError
+from etrack.store import db
 from etrack.store.alerts import RuleSpec
+from etrack.store.geofences import list_fences
 
-__all__ = ["NAME_PATTERN", "check_rule", "check_url", "new_secret", "safe_target"]
+__all__ = [
+    "FENCE_KINDS",
+    "NAME_PATTERN",
+    "check_fences_exist",
+    "check_rule",
+    "check_url",
+    "new_secret",
+    "safe_target",
+]
 
 # Also the CHECK of alert_rules.name: a name is used in job locks and headers.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# The kinds a fence can decide (events whose `rule` is 'fence:NAME'): its
+# enter and exit events, and overspeed under its own speed limit. A rule
+# naming fences matches no event of another kind, so it needs one of these.
+FENCE_KINDS = ("geofence_enter", "geofence_exit", "overspeed")
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 
@@ -49,6 +64,7 @@ def check_rule(
     known_kinds: Sequence[str],
     plates: Sequence[str] | None,
     fleets: str | None,
+    fences: str | None,
     min_value: float | None,
     webhook: str | None,
     secret: str | None,
@@ -68,6 +84,15 @@ def check_rule(
     fleet_list = None if fleets is None else _split(fleets)
     if fleet_list is not None and not fleet_list:
         raise UsageError("--fleet: expected a fleet name")
+    fence_list = None if fences is None else list(dict.fromkeys(_split(fences)))
+    if fence_list is not None:
+        if not fence_list:
+            raise UsageError("--fence: expected a fence name")
+        if not any(kind in FENCE_KINDS for kind in wanted):
+            raise UsageError(
+                "--fence: a rule with fences needs one of the kinds a fence decides: "
+                f"{', '.join(FENCE_KINDS)}"
+            )
     if (webhook is None) == (emails is None):
         raise UsageError("give exactly one channel: --webhook URL or --email ADDR[,ADDR]")
     if secret is not None and webhook is None:
@@ -80,6 +105,7 @@ def check_rule(
             kinds=tuple(dict.fromkeys(wanted)),
             plates=None if plates is None else tuple(plates),
             fleets=None if fleet_list is None else tuple(fleet_list),
+            fences=None if fence_list is None else tuple(fence_list),
             min_value=min_value,
             channel="webhook",
             url=check_url(webhook),
@@ -96,12 +122,22 @@ def check_rule(
         kinds=tuple(dict.fromkeys(wanted)),
         plates=None if plates is None else tuple(plates),
         fleets=None if fleet_list is None else tuple(fleet_list),
+        fences=None if fence_list is None else tuple(fence_list),
         min_value=min_value,
         channel="email",
         url=None,
         secret=None,
         emails=tuple(addresses),
     )
+
+
+def check_fences_exist(conn: db.Conn, fences: Sequence[str]) -> None:
+    """A UsageError naming the first of these fences that is not stored: what
+    `etrack alerts add` and the Rules page check before adding a rule."""
+    known = {row.fence.name for row in list_fences(conn, names=fences)}
+    for name in fences:
+        if name not in known:
+            raise UsageError(f"--fence: no fence named {name!r} (etrack geofences list)")
 
 
 def safe_target(url: str) -> str:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Annotated, TypeVar
 
 import typer
 
 from etrack.alerts.outcome import AlertNotDelivered
 from etrack.alerts.payload import synthetic_event
-from etrack.alerts.rules import check_rule, safe_target
+from etrack.alerts.rules import check_fences_exist, check_rule, safe_target
 from etrack.alerts.send import send_alert
 from etrack.alerts.webhook import check_public
 from etrack.cli.common import database, echo, read_days, read_plates, settings
@@ -23,6 +24,7 @@ from etrack.jobs.env import EtrackApp, JobEnv
 from etrack.store import db
 from etrack.store.alerts import (
     RuleRow,
+    RuleSummary,
     add_rule,
     get_rule,
     list_rules,
@@ -73,6 +75,14 @@ def alerts_add(
     fleet: Annotated[
         str | None, typer.Option("--fleet", help="Only vehicles of this fleet (terminals.frota).")
     ] = None,
+    fence: Annotated[
+        str | None,
+        typer.Option(
+            "--fence",
+            help="Only events these fences decide (comma-separated names): their"
+            " geofence_enter/geofence_exit, overspeed under their speed limit.",
+        ),
+    ] = None,
     min_value: Annotated[
         float | None,
         typer.Option("--min-value", help="Only events whose value is at least this."),
@@ -98,6 +108,7 @@ def alerts_add(
         known_kinds=KINDS,
         plates=read_plates(plates, None),
         fleets=fleet,
+        fences=fence,
         min_value=min_value,
         webhook=webhook,
         secret=secret,
@@ -108,6 +119,8 @@ def alerts_add(
         if refused is not None:
             raise UsageError(refused.message)
     with db.connection(database()) as conn:
+        if rule.fences is not None:
+            check_fences_exist(conn, rule.fences)
         added = add_rule(conn, rule)
     if not added:
         raise UsageError(f"alert rule {name!r} exists: remove it first to change it")
@@ -131,20 +144,56 @@ def _scope(rule: RuleRow) -> str:
         parts.append(f"plates {','.join(rule.plates)}")
     if rule.fleets:
         parts.append(f"fleet {','.join(rule.fleets)}")
+    if rule.fences:
+        parts.append(f"fence {','.join(rule.fences)}")
     if rule.min_value is not None:
         parts.append(f"value >= {rule.min_value:g}")
     return "; ".join(parts) or "every vehicle"
 
 
+LIST_FORMATS = ("table", "json")
+
+
+def _summary_json(summary: RuleSummary, tz: tzinfo) -> dict[str, object]:
+    """A rule as `alerts list --format json` shows it: nothing secret (the
+    webhook as scheme, host and port, no signing secret)."""
+    rule = summary.rule
+    return {
+        "name": rule.name,
+        "active": rule.active,
+        "kinds": list(rule.kinds),
+        "plates": None if rule.plates is None else list(rule.plates),
+        "fleets": None if rule.fleets is None else list(rule.fleets),
+        "fences": None if rule.fences is None else list(rule.fences),
+        "min_value": rule.min_value,
+        "channel": rule.channel,
+        "target": safe_target(rule.url) if rule.url is not None else None,
+        "emails": None if rule.emails is None else list(rule.emails),
+        "created_at": rule.created_at.astimezone(tz).isoformat(),
+        "queued": summary.queued,
+        "sent": summary.sent,
+        "failed": summary.failed,
+        "last_error": summary.last_error,
+    }
+
+
 @alerts_app.command("list")
-def alerts_list() -> None:
+def alerts_list(
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
     """The rules, with their deliveries queued, sent and failed and the last error."""
+    if output not in LIST_FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(LIST_FORMATS)}, got {output!r}")
     with db.connection(database()) as conn:
         rules = list_rules(conn)
+    tz = settings().tz
+    if output == "json":
+        body = [_summary_json(summary, tz) for summary in rules]
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
     if not rules:
         echo("no alert rules")
         return
-    tz = settings().tz
     for summary in rules:
         rule = summary.rule
         state = "" if rule.active else " (paused)"

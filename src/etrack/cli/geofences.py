@@ -26,6 +26,8 @@ from etrack.cli.common import (
     summary_printed_here,
 )
 from etrack.errors import UsageError
+from etrack.events.compute import compute_events
+from etrack.events.params import EventParams
 from etrack.geofences.compute import VisitParams, VisitsSummary, compute_visits
 from etrack.geofences.imports import read_fences
 from etrack.jobs.visits import history_days, month_chunks
@@ -36,6 +38,7 @@ from etrack.store.geofences import (
     delete_fences,
     list_fences,
     list_visits,
+    speed_limited,
     upsert_fences,
 )
 
@@ -116,14 +119,23 @@ def render_fences(fences: Sequence[Fence], output: str) -> str:
 
 
 def _compute(
-    target: db.Target, plates: list[str] | None, first: date, last: date, params: VisitParams
+    target: db.Target,
+    plates: list[str] | None,
+    first: date,
+    last: date,
+    params: VisitParams,
+    events: EventParams | None = None,
 ) -> VisitsSummary:
+    """The visits of the days, and with `events` their events too (a fence's
+    speed limit changed: the overspeed events follow)."""
     # A month at a time, as the background jobs do: the whole history of a
     # fleet never sits in memory at once.
     total = VisitsSummary()
-    with summary_printed_here("etrack.geofences"):
+    with summary_printed_here("etrack.geofences", "etrack.events"):
         for month_first, month_last in month_chunks(first, last):
             total.add(compute_visits(target, plates, month_first, month_last, params))
+            if events is not None:
+                compute_events(target, plates, month_first, month_last, events)
     return total
 
 
@@ -155,8 +167,11 @@ def geofences_import(
     current = settings()
     params = VisitParams.from_settings(current)
     target = database()
+    names = [fence.name for fence in fences]
     with db.connection(target) as conn:
+        had = speed_limited(conn, names)
         counts, changed = upsert_fences(conn, fences)
+        limits = bool(set(changed) & (had | speed_limited(conn, names)))
     echo_summary(
         f"geofences: {counts.inserted} new, {counts.updated} updated, "
         f"{counts.unchanged} unchanged ({file.name})"
@@ -170,7 +185,8 @@ def geofences_import(
     if days is None:
         echo_summary("visits: no valid positions stored, nothing to compute")
         return
-    echo_summary(_compute(target, None, days[0], days[1], params).line())
+    events = EventParams.from_settings(current) if limits else None
+    echo_summary(_compute(target, None, days[0], days[1], params, events).line())
 
 
 @geofences_app.command("list")
@@ -212,7 +228,9 @@ def geofences_delete(
 ) -> None:
     """Delete fences with their visits and enter/exit events (all or none)."""
     wanted = list(dict.fromkeys(names))
-    with db.connection(database()) as conn, conn.transaction():
+    target = database()
+    with db.connection(target) as conn, conn.transaction():
+        limited = speed_limited(conn, wanted)
         known = {row.fence.name for row in list_fences(conn, wanted)}
         unknown = [name for name in wanted if name not in known]
         if not unknown:
@@ -226,6 +244,18 @@ def geofences_delete(
                 "(etrack geofences list shows the names)"
             )
     echo_summary(f"geofences: {len(deleted)} deleted ({', '.join(deleted)}), with their visits")
+    if limited:
+        # Their overspeed events go back to the vehicles' own limits.
+        current = settings()
+        days = history_days(target, VisitParams.from_settings(current))
+        if days is not None:
+            with summary_printed_here("etrack.events"):
+                for first, last in month_chunks(*days):
+                    compute_events(target, None, first, last, EventParams.from_settings(current))
+            echo_summary(
+                f"events: recomputed {days[0]}..{days[1]} without the speed limit of "
+                f"{', '.join(sorted(limited))}"
+            )
 
 
 @geofences_app.command("visits-compute")

@@ -36,11 +36,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 from etrack.events.detect import DETECTORS, Event, Track, detect
 from etrack.events.params import EventParams, Thresholds
+from etrack.geofences.shapes import FenceIndex
 from etrack.model import canonical_plate
 from etrack.store import db
 from etrack.store import events as store
+from etrack.store.events import FENCE_RULE
+from etrack.store.geofences import list_fences, load_tracks
 from etrack.store.routes import plates_with_positions
 
 __all__ = [
@@ -54,6 +60,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("etrack.events")
+
+Floats = npt.NDArray[np.float64]
+_NONE: Floats = np.empty(0, dtype=np.float64)
+_NO_PLACES = (_NONE, _NONE, _NONE)
 
 EVENT_NAMESPACE = uuid.UUID("5d0f3c8e-6f0c-5d7e-9a3b-e7ac0e4e5e11")
 """Fixed forever: changing it would give every stored event a second copy."""
@@ -140,22 +150,25 @@ def compute_events(
     started = time.perf_counter()
     if isinstance(target_or_conn, db.Target):
         with db.connection(target_or_conn, autocommit=True) as conn:
+            zones = speed_zones(conn)
             batches = _batches(conn, wanted, first_day, last_day, params, batch_plate_days)
             # Loaded ahead on a connection of its own: PostgreSQL reads the
             # next batch while this thread detects and stores the current one.
             loaded = db.read_ahead(
                 target_or_conn,
-                lambda reader: (_load(reader, batch, params) for batch in batches),
+                lambda reader: (_load(reader, batch, params, zones) for batch in batches),
                 name="etrack-events-reader",
             )
             try:
-                _run(conn, loaded, params, summary, progress, started)
+                _run(conn, loaded, params, zones, summary, progress, started)
             finally:
                 loaded.close()
     else:
         conn = target_or_conn
+        zones = speed_zones(conn)
         batches = _batches(conn, wanted, first_day, last_day, params, batch_plate_days)
-        _run(conn, (_load(conn, b, params) for b in batches), params, summary, progress, started)
+        loaded_here = (_load(conn, b, params, zones) for b in batches)
+        _run(conn, loaded_here, params, zones, summary, progress, started)
     summary.seconds = time.perf_counter() - started
     logger.info("%s", summary.line())
     return summary
@@ -171,6 +184,8 @@ class _Loaded(NamedTuple):
     batch: _Batch
     columns: dict[str, store.EventColumns]
     fleets: dict[str, str | None]
+    places: dict[str, Places]
+    """The positions' places, only when some fence has a speed limit."""
 
 
 def _batches(
@@ -193,16 +208,36 @@ def _batches(
     return batches
 
 
-def _load(conn: db.Conn, batch: _Batch, params: EventParams) -> _Loaded:
+def _load(conn: db.Conn, batch: _Batch, params: EventParams, zones: FenceIndex | None) -> _Loaded:
     gap = timedelta(seconds=params.base.max_gap_s)
-    columns = store.load_event_positions(conn, batch.plates, batch.lo - gap, batch.hi + gap)
-    return _Loaded(batch, columns, store.plate_fleets(conn, batch.plates))
+    lo, hi = batch.lo - gap, batch.hi + gap
+    columns = store.load_event_positions(conn, batch.plates, lo, hi)
+    places = _places(conn, batch.plates, lo, hi) if zones is not None else {}
+    return _Loaded(batch, columns, store.plate_fleets(conn, batch.plates), places)
+
+
+Places = tuple[Floats, Floats, Floats]
+"""A plate's positions' (time, latitude, longitude), the rows of its EventColumns."""
+
+
+def _places(conn: db.Conn, plates: Sequence[str], lo: datetime, hi: datetime) -> dict[str, Places]:
+    # The visits' read: the very rows load_event_positions reads (valid, with a
+    # place, in time order), as arrays; read only when a fence has a limit,
+    # so the events of a fleet without one cost what they did.
+    return load_tracks(conn, plates, lo, hi)
+
+
+def speed_zones(conn: db.Conn) -> FenceIndex | None:
+    """The stored fences with a speed limit, for the overspeed events; None without any."""
+    limited = [row.fence for row in list_fences(conn) if row.fence.speed_limit_kmh is not None]
+    return FenceIndex(limited, check=False) if limited else None
 
 
 def _run(
     conn: db.Conn,
     loaded: Iterable[_Loaded],
     params: EventParams,
+    zones: FenceIndex | None,
     summary: EventsSummary,
     progress: Callable[[EventsSummary], None] | None,
     started: float,
@@ -210,7 +245,7 @@ def _run(
     seen: set[str] = set()
     for item in loaded:
         seen.update(item.batch.plates)
-        _batch(conn, item, params, summary)
+        _batch(conn, item, params, zones, summary)
         summary.plates = len(seen)
         if progress is not None:
             summary.seconds = time.perf_counter() - started
@@ -225,10 +260,16 @@ def _day_chunks(first_day: date, last_day: date) -> Iterator[tuple[date, date]]:
         day = end + timedelta(days=1)
 
 
-def _batch(conn: db.Conn, loaded: _Loaded, params: EventParams, summary: EventsSummary) -> None:
+def _batch(
+    conn: db.Conn,
+    loaded: _Loaded,
+    params: EventParams,
+    zones: FenceIndex | None,
+    summary: EventsSummary,
+) -> None:
     plates, lo, hi = loaded.batch
     gap = timedelta(seconds=params.base.max_gap_s)
-    columns, fleets = loaded.columns, loaded.fleets
+    columns, fleets, places = loaded.columns, loaded.fleets, loaded.places
     found: list[tuple[str, str, Event]] = []
     lo_s, hi_s = lo.timestamp(), hi.timestamp()
     # The detectors allocate arrays per vehicle and keep none: the cyclic
@@ -242,9 +283,19 @@ def _batch(conn: db.Conn, loaded: _Loaded, params: EventParams, summary: EventsS
                 continue
             thresholds, rule = params.for_vehicle(placa, fleets.get(placa))
             summary.positions += len(cols[0])
-            for event in _detect_plate(conn, placa, cols, thresholds, lo - gap, hi + gap):
+            plate_zones = (zones, places.get(placa, _NO_PLACES)) if zones is not None else None
+            found_events = _detect_plate(
+                conn, placa, cols, thresholds, plate_zones, lo - gap, hi + gap
+            )
+            for event in found_events:
                 if lo_s <= event.start_ts < hi_s:
-                    found.append((placa, rule, event))
+                    # A run under a fence's limit names the fence: alert rules by fence see it.
+                    decided = (
+                        rule
+                        if event.zone < 0 or zones is None
+                        else FENCE_RULE + zones.shapes[event.zone].fence.name
+                    )
+                    found.append((placa, decided, event))
     finally:
         if enabled:
             gc.enable()
@@ -330,6 +381,7 @@ def _detect_plate(
     placa: str,
     cols: store.EventColumns,
     thresholds: Thresholds,
+    zones: tuple[FenceIndex, Places] | None,
     lo: datetime,
     hi: datetime,
 ) -> list[Event]:
@@ -337,7 +389,7 @@ def _detect_plate(
     window's end into the following days (at most MAX_EXTEND_DAYS)."""
     gap_s = thresholds.max_gap_s
     for _ in range(MAX_EXTEND_DAYS):
-        track = Track.from_columns(*cols)
+        track = _track(cols, zones)
         events = detect(track, thresholds)
         # A continuation can only exist if the last point is within a gap of
         # the window's end (the next position would be at or after it).
@@ -352,8 +404,40 @@ def _detect_plate(
         if placa not in more:
             return events
         cols = _joined(cols, more[placa])
+        if zones is not None:
+            later = _places(conn, [placa], hi, hi + timedelta(days=1)).get(placa, _NO_PLACES)
+            (ts, lats, lons), (ts2, lats2, lons2) = zones[1], later
+            zones = (
+                zones[0],
+                (
+                    np.concatenate([ts, ts2]),
+                    np.concatenate([lats, lats2]),
+                    np.concatenate([lons, lons2]),
+                ),
+            )
         hi = hi + timedelta(days=1)
-    return detect(Track.from_columns(*cols), thresholds)
+    return detect(_track(cols, zones), thresholds)
+
+
+def _track(cols: store.EventColumns, zones: tuple[FenceIndex, Places] | None) -> Track:
+    """The detectors' track, with the fences' speed zones when there are any."""
+    track = Track.from_columns(*cols)
+    if zones is None or len(track) == 0:
+        return track
+    index, (ts, lats, lons) = zones
+    if np.array_equal(ts, track.ts):
+        return track.with_zones(*index.speed_zones(lats, lons))
+    # Not quite the same rows (a position stored between the two reads): each
+    # position of the track takes the place of its own time; one without is
+    # in no zone.
+    where = np.searchsorted(ts, track.ts).clip(0, max(len(ts) - 1, 0))
+    known = np.zeros(len(track), dtype=np.bool_)
+    if len(ts):
+        known = ts[where] == track.ts
+    zone = np.full(len(track), -1, dtype=np.intp)
+    limit = np.full(len(track), np.nan, dtype=np.float64)
+    zone[known], limit[known] = index.speed_zones(lats[where[known]], lons[where[known]])
+    return track.with_zones(zone, limit)
 
 
 def _joined(a: store.EventColumns, b: store.EventColumns) -> store.EventColumns:

@@ -22,7 +22,10 @@ Kinds (docs/events.md says the same for users):
 
 - overspeed: `velocidade` strictly above `speed_limit_kmh` (exactly at the
   limit is not over it); value = the run's top speed; kept from
-  `overspeed_min_s`.
+  `overspeed_min_s`. Inside a fence with a speed limit (the Track's `zone`)
+  that limit replaces the vehicle's (the lowest, where fences overlap), and
+  passing from one zone to another ends a run: each event has one limit,
+  and says which fence set it (`Event.zone`).
 - idle: ignition on and `velocidade` strictly below `moving_speed_kmh`;
   value = minutes; kept from `idle_min_s`.
 - after_hours: ignition on outside the weekly working hours (local time of
@@ -85,6 +88,8 @@ class Event(NamedTuple):
     limit_value: float | None
     reaches_end: bool
     """The run lasts to the track's last position: more data may extend it."""
+    zone: int = -1
+    """The Track's zone (a fence with a speed limit) whose limit the run broke; -1: none."""
 
     @property
     def duration_s(self) -> float:
@@ -103,6 +108,15 @@ class Track(NamedTuple):
     ignition: Floats
     battery: Floats
     delay: Floats
+    zone: Ints | None = None
+    """Per position, the fence whose speed limit applies there (-1: none);
+    None: no fence has a limit."""
+    zone_limit: Floats | None = None
+    """Per position, that fence's limit in km/h (ignored where zone is -1)."""
+
+    def with_zones(self, zone: Ints, zone_limit: Floats) -> Track:
+        # Not _replace: it checks len(), which is the positions' count here.
+        return Track(self.ts, self.speed, self.ignition, self.battery, self.delay, zone, zone_limit)
 
     @classmethod
     def from_columns(
@@ -126,7 +140,13 @@ class Track(NamedTuple):
             # Storage sends them in time order; a caller that did not still
             # gets the runs of the vehicle's actual sequence.
             order = np.argsort(track.ts, kind="stable")
-            track = cls(*(column[order] for column in track))
+            track = cls(
+                track.ts[order],
+                track.speed[order],
+                track.ignition[order],
+                track.battery[order],
+                track.delay[order],
+            )
         return track
 
     def __len__(self) -> int:
@@ -144,8 +164,9 @@ class _Runs(NamedTuple):
     reaches_end: Mask
 
 
-def _runs(ts: Floats, cond: Mask, max_gap_s: float) -> _Runs:
-    """The runs of `cond` along `ts` by the module's rules."""
+def _runs(ts: Floats, cond: Mask, max_gap_s: float, zone: Ints | None = None) -> _Runs:
+    """The runs of `cond` along `ts` by the module's rules; a change of
+    `zone` between two positions ends a run as the condition's end does."""
     n = len(ts)
     if n == 0 or not cond.any():
         empty = np.empty(0, dtype=np.intp)
@@ -164,6 +185,12 @@ def _runs(ts: Floats, cond: Mask, max_gap_s: float) -> _Runs:
     gap_after = np.empty(n, dtype=np.bool_)
     gap_after[-1] = True
     gap_after[:-1] = gap_before[1:]
+    if zone is not None:
+        moved = np.empty(n, dtype=np.bool_)
+        moved[0] = False
+        np.not_equal(zone[1:], zone[:-1], out=moved[1:])
+        prev_cond &= ~moved
+        next_cond[:-1] &= ~moved[1:]
     first = np.flatnonzero(cond & (gap_before | ~prev_cond))
     last = np.flatnonzero(cond & (gap_after | ~next_cond))
     # The first position after the run ends it, unless a gap (or nothing) follows.
@@ -188,7 +215,10 @@ def _events(
     values: Floats | None,
     limit_value: float | None,
     min_duration_s: float = 0.0,
+    zones: tuple[Ints, Floats] | None = None,
 ) -> list[Event]:
+    """The runs kept as events; `zones`: each run's zone and the limit it
+    broke there (instead of `limit_value` for a run with a zone)."""
     keep = runs.end_ts - runs.start_ts >= min_duration_s
     limit = None if limit_value is None else float(limit_value)
     picked = np.flatnonzero(keep)
@@ -197,14 +227,16 @@ def _events(
         value = None if values is None else float(values[k])
         if value is not None and math.isnan(value):
             value = None
+        zone = -1 if zones is None else int(zones[0][k])
         out.append(
             Event(
                 kind,
                 float(runs.start_ts[k]),
                 float(runs.end_ts[k]),
                 value,
-                limit,
+                limit if zone < 0 or zones is None else float(zones[1][k]),
                 bool(runs.reaches_end[k]),
+                zone,
             )
         )
     return out
@@ -213,11 +245,19 @@ def _events(
 # ---------------------------------------------------------------- detectors
 def overspeed(track: Track, t: Thresholds) -> list[Event]:
     """Runs strictly above the speed limit, kept from overspeed_min_s; value = top speed."""
+    if track.zone is None or track.zone_limit is None:
+        with np.errstate(invalid="ignore"):
+            cond = track.speed > t.speed_limit_kmh
+        runs = _runs(track.ts, cond, t.max_gap_s)
+        top = _segment(np.maximum, track.speed, runs)
+        return _events("overspeed", runs, top, t.speed_limit_kmh, t.overspeed_min_s)
+    limit = np.where(track.zone >= 0, track.zone_limit, t.speed_limit_kmh)
     with np.errstate(invalid="ignore"):
-        cond = track.speed > t.speed_limit_kmh
-    runs = _runs(track.ts, cond, t.max_gap_s)
+        cond = track.speed > limit
+    runs = _runs(track.ts, cond, t.max_gap_s, track.zone)
     top = _segment(np.maximum, track.speed, runs)
-    return _events("overspeed", runs, top, t.speed_limit_kmh, t.overspeed_min_s)
+    zones = (track.zone[runs.first], limit[runs.first])
+    return _events("overspeed", runs, top, t.speed_limit_kmh, t.overspeed_min_s, zones)
 
 
 def idle(track: Track, t: Thresholds) -> list[Event]:

@@ -156,8 +156,11 @@ class FenceShape:
     _origin: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
-    def of(cls, fence: Fence) -> FenceShape:
-        check_fence(fence)
+    def of(cls, fence: Fence, *, check: bool = True) -> FenceShape:
+        """`check=False` for fences read back from storage: every way in
+        (import, API, page) ran `check_fence` before storing them."""
+        if check:
+            check_fence(fence)
         geometry = shape(fence.geometry)
         if fence.kind == "polygon":
             shapely.prepare(geometry)
@@ -208,13 +211,20 @@ boxes of the fences near it."""
 class FenceIndex:
     """Many fences behind one STRtree of their bounding boxes."""
 
-    def __init__(self, fences: Sequence[Fence]) -> None:
-        self.shapes = [FenceShape.of(f) for f in fences]
+    def __init__(self, fences: Sequence[Fence], *, check: bool = True) -> None:
+        self.shapes = [FenceShape.of(f, check=check) for f in fences]
         self._tree = STRtree([shapely.box(*s.bounds) for s in self.shapes])
         self._bounds = np.array([s.bounds for s in self.shapes], dtype=np.float64).reshape(-1, 4)
         kinds = [s.fence.kind for s in self.shapes]
         self._kind = np.array([KINDS.index(k) for k in kinds], dtype=np.int8)
         self._radius = np.array([s.fence.radius_m or 0.0 for s in self.shapes], dtype=np.float64)
+        self._limit = np.array(
+            [
+                np.nan if s.fence.speed_limit_kmh is None else s.fence.speed_limit_kmh
+                for s in self.shapes
+            ],
+            dtype=np.float64,
+        )
         self._origin = np.array([s._origin for s in self.shapes], dtype=np.float64).reshape(-1, 2)
         # The prepared polygons and local lines, one array: shapely tests
         # element by element (geometry i against position i) in one call.
@@ -290,6 +300,25 @@ class FenceIndex:
         fence, point = fence[inside], point[inside]
         order = np.lexsort((point, fence))
         return fence[order], point[order]
+
+    def speed_zones(self, lats: Floats, lons: Floats) -> tuple[Indexes, Floats]:
+        """Per position, the fence whose speed limit applies there and that
+        limit: of the fences holding it that have one, the lowest limit (a
+        tie: the first fence); -1 and NaN where none does."""
+        zone = np.full(len(lats), -1, dtype=np.intp)
+        limit = np.full(len(lats), np.nan, dtype=np.float64)
+        fence, point = self.pairs(lats, lons)
+        limits = self._limit[fence]
+        has = ~np.isnan(limits)
+        fence, point, limits = fence[has], point[has], limits[has]
+        if len(point) == 0:
+            return zone, limit
+        order = np.lexsort((fence, limits, point))
+        sorted_points = point[order]
+        chosen = order[np.r_[True, sorted_points[1:] != sorted_points[:-1]]]
+        zone[point[chosen]] = fence[chosen]
+        limit[point[chosen]] = limits[chosen]
+        return zone, limit
 
     def inside(self, lats: Floats, lons: Floats) -> dict[int, Indexes]:
         """fence index -> the indexes (ascending) of the positions inside it,

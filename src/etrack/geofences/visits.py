@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from etrack.geofences.shapes import FenceIndex
+from etrack.model import FENCE_ENTER, FENCE_EXIT
 
 __all__ = [
     "ENTER",
@@ -56,8 +57,8 @@ __all__ = [
 Floats = npt.NDArray[np.float64]
 Bool = npt.NDArray[np.bool_]
 
-ENTER = "geofence_enter"
-EXIT = "geofence_exit"
+ENTER = FENCE_ENTER
+EXIT = FENCE_EXIT
 
 
 class Visit(NamedTuple):

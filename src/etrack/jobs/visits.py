@@ -36,6 +36,8 @@ from typing import Any
 from procrastinate import JobContext
 from procrastinate import exceptions as pexc
 
+from etrack.events.compute import compute_events
+from etrack.events.params import EventParams
 from etrack.geofences.compute import VisitParams, compute_visits
 from etrack.jobs.env import EtrackApp, job_app
 from etrack.jobs.names import COMPUTE_VISITS, VISITS_LOCK
@@ -53,6 +55,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("etrack.jobs.visits")
+
+EVENTS_SUFFIX = ":events"
 
 
 def month_chunks(first_day: date, last_day: date) -> Iterator[tuple[date, date]]:
@@ -73,16 +77,24 @@ def visits_lock(first_day: date) -> str:
     return f"{VISITS_LOCK}:{first_day.replace(day=1).isoformat()}"
 
 
-async def queue_visits(app: EtrackApp, first_day: date, last_day: date) -> list[int]:
+async def queue_visits(
+    app: EtrackApp, first_day: date, last_day: date, *, events: bool = False
+) -> list[int]:
     """Defer one compute_visits job per month of first_day..last_day; the ids
-    of the jobs deferred (a month whose job still waits in the queue gets none)."""
+    of the jobs deferred (a month whose job still waits in the queue gets none).
+    `events`: the jobs recompute the month's events too (a fence's speed
+    limit, or a limited fence's shape, changed: the overspeed events follow);
+    such a job has locks of its own, so a waiting visits-only job of the
+    month does not keep it out of the queue."""
     ids: list[int] = []
     for first, last in month_chunks(first_day, last_day):
-        lock = visits_lock(first)
+        lock = visits_lock(first) + (EVENTS_SUFFIX if events else "")
         deferrer = app.configure_task(COMPUTE_VISITS, lock=lock, queueing_lock=lock)
         try:
             job_id = await deferrer.defer_async(
-                first_day=first.isoformat(), last_day=last.isoformat()
+                first_day=first.isoformat(),
+                last_day=last.isoformat(),
+                **({"events": True} if events else {}),
             )
         except pexc.AlreadyEnqueued:
             continue
@@ -101,24 +113,30 @@ def history_days(target: db.Target, params: VisitParams) -> tuple[date, date] | 
     return span[0].astimezone(params.tz).date(), span[1].astimezone(params.tz).date()
 
 
-async def queue_history_visits(app: EtrackApp) -> list[int]:
+async def queue_history_visits(app: EtrackApp, *, events: bool = False) -> list[int]:
     """queue_visits over the whole stored history (nothing without positions)."""
     params = VisitParams.from_settings(app.env.settings)
     days = await asyncio.to_thread(history_days, app.env.target, params)
     if days is None:
         return []
-    return await queue_visits(app, *days)
+    return await queue_visits(app, *days, events=events)
 
 
-async def compute_visits_job(context: JobContext, first_day: str, last_day: str) -> dict[str, Any]:
-    """The task: the visits of the local days first_day..last_day (one month)."""
+async def compute_visits_job(
+    context: JobContext, first_day: str, last_day: str, events: bool = False
+) -> dict[str, Any]:
+    """The task: the visits of the local days first_day..last_day (one month),
+    and with `events` that month's events (under the fences' speed limits)."""
     app = job_app(context)
     first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
     params = VisitParams.from_settings(app.env.settings)
     summary = await asyncio.to_thread(compute_visits, app.env.target, None, first, last, params)
+    if events:
+        event_params = EventParams.from_settings(app.env.settings)
+        await asyncio.to_thread(compute_events, app.env.target, None, first, last, event_params)
     # No counts: the summary line holds them, and the Jobs page shows it
     # translated (etrack.web.i18n), where counts would be shown instead.
     return Outcome(
-        status="succeeded" if summary.fences else "skipped",
+        status="succeeded" if summary.fences or events else "skipped",
         summary=f"{first}..{last}: {summary.line()}",
     ).as_result()

@@ -44,6 +44,9 @@ class RuleSpec:
     kinds: tuple[str, ...]
     plates: tuple[str, ...] | None
     fleets: tuple[str, ...] | None
+    # The fences whose events the rule takes (events whose `rule` is
+    # 'fence:NAME'); None: any event, fence or not.
+    fences: tuple[str, ...] | None
     min_value: float | None
     channel: str
     url: str | None
@@ -93,6 +96,7 @@ def rule_from_row(row: dict[str, Any]) -> RuleRow:
         kinds=tuple(str(kind) for kind in row["kinds"]),
         plates=_texts(row["plates"]),
         fleets=_texts(row["fleets"]),
+        fences=_texts(row["fences"]),
         min_value=None if row["min_value"] is None else float(row["min_value"]),
         channel=str(row["channel"]),
         url=row["url"],
@@ -112,6 +116,7 @@ def add_rule(conn: db.Conn, rule: RuleSpec) -> bool:
             "kinds": list(rule.kinds),
             "plates": None if rule.plates is None else list(rule.plates),
             "fleets": None if rule.fleets is None else list(rule.fleets),
+            "fences": None if rule.fences is None else list(rule.fences),
             "min_value": rule.min_value,
             "channel": rule.channel,
             "url": rule.url,

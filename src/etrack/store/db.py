@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -373,3 +373,73 @@ def read_ahead(
 
 
 _ITEM, _END, _ERROR = 0, 1, 2
+
+
+class WriteBehind(Generic[_T]):
+    """Items written on a thread with a connection of its own, in the order
+    put, so PostgreSQL stores one batch while the caller computes the next
+    (the visits). At most `depth` items wait; an error of the thread is
+    raised by the next `put` and by `close`, which waits for the rest."""
+
+    def __init__(
+        self,
+        target: Target,
+        write: Callable[[Conn, _T], None],
+        *,
+        depth: int = 2,
+        name: str = "etrack-writer",
+    ) -> None:
+        self._items: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._target = target
+        self._write = write
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with connection(self._target, autocommit=True) as conn:
+                while True:
+                    kind, item = self._items.get()
+                    if kind == _END:
+                        return
+                    self._write(conn, item)
+        except BaseException as exc:  # raised again in the caller's thread
+            self._error = exc
+            # Unblock a caller waiting on a full queue: nothing more is written.
+            while True:
+                try:
+                    kind, _ = self._items.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _offer(self, kind: int, item: object) -> bool:
+        """Queue it while the thread lives (a full queue is waited on); False if it died."""
+        while self._thread.is_alive():
+            try:
+                self._items.put((kind, item), timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def put(self, item: _T) -> None:
+        if not self._offer(_ITEM, item):
+            self._raise()
+            raise RuntimeError("the writer thread has stopped")
+
+    def close(self) -> None:
+        """Wait for every item put to be written; raise the thread's error."""
+        self._offer(_END, None)
+        self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> WriteBehind[_T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

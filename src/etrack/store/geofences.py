@@ -9,37 +9,74 @@ deleted). Nothing here knows what makes a visit.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+from psycopg import pq
+from psycopg.adapt import Buffer, Loader
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from etrack.model import Fence
+from etrack.model import FENCE_ENTER, FENCE_EXIT, Fence
 from etrack.store import db
+from etrack.store.events import FENCE_RULE
 from etrack.store.queries import query
 
 __all__ = [
     "FenceRow",
+    "FoundVisit",
     "UpsertCounts",
+    "VisitChanges",
     "VisitRow",
     "begun_before",
     "delete_fences",
+    "fence_event_id",
     "history_span",
     "list_fences",
     "list_visits",
     "load_tracks",
     "plates_in_range",
     "position_spans",
+    "speed_limited",
     "stored_visits",
     "upsert_fences",
+    "visit_id",
     "write_visits",
 ]
 
-Track = tuple[Sequence[float], Sequence[float], Sequence[float]]
+Floats = npt.NDArray[np.float64]
+Track = tuple[Floats, Floats, Floats]
 """A plate's valid positions as columns in time order: POSIX seconds, latitude, longitude."""
+
+_FLOAT8_ARRAY_OID = 1022
+"""float8[] (psycopg's types map resolves the name "float8[]" to the element type)."""
+_ARRAY_HEADER = np.dtype([("ndim", ">i4"), ("has_null", ">i4"), ("oid", ">u4")])
+_DIMENSION = np.dtype([("size", ">i4"), ("lower", ">i4")])
+_ELEMENT = np.dtype([("length", ">i4"), ("value", ">f8")])
+
+
+class _Float8ArrayLoader(Loader):
+    """A binary float8[] straight into a numpy array: the elements sit in
+    the buffer as (length, big-endian double) pairs, one strided view away
+    from an array, where the default loader makes a Python float of each."""
+
+    format = pq.Format.BINARY
+
+    def load(self, data: Buffer) -> Floats:
+        header = np.frombuffer(data, dtype=_ARRAY_HEADER, count=1)[0]
+        if int(header["ndim"]) == 0:
+            return np.empty(0, dtype=np.float64)
+        if int(header["ndim"]) != 1 or int(header["has_null"]) != 0:
+            raise ValueError("expected a one-dimensional float8[] without NULL")
+        size = int(np.frombuffer(data, dtype=_DIMENSION, count=1, offset=12)[0]["size"])
+        elements = np.frombuffer(data, dtype=_ELEMENT, count=size, offset=20)
+        values: Floats = elements["value"].astype(np.float64)
+        return values
 
 
 class FenceRow(NamedTuple):
@@ -128,6 +165,15 @@ def list_fences(conn: db.Conn, names: Sequence[str] | None = None) -> list[Fence
     ]
 
 
+def speed_limited(conn: db.Conn, names: Sequence[str]) -> set[str]:
+    """Those of these stored fences that have a speed limit. A change to one
+    of them (or to its limit) changes overspeed events: read it before and
+    after a change, the events are recomputed if either holds a changed fence."""
+    return {
+        row.fence.name for row in list_fences(conn, names) if row.fence.speed_limit_kmh is not None
+    }
+
+
 def delete_fences(conn: db.Conn, names: Sequence[str]) -> list[str]:
     """Delete these fences with their visits and events; the names that existed."""
     with conn.transaction():
@@ -138,7 +184,9 @@ def delete_fences(conn: db.Conn, names: Sequence[str]) -> list[str]:
 def load_tracks(
     conn: db.Conn, plates: Sequence[str], lo: datetime, hi: datetime
 ) -> dict[str, Track]:
+    """The valid positions of `plates` in [lo, hi), per plate with any."""
     with conn.cursor(binary=True) as cur:
+        cur.adapters.register_loader(_FLOAT8_ARRAY_OID, _Float8ArrayLoader)
         cur.execute(query("geofences_load_positions"), {"plates": list(plates), "lo": lo, "hi": hi})
         return {row[0]: (row[1], row[2], row[3]) for row in cur}
 
@@ -168,22 +216,101 @@ def stored_visits(conn: db.Conn, los: Mapping[str, datetime], hi: datetime) -> l
     return [VisitRow(*r) for r in rows]
 
 
+class FoundVisit(NamedTuple):
+    """A visit as a computation finds it: a VisitRow before it has an id."""
+
+    placa: str
+    fence: str
+    arrive_ts: datetime
+    depart_ts: datetime | None
+    dwell_s: float
+
+
+class VisitChanges(NamedTuple):
+    written: int
+    unchanged: int
+    deleted: int
+    events: int
+    """Enter/exit events inserted, updated or deleted."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def visit_id(placa: str, fence: str, arrive: datetime) -> uuid.UUID:
+    """The id visits_write gives a new visit: md5 of its natural key, so
+    the same visit found again is the same row, whichever run finds it."""
+    return _md5_uuid(f"{placa}|{fence}|{_micros(arrive)}")
+
+
+def fence_event_id(placa: str, kind: str, fence: str, at: datetime) -> uuid.UUID:
+    """The id visits_write gives a new enter/exit event (the fence is in
+    it: two fences entered at one position are two events)."""
+    return _md5_uuid(f"{placa}|{kind}|{fence}|{_micros(at)}")
+
+
+def _md5_uuid(key: str) -> uuid.UUID:
+    # PostgreSQL's md5(text)::uuid: an identifier, not a secret.
+    return uuid.UUID(hashlib.md5(key.encode(), usedforsecurity=False).hexdigest())
+
+
 def write_visits(
-    conn: db.Conn, rows: Sequence[VisitRow], stored: Sequence[VisitRow]
-) -> tuple[int, int, int]:
+    conn: db.Conn, rows: Sequence[FoundVisit], stored: Sequence[VisitRow]
+) -> VisitChanges:
     """Turn `stored` (read by `stored_visits` in this transaction) into
-    `rows`: upsert the new and changed ones, delete the rest, leave the
-    others unwritten. (written, unchanged, deleted)."""
-    before = {row.id: row for row in stored}
-    wanted = {row.id for row in rows}
-    written = [row for row in rows if before.get(row.id) != row]
+    `rows`, by the natural key (placa, fence, arrive_ts): upsert the new and
+    changed ones, delete the rest, leave the others unwritten. A stored
+    visit always has its enter event and, once closed, its exit (a function
+    of it, written by the same statement): the events of the visits left
+    alone are left alone too, so an unchanged run compares no event."""
+    before = {(row.placa, row.fence, row.arrive_ts): row for row in stored}
+    written = [
+        row
+        for row in rows
+        if (known := before.get((row.placa, row.fence, row.arrive_ts))) is None
+        or tuple(known[1:]) != row
+    ]
+    wanted = {(row.placa, row.fence, row.arrive_ts) for row in rows}
+    gone = [row for key, row in before.items() if key not in wanted]
+    # The events no visit holds any more: a gone visit's enter and exit, and
+    # the exit of a visit that now departs at another time.
+    stale: list[tuple[str, str, datetime, str]] = []
+    for row in gone:
+        stale.append((row.placa, FENCE_ENTER, row.arrive_ts, FENCE_RULE + row.fence))
+        if row.depart_ts is not None:
+            stale.append((row.placa, FENCE_EXIT, row.depart_ts, FENCE_RULE + row.fence))
+    for visit in written:
+        known = before.get((visit.placa, visit.fence, visit.arrive_ts))
+        if known is not None and known.depart_ts not in (None, visit.depart_ts):
+            stale.append((visit.placa, FENCE_EXIT, known.depart_ts, FENCE_RULE + visit.fence))
+    events = 0
+    if gone or stale:
+        found = conn.execute(
+            query("visits_delete"),
+            {
+                "ids": [row.id for row in gone],
+                "placas": [key[0] for key in stale],
+                "kinds": [key[1] for key in stale],
+                "starts": [key[2] for key in stale],
+                "rules": [key[3] for key in stale],
+            },
+        ).fetchone()
+        events += int(found[0]) if found else 0
     if written:
-        with conn.cursor() as cur:
-            cur.executemany(query("visits_upsert"), [row._asdict() for row in written])
-    gone = [visit_id for visit_id in before if visit_id not in wanted]
-    if gone:
-        conn.execute(query("visits_delete"), {"ids": gone})
-    return len(written), len(rows) - len(written), len(gone)
+        found = conn.execute(
+            query("visits_write"), _columns(written, FoundVisit._fields)
+        ).fetchone()
+        events += int(found[1]) if found else 0
+    return VisitChanges(len(written), len(rows) - len(written), len(gone), events)
+
+
+def _columns(rows: Sequence[NamedTuple], names: Sequence[str]) -> dict[str, list[object]]:
+    """Rows as one list per field: the parameters of an unnest() statement."""
+    return {name: [getattr(row, name) for row in rows] for name in names}
 
 
 def list_visits(

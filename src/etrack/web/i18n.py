@@ -131,6 +131,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "comma-separated (empty = every vehicle)",
     },
     "rule_fleet": {"pt-BR": "Frota", "en": "Fleet"},
+    "rule_fences": {"pt-BR": "Cercas", "en": "Fences"},
+    "rule_fences_hint": {"pt-BR": "vazio = qualquer", "en": "empty = any"},
+    "rule_fences_title": {
+        "pt-BR": "só os eventos destas cercas (entrada, saída, excesso no limite da cerca)",
+        "en": "only these fences' events (enter, exit, overspeed under the fence's limit)",
+    },
     "rule_every_vehicle": {"pt-BR": "todos os veículos", "en": "every vehicle"},
     "rule_value_at_least": {"pt-BR": "valor ≥", "en": "value ≥"},
     "rule_min_value": {"pt-BR": "Valor mínimo", "en": "Minimum value"},
@@ -734,6 +740,15 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
         ),
         (r"^plates and --fleet: give one of them, not both$", "placas ou frota: não ambas"),
         (r"^fleet: expected a fleet name$", "frota: informe o nome de uma frota"),
+        (r"^fence: expected a fence name$", "cercas: informe o nome de uma cerca"),
+        (
+            r"^fence: a rule with fences needs one of the kinds a fence decides: (.*)$",
+            r"cercas: uma regra com cercas precisa de um dos tipos que uma cerca decide: \1",
+        ),
+        (
+            r"^fence: no fence named '(.*)' \(etrack geofences list\)$",
+            r"cercas: não há cerca chamada '\1' (veja a página Cercas)",
+        ),
         (
             r"^give exactly one channel: --webhook URL or --email ADDR\[,ADDR\]$",
             "escolha um canal: webhook (URL) ou e-mail (endereços)",
@@ -840,7 +855,7 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
         (
             r"^(?:(\S+)\.\.(\S+): )?visits: (\d+) plates x (\d+) fences, (\d+) positions; "
             r"(\d+) visits: (\d+) written, (\d+) unchanged, (\d+) deleted; "
-            r"(\d+) enter/exit events in (\S+) s$",
+            r"(\d+) enter/exit events written in (\S+) s$",
             lambda m: _visits_line(m),  # defined below, called later
         ),
     )
@@ -947,5 +962,6 @@ def _visits_line(m: re.Match[str]) -> str:
         f"{days}visitas: {plural(int(m[3]), 'vehicle')} x {n(m[4], 'cerca', 'cercas')}, "
         f"{plural(int(m[5]), 'position')}; {n(m[6], 'visita', 'visitas')}: "
         f"{n(m[7], 'gravada', 'gravadas')}, {m[8]} sem mudança, {n(m[9], 'apagada', 'apagadas')}; "
-        f"{n(m[10], 'evento', 'eventos')} de entrada/saída em {m[11].replace('.', ',')} s"
+        f"{n(m[10], 'evento', 'eventos')} de entrada/saída "
+        f"{'gravado' if m[10] == '1' else 'gravados'} em {m[11].replace('.', ',')} s"
     )

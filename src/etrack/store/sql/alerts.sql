@@ -6,9 +6,10 @@
 
 -- name: alerts_rule_add
 -- A new rule; nothing when the name is taken (the caller says so).
-INSERT INTO alert_rules (name, kinds, plates, fleets, min_value, channel, url, secret, emails)
-VALUES (%(name)s, %(kinds)s, %(plates)s, %(fleets)s, %(min_value)s, %(channel)s, %(url)s,
-        %(secret)s, %(emails)s)
+INSERT INTO alert_rules (name, kinds, plates, fleets, fences, min_value, channel, url, secret,
+                         emails)
+VALUES (%(name)s, %(kinds)s, %(plates)s, %(fleets)s, %(fences)s, %(min_value)s, %(channel)s,
+        %(url)s, %(secret)s, %(emails)s)
 ON CONFLICT (name) DO NOTHING
 RETURNING name
 
@@ -22,14 +23,15 @@ DELETE FROM alert_rules WHERE name = %(name)s RETURNING name
 UPDATE alert_rules SET active = %(active)s WHERE name = %(name)s RETURNING name
 
 -- name: alerts_rule_get
-SELECT name, kinds, plates, fleets, min_value, channel, url, secret, emails, active, created_at
+SELECT name, kinds, plates, fleets, fences, min_value, channel, url, secret, emails, active,
+       created_at
   FROM alert_rules WHERE name = %(name)s
 
 -- name: alerts_rules_list
 -- Every rule with its deliveries by state and the newest error of a
 -- delivery not sent (what `etrack alerts list` shows).
-SELECT r.name, r.kinds, r.plates, r.fleets, r.min_value, r.channel, r.url, r.secret, r.emails,
-       r.active, r.created_at,
+SELECT r.name, r.kinds, r.plates, r.fleets, r.fences, r.min_value, r.channel, r.url, r.secret,
+       r.emails, r.active, r.created_at,
        count(s.event_id) FILTER (WHERE s.state = 'queued') AS queued,
        count(s.event_id) FILTER (WHERE s.state = 'sent') AS sent,
        count(s.event_id) FILTER (WHERE s.state = 'failed') AS failed,
@@ -44,7 +46,7 @@ SELECT r.name, r.kinds, r.plates, r.fleets, r.min_value, r.channel, r.url, r.sec
 -- name: alerts_queue
 -- Queue (rule, event) pairs for delivery, in one statement: the events
 -- matching each active rule (kind, plates or fleets through terminals.frota,
--- value at least min_value) that have no alert_sends row yet, inserted as
+-- fences, value at least min_value) that have no alert_sends row yet, inserted as
 -- 'queued'; plus the 'queued' rows whose job is neither waiting nor running
 -- (lost between the insert and the defer), to be deferred again, when
 -- their rule is active: the pairs of a paused rule wait (their job found the
@@ -56,9 +58,17 @@ SELECT r.name, r.kinds, r.plates, r.fleets, r.min_value, r.channel, r.url, r.sec
 -- bound. Two of these at once insert each pair once: the primary key
 -- decides, and only the inserter gets it back. The orphans part reads the
 -- statement's snapshot, so a pair inserted here is not listed twice.
+-- A rule naming fences takes only the events those fences decided (their
+-- `rule` is 'fence:NAME': the fences' enter/exit events, and overspeed under
+-- a fence's own speed limit); a rule without fences takes any.
 -- An event overlapping one already sent or queued for the same rule,
 -- vehicle and kind is that event with a moved start (see migration 0011),
--- and is not queued again.
+-- and is not queued again. Not so for geofence_enter and geofence_exit:
+-- they are instants, and two fences entered (or left) at the same position
+-- give two events at the same moment, which that test would take for one
+-- event moved, sending only the first fence's; a fence event's id is its
+-- natural key (md5 of vehicle, kind, fence and time), so a recomputation
+-- keeps it and the primary key alone sends it once.
 WITH found AS (
     INSERT INTO alert_sends (rule, event_id, placa, kind, start_ts, end_ts)
     SELECT r.name, e.id, e.placa, e.kind, e.start_ts, e.end_ts
@@ -71,16 +81,17 @@ WITH found AS (
        AND (r.plates IS NULL OR e.placa = ANY(r.plates))
        AND (r.fleets IS NULL OR EXISTS (
                 SELECT 1 FROM terminals t WHERE t.placa = e.placa AND t.frota = ANY(r.fleets)))
+       AND (r.fences IS NULL OR (e.rule LIKE 'fence:%%' AND substr(e.rule, 7) = ANY(r.fences)))
        AND (r.min_value IS NULL OR e.value >= r.min_value)
      WHERE (r.active OR %(rule)s::text IS NOT NULL)
        AND (%(rule)s::text IS NULL OR r.name = %(rule)s)
        AND NOT EXISTS (SELECT 1 FROM alert_sends s WHERE s.rule = r.name AND s.event_id = e.id)
-       AND NOT EXISTS (
+       AND (e.kind IN ('geofence_enter', 'geofence_exit') OR NOT EXISTS (
            SELECT 1 FROM alert_sends s
             WHERE s.rule = r.name AND s.placa = e.placa AND s.kind = e.kind
               AND s.state IN ('queued', 'sent')
               AND s.start_ts <= coalesce(e.end_ts, 'infinity')
-              AND coalesce(s.end_ts, 'infinity') >= e.start_ts)
+              AND coalesce(s.end_ts, 'infinity') >= e.start_ts))
     ON CONFLICT DO NOTHING
     RETURNING rule, event_id
 )
@@ -127,8 +138,8 @@ UPDATE alert_sends s
        job_id = CASE WHEN s.state = 'queued' THEN %(job_id)s ELSE s.job_id END
   FROM alert_rules r, events e
  WHERE s.rule = %(rule)s AND s.event_id = %(event_id)s AND r.name = s.rule AND e.id = s.event_id
-RETURNING s.state, s.attempts, r.name, r.kinds, r.plates, r.fleets, r.min_value, r.channel,
-          r.url, r.secret, r.emails, r.active, r.created_at, e.id, e.placa, e.kind, e.start_ts,
+RETURNING s.state, s.attempts, r.name, r.kinds, r.plates, r.fleets, r.fences, r.min_value,
+          r.channel, r.url, r.secret, r.emails, r.active, r.created_at, e.id, e.placa, e.kind, e.start_ts,
           e.end_ts, e.duration_s, e.value, e.limit_value, e.latitude, e.longitude,
           e.logradouro, e.driver
 

@@ -75,16 +75,61 @@ SELECT placa, min(arrive_ts)
    AND (depart_ts IS NULL OR depart_ts >= %(lo)s)
  GROUP BY placa
 
--- name: visits_upsert
--- One visit by id; an unchanged one is not rewritten.
-INSERT INTO geofence_visits AS v (id, placa, fence, arrive_ts, depart_ts, dwell_s)
-VALUES (%(id)s, %(placa)s, %(fence)s, %(arrive_ts)s, %(depart_ts)s, %(dwell_s)s)
-ON CONFLICT (id) DO UPDATE
-   SET depart_ts = EXCLUDED.depart_ts, dwell_s = EXCLUDED.dwell_s, computed_at = now()
- WHERE (v.depart_ts, v.dwell_s) IS DISTINCT FROM (EXCLUDED.depart_ts, EXCLUDED.dwell_s)
+-- name: visits_write
+-- Visits found new or changed, and their enter/exit events, by natural key:
+-- a stored row keeps its id and an unchanged one is not rewritten. A new
+-- row's id is md5 of its key (etrack.store.geofences.visit_id and
+-- fence_event_id say the same in Python). An exit's value is the minutes
+-- inside, as the other kinds count a duration. Counts (visits, events).
+WITH incoming AS (
+    SELECT * FROM unnest(%(placa)b::text[], %(fence)b::text[], %(arrive_ts)b::timestamptz[],
+                         %(depart_ts)b::timestamptz[], %(dwell_s)b::float8[])
+           AS r(placa, fence, arrive_ts, depart_ts, dwell_s)
+), visits AS (
+    INSERT INTO geofence_visits AS v (id, placa, fence, arrive_ts, depart_ts, dwell_s)
+    SELECT md5(placa || '|' || fence || '|'
+               || (extract(epoch FROM arrive_ts) * 1000000)::bigint)::uuid,
+           placa, fence, arrive_ts, depart_ts, dwell_s
+      FROM incoming
+    ON CONFLICT (placa, fence, arrive_ts) DO UPDATE
+       SET depart_ts = EXCLUDED.depart_ts, dwell_s = EXCLUDED.dwell_s, computed_at = now()
+     WHERE (v.depart_ts, v.dwell_s) IS DISTINCT FROM (EXCLUDED.depart_ts, EXCLUDED.dwell_s)
+    RETURNING 1
+), fence_events AS (
+    SELECT placa, fence, 'geofence_enter' AS kind, arrive_ts AS start_ts,
+           0.0::float8 AS duration_s, NULL::float8 AS value
+      FROM incoming
+    UNION ALL
+    SELECT placa, fence, 'geofence_exit', depart_ts, dwell_s, dwell_s / 60.0
+      FROM incoming WHERE depart_ts IS NOT NULL
+), events_written AS (
+    INSERT INTO events AS e (id, placa, kind, start_ts, end_ts, duration_s, value, rule)
+    SELECT md5(placa || '|' || kind || '|' || fence || '|'
+               || (extract(epoch FROM start_ts) * 1000000)::bigint)::uuid,
+           placa, kind, start_ts, start_ts, duration_s, value, 'fence:' || fence
+      FROM fence_events
+    ON CONFLICT (placa, kind, start_ts, rule) DO UPDATE
+       SET duration_s = EXCLUDED.duration_s, value = EXCLUDED.value, computed_at = now()
+     WHERE (e.duration_s, e.value) IS DISTINCT FROM (EXCLUDED.duration_s, EXCLUDED.value)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM visits), (SELECT count(*) FROM events_written)
 
 -- name: visits_delete
-DELETE FROM geofence_visits WHERE id = ANY(%(ids)s::uuid[])
+-- Visits no longer found (by id) and the events no visit holds any more (by
+-- the events' natural key: a gone visit's enter and exit, the old exit of a
+-- visit that now departs later). Counts the events deleted.
+WITH visits AS (
+    DELETE FROM geofence_visits WHERE id = ANY(%(ids)b::uuid[])
+), gone AS (
+    DELETE FROM events e
+     USING unnest(%(placas)b::text[], %(kinds)b::text[], %(starts)b::timestamptz[],
+                  %(rules)b::text[]) AS k(placa, kind, start_ts, rule)
+     WHERE e.placa = k.placa AND e.kind = k.kind AND e.start_ts = k.start_ts
+       AND e.rule = k.rule
+    RETURNING 1
+)
+SELECT count(*) FROM gone
 
 -- name: visits_list
 -- Visits overlapping [lo, hi) (an open one overlaps everything after its

@@ -24,6 +24,7 @@ of the request's accounts.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -36,7 +37,14 @@ from etrack.dates import range_error
 from etrack.errors import SchemaNotCurrent, UsageError
 from etrack.geofences.imports import parse_fences
 from etrack.jobs.visits import queue_history_visits
-from etrack.store.geofences import delete_fences, list_fences, upsert_fences
+from etrack.store import db
+from etrack.store.geofences import (
+    UpsertCounts,
+    delete_fences,
+    list_fences,
+    speed_limited,
+    upsert_fences,
+)
 from etrack.web.api.common import ERRORS, GEOJSON, Problem, encoded
 from etrack.web.days import today
 from etrack.web.deps import Web, require_every_account
@@ -190,13 +198,20 @@ async def geofences_write(request: Request, web: Web) -> Response:
             raise HTTPException(
                 422, f"request: feature {n}: a name or group may not contain the NUL character"
             )
-    counts, changed = await web.in_db(lambda conn: upsert_fences(conn, fences))
+    names = [fence.name for fence in fences]
+
+    def save(conn: db.Conn) -> tuple[UpsertCounts, list[str], bool]:
+        had = speed_limited(conn, names)
+        counts, changed = upsert_fences(conn, fences)
+        return counts, changed, bool(set(changed) & (had | speed_limited(conn, names)))
+
+    counts, changed, limits = await web.in_db(save)
     job_ids: list[int] = []
     if not changed:
         visits = "no fence changed: the visits stay as they are"
     else:
         try:
-            job_ids = await queue_history_visits(await web.jobs.app())
+            job_ids = await queue_history_visits(await web.jobs.app(), events=limits)
         except SchemaNotCurrent as exc:
             visits = f"visits not queued: {exc}"
         else:
@@ -239,9 +254,19 @@ async def geofence_delete(
     if "\x00" in name:  # no stored name holds it (PostgreSQL text cannot)
         raise HTTPException(404, f"no geofence {name!r}")
     require_every_account(web, "fences")
-    deleted = await web.in_db(lambda conn: delete_fences(conn, [name]))
+
+    def delete(conn: db.Conn) -> tuple[list[str], bool]:
+        limited = speed_limited(conn, [name])
+        return delete_fences(conn, [name]), bool(limited)
+
+    deleted, limits = await web.in_db(delete)
     if not deleted:
         raise HTTPException(404, f"no geofence {name!r}")
+    if limits:
+        # Its overspeed events go back to the vehicles' own limits: jobs,
+        # never this request (a database not migrated yet queues nothing).
+        with contextlib.suppress(SchemaNotCurrent):
+            await queue_history_visits(await web.jobs.app(), events=True)
     return Response(status_code=204)
 
 

@@ -24,6 +24,7 @@ to longitude/latitude; a circle is an L.circle of its radius in metres.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -40,7 +41,14 @@ from etrack.geofences.imports import parse_fences
 from etrack.geofences.shapes import FenceShape
 from etrack.jobs.visits import queue_history_visits
 from etrack.model import Fence
-from etrack.store.geofences import delete_fences, list_fences, upsert_fences
+from etrack.store import db
+from etrack.store.geofences import (
+    UpsertCounts,
+    delete_fences,
+    list_fences,
+    speed_limited,
+    upsert_fences,
+)
 from etrack.web.deps import Web, WebContext, require_every_account
 from etrack.web.inputs import form_number
 from etrack.web.pages.jobs import FLASH, flash, require_csrf
@@ -259,7 +267,13 @@ async def geofences_save(
         fence = checked_fence(form)
     except UsageError as exc:
         return await _page(request, web, form=form, error=str(exc), status=400)
-    counts, changed = await web.in_db(lambda conn: upsert_fences(conn, [fence]))
+
+    def save(conn: db.Conn) -> tuple[UpsertCounts, list[str], bool]:
+        had = speed_limited(conn, [fence.name])
+        counts, changed = upsert_fences(conn, [fence])
+        return counts, changed, bool(changed and (had or speed_limited(conn, [fence.name])))
+
+    counts, changed, limits = await web.in_db(save)
     if counts.inserted:
         message = f"fence {fence.name} added"
     elif counts.updated:
@@ -269,7 +283,7 @@ async def geofences_save(
     if changed:
         # Its visits over the whole stored history: jobs, never this request.
         try:
-            job_ids = await queue_history_visits(await web.jobs.app())
+            job_ids = await queue_history_visits(await web.jobs.app(), events=limits)
         except SchemaNotCurrent as exc:
             message += f"; visits not queued: {exc}"
         else:
@@ -292,7 +306,17 @@ async def geofences_delete(
     if confirm != "1":
         # One click would lose the fence's visits over the whole history.
         raise HTTPException(400, "confirm: tick the box beside Delete to delete the fence")
-    if not await web.in_db(lambda conn: delete_fences(conn, [name])):
+
+    def delete(conn: db.Conn) -> tuple[list[str], bool]:
+        limited = speed_limited(conn, [name])
+        return delete_fences(conn, [name]), bool(limited)
+
+    deleted, limits = await web.in_db(delete)
+    if not deleted:
         raise HTTPException(404, f"no fence {name!r}")
+    if limits:
+        # Its overspeed events go back to the vehicles' own limits: jobs.
+        with contextlib.suppress(SchemaNotCurrent):
+            await queue_history_visits(await web.jobs.app(), events=True)
     flash(request, f"fence {name} deleted")
     return RedirectResponse("/geofences", status_code=303)

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from etrack.alerts.outcome import SendResult
 from etrack.alerts.payload import synthetic_event
-from etrack.alerts.rules import check_rule, safe_target
+from etrack.alerts.rules import check_fences_exist, check_rule, safe_target
 from etrack.alerts.send import send_alert
 from etrack.alerts.webhook import check_public_async
 from etrack.dates import parse_plates
@@ -67,6 +67,7 @@ class RuleForm:
     kinds: tuple[str, ...] = ()
     plates: str = ""
     fleet: str = ""
+    fences: str = ""
     min_value: str = ""
     channel: str = "webhook"
     webhook: str = ""
@@ -123,6 +124,8 @@ def _view(summary: RuleSummary, lang: str) -> RuleView:
         scope.append(f"{i18n.translate('rule_fleet', lang)} {', '.join(rule.fleets)}")
     if not scope:
         scope.append(i18n.translate("rule_every_vehicle", lang))
+    if rule.fences:
+        scope.append(f"{i18n.translate('rule_fences', lang)} {', '.join(rule.fences)}")
     if rule.min_value is not None:
         scope.append(
             f"{i18n.translate('rule_value_at_least', lang)} {_number(rule.min_value, lang)}"
@@ -210,6 +213,8 @@ async def _checked_rule(
         known_kinds=KINDS,
         plates=plates,
         fleets=form.fleet.strip() or None,
+        # Blank is no fence (any), as without --fence; only commas is refused.
+        fences=form.fences if form.fences.strip() else None,
         min_value=_min_value(form.min_value),
         # The channel picked decides which of the two fields counts: the
         # other may keep what was typed before switching.
@@ -228,6 +233,9 @@ async def _checked_rule(
         refused = await check_public_async(rule.url)
         if refused is not None:
             raise UsageError(refused.message)
+    if rule.fences is not None:
+        fences = rule.fences
+        await web.in_db(lambda conn: check_fences_exist(conn, fences))
     return rule
 
 
@@ -245,6 +253,7 @@ async def rules_add(
     kinds: Annotated[list[str] | None, Form()] = None,
     plates: Annotated[str, Form(max_length=20000)] = "",
     fleet: Annotated[str, Form(max_length=2000)] = "",
+    fences: Annotated[str, Form(max_length=20000)] = "",
     min_value: Annotated[str, Form(max_length=40)] = "",
     channel: Annotated[str, Form(max_length=20)] = "",
     webhook: Annotated[str, Form(max_length=2000)] = "",
@@ -257,6 +266,7 @@ async def rules_add(
         kinds=tuple(kinds or ()),
         plates=plates,
         fleet=fleet,
+        fences=fences,
         min_value=min_value,
         channel=channel,
         webhook=webhook,

@@ -462,6 +462,50 @@ class Settings(BaseSettings):
         "passage, not a visit.",
     )
 
+    # --- drivers (etrack.drivers; docs/drivers.md) ----------------------------
+    etrack_break_min_s: Annotated[float, Field(gt=0)] = Field(
+        default=1800.0,
+        description="Shortest stop between a driver's trips that counts as a break (rest), "
+        "in seconds; shorter stops neither interrupt the driving nor count as driving.",
+    )
+    etrack_max_driving_s: Annotated[float, Field(gt=0)] = Field(
+        default=19800.0,
+        description="Longest uninterrupted driving between breaks, in seconds "
+        "(CTB art. 67-C: 5 h 30).",
+    )
+    etrack_driving_window_s: Annotated[float, Field(gt=0)] = Field(
+        default=21600.0,
+        description="Driving within which a 30-minute break is due, in seconds, for cargo "
+        "(CTB art. 67-C § 1: 6 h); passenger fleets use 4 h (ETRACK_PASSENGER_FLEETS).",
+    )
+    etrack_passenger_fleets: str = Field(
+        default="",
+        description="Fleets (comma-separated) carrying passengers: a 30-minute break is due "
+        "within each 4 h of driving.",
+    )
+    etrack_daily_rest_s: Annotated[float, Field(gt=0)] = Field(
+        default=39600.0,
+        description="Rest due between two working days, in seconds (11 h, not split).",
+    )
+    etrack_workday_s: Annotated[float, Field(gt=0)] = Field(
+        default=28800.0,
+        description="A working day's normal working time, in seconds (8 h); beyond it is overtime.",
+    )
+    etrack_overtime_s: Annotated[float, Field(ge=0)] = Field(
+        default=7200.0,
+        description="Overtime allowed per working day, in seconds (2 h); fleets under a "
+        "collective agreement (ETRACK_AGREEMENT_FLEETS) have 4 h.",
+    )
+    etrack_agreement_fleets: str = Field(
+        default="",
+        description="Fleets (comma-separated) whose collective agreement allows 4 h of overtime.",
+    )
+    etrack_workday_gap_s: Annotated[float, Field(gt=0)] = Field(
+        default=21600.0,
+        description="A gap between a driver's trips at least this long (seconds) ends a "
+        "working day; the next trip starts another.",
+    )
+
     # --- events (etrack.events; docs/events.md) -------------------------------
     etrack_overspeed_min_s: Annotated[float, Field(ge=0)] = Field(
         default=60.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -162,6 +162,14 @@ def _plates_in(items: Iterable[str], *, source: str) -> list[str]:
             except ValueError as exc:
                 raise ValueError(f"{source}: {exc}") from None
     return plates
+
+
+def days_span(first_day: date, last_day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """[the start of first_day, the start of the day after last_day) in tz:
+    the moments of those local days."""
+    lo = datetime.combine(first_day, time.min, tz)
+    hi = datetime.combine(last_day + timedelta(days=1), time.min, tz)
+    return lo, hi
 
 
 def day_range(start: date, end: date) -> list[date]:

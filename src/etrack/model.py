@@ -334,6 +334,11 @@ EVENT_KINDS: Final[dict[str, EventKind]] = {
     # value: none at the entry; at the exit, the minutes spent inside.
     "geofence_enter": EventKind("Entrada em cerca", "Geofence entry", "min"),
     "geofence_exit": EventKind("Saída de cerca", "Geofence exit", "min"),
+    # A driver's violations of the working-day law (etrack.drivers): value
+    # the excess, limit_value the limit, both in minutes; rule 'driver:ID'.
+    "driving_time": EventKind("Tempo de direção excedido", "Driving time exceeded", "min"),
+    "rest_time": EventKind("Descanso insuficiente", "Rest too short", "min"),
+    "working_time": EventKind("Jornada excedida", "Working time exceeded", "min"),
 }
 
 

@@ -240,7 +240,14 @@ def test_late_data_is_one_event_per_run_of_late_rows() -> None:
 # ------------------------------------------------------------------ registry
 def test_every_detector_is_registered_once_and_detect_runs_them_all() -> None:
     assert list(DETECTORS) == ["overspeed", "idle", "after_hours", "low_battery", "late_data"]
-    assert KINDS[len(DETECTORS) :] == ("offline", "geofence_enter", "geofence_exit")
+    assert KINDS[len(DETECTORS) :] == (
+        "offline",
+        "geofence_enter",
+        "geofence_exit",
+        "driving_time",
+        "rest_time",
+        "working_time",
+    )
     t = track(
         [0, 60, 120, 180, 240, 600],
         [90, 95, 100, 0, 0, 0],

@@ -21,6 +21,7 @@ from etrack.cli import (
     alerts,
     db,
     demo,
+    drivers,
     events,
     fetch,
     geofences,
@@ -96,13 +97,14 @@ routes.register(app)
 events.register(app)
 alerts.register(app)
 geofences.register(app)
+drivers.register(app)
 
 # `etrack --help` groups the commands in these panels (Portuguese, like the
 # seed's users); a command missing here would land alone under "Commands",
 # which tests/unit/test_cli_presentation.py refuses.
 PANELS: dict[str, tuple[str, ...]] = {
     "Coleta": ("fetch-latest", "fetch-plate", "fetch-history", "fetch-trips", "backfill", "daily"),
-    "Processamento": ("routes", "events", "alerts", "geofences", "visits"),
+    "Processamento": ("routes", "events", "alerts", "geofences", "visits", "drivers"),
     "Serviços": ("web", "worker", "simulator", "demo"),
     "Administração": ("settings", "db", "accounts", "jobs", "prune", "deploy"),
 }

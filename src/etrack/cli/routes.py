@@ -26,6 +26,7 @@ from etrack.cli.common import (
 )
 from etrack.collect import open_collector
 from etrack.config import Account, load_accounts
+from etrack.drivers.compute import JornadaParams, compute_drivers
 from etrack.errors import EtrackError, MissingCredentials, UnknownPlate, is_transient
 from etrack.events.compute import compute_events
 from etrack.events.params import EventParams
@@ -102,6 +103,12 @@ def routes_compute(
     echo_summary(compute_events(target, chosen, days[0], days[-1], events_params).line())
     visits = compute_visits(target, chosen, days[0], days[-1], VisitParams.from_settings(current))
     echo_summary(visits.line())
+    # The trips were rewritten: who drove them, again (it survives --force).
+    with summary_printed_here("etrack.drivers"):
+        drivers = compute_drivers(
+            target, chosen, days[0], days[-1], JornadaParams.from_settings(current)
+        )
+    echo_summary(drivers.line())
 
 
 def _fetch_before_routes(

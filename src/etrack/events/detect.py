@@ -312,9 +312,18 @@ DETECTORS: Mapping[str, Detector] = {
 }
 """Every kind detected over a track, in the order they run."""
 
-KINDS: tuple[str, ...] = (*DETECTORS, "offline", "geofence_enter", "geofence_exit")
+KINDS: tuple[str, ...] = (
+    *DETECTORS,
+    "offline",
+    "geofence_enter",
+    "geofence_exit",
+    "driving_time",
+    "rest_time",
+    "working_time",
+)
 """Every kind an event may have: offline comes from the latest positions, the
-geofence kinds from the visits (etrack.geofences.compute)."""
+geofence kinds from the visits (etrack.geofences.compute), the driving,
+rest and working time ones from the drivers' working days (etrack.drivers)."""
 
 
 def detect(track: Track, thresholds: Thresholds) -> list[Event]:

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from etrack.config import Settings
+from etrack.dates import days_span as day_bounds
 from etrack.geofences.shapes import FenceIndex
 from etrack.geofences.visits import Visit, track_visits
 from etrack.model import canonical_plate
@@ -102,12 +103,6 @@ class VisitsSummary:
 
 def _moment(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def day_bounds(first_day: date, last_day: date, tz: tzinfo) -> tuple[datetime, datetime]:
-    lo = datetime.combine(first_day, datetime.min.time(), tz)
-    hi = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tz)
-    return lo, hi
 
 
 def compute_visits(

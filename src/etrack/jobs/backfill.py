@@ -40,6 +40,7 @@ from procrastinate.types import JSONValue
 
 from etrack.config import Account
 from etrack.dates import day_range
+from etrack.drivers.compute import JornadaParams, compute_drivers
 from etrack.errors import CredentialsRefused
 from etrack.events.compute import compute_events
 from etrack.events.params import EventParams
@@ -631,6 +632,15 @@ async def compute_backfill_routes(app: EtrackApp, backfill_id: int) -> Outcome:
         VisitParams.from_settings(app.env.settings),
     )
     line += f"; {visits.line()}"
+    drivers = await asyncio.to_thread(
+        compute_drivers,
+        target,
+        backfill.plates,
+        backfill.date_start - timedelta(days=1),
+        backfill.date_end,
+        JornadaParams.from_settings(app.env.settings),
+    )
+    line += f"; {drivers.line()}"
     # Only events younger than ETRACK_ALERT_MAX_AGE go out: a backfill of old
     # days sends nothing (etrack alerts replay does, on purpose).
     await queue_alerts(app)

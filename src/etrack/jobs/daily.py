@@ -21,6 +21,7 @@ from procrastinate import exceptions as pexc
 
 from etrack.collect import Collector
 from etrack.config import Account
+from etrack.drivers.compute import JornadaParams, compute_drivers
 from etrack.errors import DailyBusy, DailyIncomplete
 from etrack.events.compute import EventsSummary, compute_events, detect_offline
 from etrack.events.params import EventParams
@@ -326,6 +327,16 @@ async def run_daily(app: EtrackApp, options: DailyOptions) -> DailyResult:
             options.day - timedelta(days=1),
             options.day,
             VisitParams.from_settings(app.env.settings),
+        )
+        # Who drove the day's trips, and their violations (a working day
+        # begun the day before included).
+        await asyncio.to_thread(
+            compute_drivers,
+            app.env.target,
+            fetched,
+            options.day - timedelta(days=1),
+            options.day,
+            JornadaParams.from_settings(app.env.settings),
         )
         await queue_alerts(app)
         if result.complete:

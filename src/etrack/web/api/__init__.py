@@ -8,10 +8,30 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from etrack.web.api import days, events, geofences, jobs, operations, positions, summaries, vehicles
+from etrack.web.api import (
+    days,
+    drivers,
+    events,
+    geofences,
+    jobs,
+    operations,
+    positions,
+    summaries,
+    vehicles,
+)
 
 __all__ = ["router"]
 
 router = APIRouter()
-for _resource in (vehicles, positions, days, summaries, events, geofences, operations, jobs):
+for _resource in (
+    vehicles,
+    positions,
+    days,
+    summaries,
+    events,
+    geofences,
+    drivers,
+    operations,
+    jobs,
+):
     router.include_router(_resource.router)

@@ -1,0 +1,208 @@
+"""Drivers in the database: identities from the provider's trips, aliases,
+manual assignments, the attribution of detected trips, and the attributed
+trips the working days are computed from (etrack.drivers). Nothing here
+knows the law."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import NamedTuple
+
+from etrack.store import db
+from etrack.store.events import EventRow
+from etrack.store.queries import query
+
+__all__ = [
+    "ActivityRow",
+    "AssignmentRow",
+    "Attribution",
+    "DriverRow",
+    "UnknownAlias",
+    "add_driver",
+    "assign_driver",
+    "assignment_overlap",
+    "attribute",
+    "get_driver",
+    "list_activities",
+    "list_assignments",
+    "list_drivers",
+    "merge_drivers",
+    "plates_with_trips",
+    "stored_violation_events",
+    "unattributed",
+    "unknown_aliases",
+    "update_driver",
+]
+
+
+class DriverRow(NamedTuple):
+    id: str
+    name: str
+    document: str | None
+    frota: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    def record(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "document": self.document,
+            "frota": self.frota,
+            "active": self.active,
+        }
+
+
+class UnknownAlias(NamedTuple):
+    alias: str
+    identificacao: str | None
+    nome: str | None
+    frota: str | None
+
+
+class AssignmentRow(NamedTuple):
+    id: int
+    driver_id: str
+    placa: str
+    from_ts: datetime
+    to_ts: datetime
+
+
+class ActivityRow(NamedTuple):
+    driver_id: str
+    placa: str
+    start_ts: datetime
+    end_ts: datetime
+    source: str
+
+
+class Attribution(NamedTuple):
+    with_driver: int
+    without_driver: int
+    written: int
+
+
+def unknown_aliases(conn: db.Conn) -> list[UnknownAlias]:
+    return [UnknownAlias(*r) for r in conn.execute(query("drivers_unknown_aliases")).fetchall()]
+
+
+def add_driver(conn: db.Conn, driver_id: str, name: str, frota: str | None, alias: str) -> str:
+    """The driver (kept as it is if it exists, or the one it was merged into)
+    and one more alias of it; the driver's id."""
+    merged = conn.execute(query("drivers_merged_into"), {"id": driver_id}).fetchone()
+    if merged is not None:
+        driver_id = str(merged[0])
+    else:
+        conn.execute(query("drivers_insert"), {"id": driver_id, "name": name, "frota": frota})
+    conn.execute(query("drivers_alias_insert"), {"alias": alias, "driver_id": driver_id})
+    return driver_id
+
+
+def list_drivers(conn: db.Conn) -> list[DriverRow]:
+    return [DriverRow(*r) for r in conn.execute(query("drivers_list")).fetchall()]
+
+
+def get_driver(conn: db.Conn, driver_id: str) -> DriverRow | None:
+    row = conn.execute(query("drivers_get"), {"id": driver_id}).fetchone()
+    return None if row is None else DriverRow(*row)
+
+
+def update_driver(conn: db.Conn, row: DriverRow) -> bool:
+    """Store a driver's name, document, fleet and flag; False when nothing changed."""
+    found = conn.execute(
+        query("drivers_update"),
+        {
+            "id": row.id,
+            "name": row.name,
+            "document": row.document,
+            "frota": row.frota,
+            "active": row.active,
+        },
+    ).fetchone()
+    return found is not None
+
+
+def merge_drivers(conn: db.Conn, source: str, target: str) -> int:
+    """Driver `source` becomes `target` (aliases, assignments, trips); the trips moved."""
+    with conn.transaction():
+        found = conn.execute(
+            query("drivers_merge"), {"source": source, "target": target}
+        ).fetchone()
+    return int(found[0]) if found else 0
+
+
+def assignment_overlap(
+    conn: db.Conn, placa: str, from_ts: datetime, to_ts: datetime
+) -> tuple[str, datetime, datetime] | None:
+    row = conn.execute(
+        query("drivers_assignment_overlaps"), {"placa": placa, "from_ts": from_ts, "to_ts": to_ts}
+    ).fetchone()
+    return None if row is None else (str(row[0]), row[1], row[2])
+
+
+def assign_driver(
+    conn: db.Conn, driver_id: str, placa: str, from_ts: datetime, to_ts: datetime
+) -> bool:
+    """Store the assignment; False when the same one was already stored."""
+    found = conn.execute(
+        query("drivers_assign"),
+        {"driver_id": driver_id, "placa": placa, "from_ts": from_ts, "to_ts": to_ts},
+    ).fetchone()
+    return found is not None
+
+
+def list_assignments(conn: db.Conn, driver_id: str | None = None) -> list[AssignmentRow]:
+    rows = conn.execute(query("drivers_assignments"), {"driver_id": driver_id}).fetchall()
+    return [AssignmentRow(*r) for r in rows]
+
+
+def plates_with_trips(conn: db.Conn, first_day: date, last_day: date) -> list[str]:
+    rows = conn.execute(
+        query("drivers_plates_with_trips"), {"first_day": first_day, "last_day": last_day}
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def attribute(conn: db.Conn, plates: Sequence[str], first_day: date, last_day: date) -> Attribution:
+    found = conn.execute(
+        query("drivers_attribute"),
+        {"plates": list(plates), "first_day": first_day, "last_day": last_day},
+    ).fetchone()
+    assert found is not None
+    return Attribution(int(found[0]), int(found[1]), int(found[2]))
+
+
+def list_activities(
+    conn: db.Conn, lo: datetime, hi: datetime, driver_ids: Sequence[str] | None = None
+) -> list[ActivityRow]:
+    rows = conn.execute(
+        query("drivers_activities"),
+        {"lo": lo, "hi": hi, "ids": None if driver_ids is None else list(driver_ids)},
+    ).fetchall()
+    return [ActivityRow(*r) for r in rows]
+
+
+def unattributed(
+    conn: db.Conn, lo: datetime, hi: datetime, plates: Sequence[str] | None = None
+) -> tuple[int, float]:
+    """(trips without a driver, their seconds) starting in [lo, hi), of every
+    plate or of these."""
+    found = conn.execute(
+        query("drivers_unattributed"),
+        {"lo": lo, "hi": hi, "plates": None if plates is None else list(plates)},
+    ).fetchone()
+    return (int(found[0]), float(found[1])) if found else (0, 0.0)
+
+
+def stored_violation_events(
+    conn: db.Conn, kinds: Sequence[str], lo: datetime, hi: datetime
+) -> list[EventRow]:
+    """The stored driver-violation events starting in [lo, hi), every vehicle's,
+    read under the lock of their computation (held to the transaction's end)."""
+    conn.execute(query("drivers_events_lock"))
+    rows = conn.execute(
+        query("drivers_events_stored"), {"kinds": list(kinds), "lo": lo, "hi": hi}
+    ).fetchall()
+    return [EventRow(*r) for r in rows]

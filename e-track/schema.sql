@@ -872,9 +872,15 @@ CREATE INDEX driver_assignments_placa_idx ON driver_assignments (placa, from_ts,
 -- rewritten by every routes computation; the attribution is a function of
 -- the provider's trips and the assignments, recomputed with it.
 ALTER TABLE route_trips
+    -- Time in motion (etrack.trips.detect.moving_seconds): a driver's driving
+    -- time; null in trips computed before this migration (their duration serves).
+    ADD COLUMN moving_s integer,
     ADD COLUMN driver_id text,
     ADD COLUMN driver_source text CHECK (driver_source IN ('provider', 'assignment'));
+-- A driver's trips in time order (the driver page, a merge); every trip of
+-- a range of moments (the working days of everyone, the trips nobody drove).
 CREATE INDEX route_trips_driver_idx ON route_trips (driver_id, start_ts) WHERE driver_id IS NOT NULL;
+CREATE INDEX route_trips_start_idx ON route_trips (start_ts);
 
 INSERT INTO schema_migrations (version, name) VALUES
     (1, 'initial'),

@@ -281,6 +281,10 @@ class TripRow(NamedTuple):
     duration_s: int
     max_speed_kmh: float | None
     avg_speed_kmh: float | None
+    moving_s: int = 0
+    """Time in motion: the trip's time less the still part of its first and
+    last sampling intervals (etrack.trips.detect.moving_seconds); a driver's
+    driving time (etrack.drivers)."""
 
     # The ends under the short names detection speaks of (`trip.end_lat`).
     @property

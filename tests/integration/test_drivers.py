@@ -10,10 +10,13 @@ import json
 import warnings
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
+from pypdf import PdfReader
 
 from etrack.config import Settings
 from etrack.drivers.compute import (
@@ -254,3 +257,33 @@ def test_api_lists_drivers_and_their_days(conn: db.Conn, fleet: None, client: Te
     assert day["violations"][0]["article"] == "CTB art. 67-C, caput"
     assert client.get("/api/drivers/nobody/days").status_code == 404
     assert client.get("/api/drivers?date_start=2025-03-05&date_end=2025-03-01").status_code == 400
+
+
+def test_cli_ficha_as_pdf_and_xlsx(
+    conn: db.Conn, fleet: None, cli_env: None, run_etrack: RunEtrack, tmp_path: Path
+) -> None:
+    attribute_drivers(conn, None, DAY, DAY)
+    conn.execute("UPDATE drivers SET name = 'João Conceição' WHERE id = 'CNH 123'")
+    pdf = tmp_path / "ficha.pdf"
+    code, out, err = run_etrack("drivers", "ficha", "CNH 123", "--month", "2025-03", "-o", str(pdf))
+    assert code == 0, err
+    assert "1 working days, 2 violations" in out
+    text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "João Conceição" in text
+    assert "março" in text
+    xlsx = tmp_path / "ficha.xlsx"
+    code, out, err = run_etrack(
+        "drivers", "ficha", "CNH 123", "--month", "2025-03", "--output", str(xlsx)
+    )
+    assert code == 0, err
+    sheet = openpyxl.load_workbook(xlsx).active
+    assert sheet is not None
+    cells = [c for row in sheet.iter_rows(values_only=True) for c in row if c is not None]
+    assert any("João Conceição" in str(c) for c in cells)
+    for bad, message in (
+        (("--month", "março", "-o", str(pdf)), "--month: expected a month"),
+        (("--month", "2025-03", "-o", str(tmp_path / "f.doc")), "--format: expected one of pdf"),
+    ):
+        code, _, err = run_etrack("drivers", "ficha", "CNH 123", *bad)
+        assert code == 2
+        assert message in err

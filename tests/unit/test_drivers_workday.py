@@ -130,3 +130,16 @@ def test_identity_and_cpf() -> None:
     ):
         with pytest.raises(UsageError, match=reason):
             check_cpf(bad)
+
+
+def test_the_first_days_rest_comes_from_the_activity_before_the_window() -> None:
+    (day,) = working_days(
+        "D1", "João", [trip(7, 12)], LAW, TZ, previous_end=at(-1)
+    )  # 23:00 the day before: 8 h of rest
+    assert day.rest_before_s == 8 * 3600
+    assert [v.rule for v in day.violations] == ["daily_rest"]
+    # Less than a working-day gap before: the same working day began earlier,
+    # outside what was read: its rest is unknown, not a violation.
+    (day,) = working_days("D1", "João", [trip(7, 12)], LAW, TZ, previous_end=at(5))
+    assert day.rest_before_s is None
+    assert day.violations == ()

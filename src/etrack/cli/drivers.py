@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, tzinfo
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,8 +26,16 @@ from etrack.cli.common import (
     user_input,
 )
 from etrack.dates import parse_moment
-from etrack.drivers.compute import JornadaParams, compute_drivers, day_bounds, driver_days
-from etrack.drivers.identity import check_cpf, normalized_name
+from etrack.drivers.compute import (
+    JornadaParams,
+    assign_period,
+    compute_drivers,
+    day_bounds,
+    driver_days,
+    month_ficha,
+)
+from etrack.drivers.ficha import ficha_pdf, ficha_xlsx
+from etrack.drivers.identity import normalized_name, read_document
 from etrack.drivers.workday import DriverDay
 from etrack.errors import UsageError
 from etrack.store import db
@@ -123,21 +132,12 @@ def drivers_set(
     with db.connection(database()) as conn:
         row = find_driver(conn, driver)
         changed = row._replace(
-            document=row.document if document is None else _document(document),
+            document=row.document if document is None else read_document(document),
             frota=row.frota if fleet is None else (fleet.strip() or None),
             active=row.active if active is None else active,
         )
         written = store.update_driver(conn, changed)
     echo_summary(f"driver {row.id}: {'updated' if written else 'unchanged'}")
-
-
-def _document(text: str) -> str | None:
-    """A CPF when it looks like one (its check digits verified); else a registration."""
-    value = text.strip()
-    if not value:
-        return None
-    digits = value.replace(".", "").replace("-", "")
-    return check_cpf(value) if digits.isdigit() and len(digits) == 11 else value
 
 
 @drivers_app.command("rename")
@@ -188,21 +188,9 @@ def drivers_assign(
     target = database()
     with db.connection(target) as conn:
         row = find_driver(conn, driver)
-        other = store.assignment_overlap(conn, placa, from_ts, to_ts)
-        if other is not None:
-            raise UsageError(
-                f"{placa} is assigned to {other[0]} from {other[1].astimezone(tz):%Y-%m-%d %H:%M} "
-                f"to {other[2].astimezone(tz):%Y-%m-%d %H:%M}: one driver at a time"
-            )
-        written = store.assign_driver(conn, row.id, placa, from_ts, to_ts)
-    first, last = (
-        from_ts.astimezone(tz).date(),
-        (to_ts - timedelta(microseconds=1)).astimezone(tz).date(),
-    )
+    params = JornadaParams.from_settings(current)
     with summary_printed_here("etrack.drivers"):
-        summary = compute_drivers(
-            target, [placa], first, last, JornadaParams.from_settings(current)
-        )
+        written, summary = assign_period(target, row.id, placa, from_ts, to_ts, params)
     echo_summary(
         f"driver {row.id} on {placa} from {from_ts:%Y-%m-%d %H:%M} to {to_ts:%Y-%m-%d %H:%M}: "
         f"{'stored' if written else 'unchanged'}; {summary.line()}"
@@ -291,6 +279,55 @@ def drivers_report(
     typer.echo(render_days(found, output, current.tz), nl=False)
     if output == "table":
         typer.echo(f"{nobody} trips without a driver (sem motorista), {_hm(nobody_s)} of driving")
+
+
+FICHA_FORMATS = ("pdf", "xlsx")
+
+
+def read_month(text: str) -> date:
+    """YYYY-MM (or MM/YYYY) -> its 1st day, or a UsageError."""
+    value = text.strip()
+    for pattern in ("%Y-%m", "%m/%Y"):
+        try:
+            return datetime.strptime(value, pattern).date().replace(day=1)
+        except ValueError:
+            continue
+    raise UsageError(f"--month: expected a month like 2025-03 (or 03/2025), got {text!r}")
+
+
+@drivers_app.command("ficha")
+def drivers_ficha(
+    driver: DriverArg,
+    month: Annotated[str, typer.Option("--month", help="The month: YYYY-MM.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="The file to write (.pdf or .xlsx).")
+    ],
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="pdf or xlsx (default: the file's extension).")
+    ] = None,
+    company: Annotated[
+        str | None, typer.Option("--company", help="The company's name on the ficha.")
+    ] = None,
+) -> None:
+    """A driver's monthly ficha de trabalho (one row per day, totals,
+    signature lines) as PDF or XLSX."""
+    chosen = file_format or output.suffix.lstrip(".").lower()
+    if chosen not in FICHA_FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FICHA_FORMATS)}, got {chosen!r}")
+    first = read_month(month)
+    params = JornadaParams.from_settings(settings())
+    with db.connection(database()) as conn:
+        row = find_driver(conn, driver)
+        ficha = month_ficha(conn, row, first, params, company)
+    data = ficha_pdf(ficha) if chosen == "pdf" else ficha_xlsx(ficha)
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    echo_summary(
+        f"ficha of {row.id} for {first:%Y-%m}: {len(ficha.days)} working days, "
+        f"{sum(len(d.violations) for d in ficha.days)} violations -> {output} ({len(data)} bytes)"
+    )
 
 
 def register(app: typer.Typer) -> None:

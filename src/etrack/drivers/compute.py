@@ -30,8 +30,10 @@ from typing import NamedTuple
 
 from etrack.config import Settings
 from etrack.dates import days_span as day_bounds
+from etrack.drivers.ficha import Ficha
 from etrack.drivers.identity import driver_key, normalized_name
 from etrack.drivers.workday import Activity, DriverDay, JornadaLimits, Violation, working_days
+from etrack.errors import UsageError
 from etrack.store import db
 from etrack.store import drivers as store
 from etrack.store import events as event_store
@@ -40,11 +42,13 @@ __all__ = [
     "VIOLATION_KINDS",
     "DriversSummary",
     "JornadaParams",
+    "assign_period",
     "attribute_drivers",
     "compute_drivers",
     "compute_violation_events",
     "day_bounds",
     "driver_days",
+    "month_ficha",
     "sync_drivers",
 ]
 
@@ -106,9 +110,10 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def sync_drivers(conn: db.Conn) -> int:
-    """New drivers (and aliases) from the provider's trips; how many aliases were new."""
-    unknown = store.unknown_aliases(conn)
+def sync_drivers(conn: db.Conn, plates: Sequence[str], first_day: date, last_day: date) -> int:
+    """New drivers (and aliases) from these plates' provider trips of the
+    days; how many aliases were new."""
+    unknown = store.unknown_aliases(conn, plates, first_day, last_day)
     with conn.transaction():
         for alias in unknown:
             key = driver_key(alias.identificacao, alias.nome)
@@ -131,13 +136,13 @@ def attribute_drivers(
     conn: db.Conn, plates: Sequence[str] | None, first_day: date, last_day: date
 ) -> AttributionSummary:
     """sync_drivers, then the driver of every detected trip of the plates
-    (None: every plate with trips) on the local days."""
-    sync_drivers(conn)
+    (None: every plate with a route) on the local days."""
     wanted = (
-        list(plates) if plates is not None else store.plates_with_trips(conn, first_day, last_day)
+        list(plates) if plates is not None else store.plates_with_routes(conn, first_day, last_day)
     )
     if not wanted:
         return AttributionSummary(0, 0, 0)
+    sync_drivers(conn, wanted, first_day, last_day)
     found = store.attribute(conn, wanted, first_day, last_day)
     return AttributionSummary(*found)
 
@@ -152,22 +157,51 @@ def driver_days(
     """The working days starting on the local days first..last, of every
     driver with one or of those ids; by driver name, then day."""
     lo, hi = day_bounds(first_day, last_day, params.tz)
-    # A working day starting in the range may run past hi: read a day more.
-    rows = store.list_activities(conn, lo - LOOKBACK, hi + timedelta(days=1), driver_ids)
+    # A working day starting in the range may run past hi: read a day more;
+    # and the activity before the window, for the first day's rest.
+    since = lo - LOOKBACK
+    rows = store.list_activities(conn, since, hi + timedelta(days=1), driver_ids)
     drivers = {d.id: d for d in store.list_drivers(conn)}
     by_driver: dict[str, list[Activity]] = defaultdict(list)
     for row in rows:
-        by_driver[row.driver_id].append(Activity(row.placa, row.start_ts, row.end_ts, row.source))
+        by_driver[row.driver_id].append(
+            Activity(row.placa, row.start_ts, row.end_ts, row.source, row.moving_s)
+        )
+    before = store.last_ends_before(conn, list(by_driver), since) if by_driver else {}
     days: list[DriverDay] = []
     for driver_id, activities in by_driver.items():
         known = drivers.get(driver_id)
         name = known.name if known is not None else driver_id
         limits = params.limits_for(known.frota if known is not None else None)
-        for day in working_days(driver_id, name, activities, limits, params.tz):
+        found = working_days(driver_id, name, activities, limits, params.tz, before.get(driver_id))
+        for day in found:
             if lo <= day.start < hi:
                 days.append(day)
     days.sort(key=lambda d: (d.driver_name, d.driver_id, d.start))
     return days
+
+
+def month_ficha(
+    conn: db.Conn,
+    driver: store.DriverRow,
+    month: date,
+    params: JornadaParams,
+    company: str | None = None,
+) -> Ficha:
+    """The driver's ficha de trabalho of a month (`month`: any day of it)."""
+    first = month.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    days = driver_days(conn, first, last, params, [driver.id])
+    return Ficha(
+        driver_id=driver.id,
+        driver_name=driver.name,
+        document=driver.document,
+        frota=driver.frota,
+        company=company,
+        month=first,
+        days=tuple(days),
+        tz=params.tz,
+    )
 
 
 def violation_event_id(driver_id: str, rule: str, at: datetime) -> uuid.UUID:
@@ -210,6 +244,33 @@ def compute_violation_events(
     with conn.transaction():
         stored = store.stored_violation_events(conn, EVENT_KINDS, lo, hi)
         return event_store.write_events(conn, rows, stored)
+
+
+def assign_period(
+    target: db.Target,
+    driver_id: str,
+    placa: str,
+    from_ts: datetime,
+    to_ts: datetime,
+    params: JornadaParams,
+) -> tuple[bool, DriversSummary]:
+    """Put a driver on a vehicle for [from_ts, to_ts) (a UsageError when the
+    period is empty or another driver holds the vehicle then: one at a time),
+    then attribute those days' trips again. (stored anew, the recomputation)."""
+    if to_ts <= from_ts:
+        raise UsageError("the end of an assignment must come after its start")
+    with db.connection(target, autocommit=True) as conn:
+        other = store.assignment_overlap(conn, placa, from_ts, to_ts)
+        if other is not None:
+            tz = params.tz
+            raise UsageError(
+                f"{placa} is assigned to {other[0]} from {other[1].astimezone(tz):%Y-%m-%d %H:%M} "
+                f"to {other[2].astimezone(tz):%Y-%m-%d %H:%M}: one driver at a time"
+            )
+        written = store.assign_driver(conn, driver_id, placa, from_ts, to_ts)
+    first = from_ts.astimezone(params.tz).date()
+    last = (to_ts - timedelta(microseconds=1)).astimezone(params.tz).date()
+    return written, compute_drivers(target, [placa], first, last, params)
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ import unicodedata
 
 from etrack.errors import UsageError
 
-__all__ = ["alias_of", "check_cpf", "driver_key", "normalized_name"]
+__all__ = ["alias_of", "check_cpf", "driver_key", "normalized_name", "read_document"]
 
 _SPACES = re.compile(r"\s+")
 
@@ -60,3 +60,14 @@ def check_cpf(text: str) -> str:
         if check != numbers[length]:
             raise UsageError(f"CPF {text!r}: the check digits do not match")
     return digits
+
+
+def read_document(text: str) -> str | None:
+    """A driver's document as typed: a CPF when it has a CPF's 11 digits (its
+    check digits verified: a UsageError otherwise), else a registration as
+    given; None when blank."""
+    value = text.strip()
+    if not value:
+        return None
+    digits = re.sub(r"[.\-\s]", "", value)
+    return check_cpf(value) if digits.isdigit() and len(digits) == 11 else value

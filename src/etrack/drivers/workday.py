@@ -9,8 +9,10 @@ users; these are the exact rules the tests check:
   between one trip's end and the next one's start reaches `day_gap_s`
   (default 6 h). Its `day` is the local date of its first trip, so a
   working day over midnight is one day, dated by its start.
-- **Driving** is the trips' time (a detected trip is moving time, as the
-  routes count it). Time between two trips of one day is a **stop**; a stop
+- **Driving** is the trips' time in motion (`route_trips.moving_s`: a
+  trip's time less the still part of its first and last sampling intervals;
+  its whole time for trips stored before it existed). Time between two
+  trips of one day is a **stop**; a stop
   of at least `break_min_s` (ETRACK_BREAK_MIN_S, default 30 min) is a
   **break**. Shorter stops (a traffic light, a delivery of minutes) do not
   interrupt the driving and are not counted as driving either.
@@ -91,10 +93,16 @@ class Activity:
     end: datetime
     source: str = "provider"
     """How the trip got its driver: provider or assignment."""
+    moving_s: float | None = None
+    """The trip's time in motion (route_trips.moving_s); None: its whole time."""
+
+    @property
+    def span_s(self) -> float:
+        return max(0.0, (self.end - self.start).total_seconds())
 
     @property
     def driving_s(self) -> float:
-        return max(0.0, (self.end - self.start).total_seconds())
+        return self.span_s if self.moving_s is None else min(self.moving_s, self.span_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +175,11 @@ def working_days(
     activities: Sequence[Activity],
     limits: JornadaLimits,
     tz: tzinfo,
+    previous_end: datetime | None = None,
 ) -> list[DriverDay]:
-    """The driver's working days over these activities (any order; overlapping
-    trips, two vehicles at once, are taken as they come: the later start
-    wins the overlap), oldest first."""
+    """The driver's working days over these activities (any order; two trips
+    overlapping in time count once), oldest first. `previous_end`: when the
+    driver's last activity before these ended (the first day's rest before)."""
     ordered = sorted(activities, key=lambda a: (a.start, a.end))
     days: list[list[Activity]] = []
     for activity in ordered:
@@ -178,8 +187,13 @@ def working_days(
             days[-1].append(activity)
         else:
             days.append([activity])
+    if days and previous_end is not None:
+        gap = (days[0][0].start - previous_end).total_seconds()
+        if gap < limits.day_gap_s:
+            # The activity before belongs to the same working day, whose
+            # start is outside what was read: its rest is not known here.
+            previous_end = None
     found: list[DriverDay] = []
-    previous_end: datetime | None = None
     for trips in days:
         found.append(_day(driver_id, driver_name, trips, previous_end, limits, tz))
         previous_end = max(a.end for a in trips)
@@ -255,28 +269,34 @@ def _day(
 
 
 def _driven(stretch: Sequence[Activity]) -> float:
-    """Driving time of a stretch: the trips' time, an overlap counted once."""
-    total = 0.0
+    """Driving time of a stretch: its trips' time in motion, the part of a
+    trip overlapping an earlier one not counted twice."""
+    return sum(driven for driven, _, _ in _pieces(stretch))
+
+
+def _pieces(stretch: Sequence[Activity]) -> list[tuple[float, datetime, Activity]]:
+    """(driving seconds, where the trip's own time begins, the trip) of each
+    trip of a stretch, overlaps cut off."""
+    pieces: list[tuple[float, datetime, Activity]] = []
     reached: datetime | None = None
     for trip in stretch:
         begin = trip.start if reached is None else max(trip.start, reached)
-        if trip.end > begin:
-            total += (trip.end - begin).total_seconds()
+        own = max(0.0, (trip.end - begin).total_seconds())
+        share = own / trip.span_s if trip.span_s > 0 else 0.0
+        pieces.append((trip.driving_s * share, begin, trip))
         reached = trip.end if reached is None else max(reached, trip.end)
-    return total
+    return pieces
 
 
 def _when_driven(stretch: Sequence[Activity], limit_s: float) -> tuple[datetime, str]:
-    """The moment the stretch's driving passed limit_s, and the vehicle then."""
+    """The moment the stretch's driving passed limit_s (within a trip, its
+    motion taken as even), and the vehicle then."""
     total = 0.0
-    reached: datetime | None = None
-    for trip in stretch:
-        begin = trip.start if reached is None else max(trip.start, reached)
-        span = max(0.0, (trip.end - begin).total_seconds())
-        if total + span > limit_s:
-            return begin + timedelta(seconds=limit_s - total), trip.placa
-        total += span
-        reached = trip.end if reached is None else max(reached, trip.end)
+    for driven, begin, trip in _pieces(stretch):
+        if driven > 0 and total + driven > limit_s:
+            own = (trip.end - begin).total_seconds()
+            return begin + timedelta(seconds=own * (limit_s - total) / driven), trip.placa
+        total += driven
     return stretch[-1].end, stretch[-1].placa
 
 

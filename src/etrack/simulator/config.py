@@ -154,8 +154,13 @@ class FleetConfig:
     history_start: date = date(2024, 1, 1)
     install_spread_days: int = 180
     plan_cache_size: int | None = None
+    long_haul_share: float = 0.1
+    """floor(share * vehicles) vehicles follow the long-haul profile
+    (etrack.simulator.longhaul); 0 switches it off."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.long_haul_share <= 1.0:
+            raise ValueError(f"long_haul_share must be within 0..1, got {self.long_haul_share}")
         if self.vehicles < 0:
             raise ValueError(f"vehicles must be >= 0, got {self.vehicles}")
         if self.accounts is not None:

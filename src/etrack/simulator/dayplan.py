@@ -24,6 +24,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from etrack.simulator.config import FleetConfig
+from etrack.simulator.longhaul import IDLE_PER_STRETCH_S, schedule
 
 __all__ = [
     "EARTH_RADIUS_M",
@@ -152,6 +153,14 @@ class Vehicle:
     engine_base_s: int
     storage_delay_s: int
     salt: int
+    long_haul_shift: int | None = None
+    """Long-haul vehicles only: their weekly template's shift (etrack.simulator.longhaul)."""
+    crew: tuple[tuple[str, str], ...] = ()
+    """Long-haul vehicles only: (name, identification) of the drivers taking turns."""
+
+    @property
+    def long_haul(self) -> bool:
+        return self.long_haul_shift is not None
 
     @property
     def mercosul(self) -> bool:
@@ -316,7 +325,8 @@ class DayPlanner:
 
     def _delta_km(self, vehicle: Vehicle, day: date) -> int:
         if (
-            day < vehicle.installed_on
+            vehicle.long_haul
+            or day < vehicle.installed_on
             or self._rest(vehicle, day)
             or self._rest(vehicle, day + timedelta(days=1))
         ):
@@ -356,7 +366,8 @@ class DayPlanner:
     def _spot(self, vehicle: Vehicle, day: date) -> tuple[float, float]:
         """Where the vehicle parks at the end of `day`."""
         if (
-            day < vehicle.installed_on
+            vehicle.long_haul
+            or day < vehicle.installed_on
             or self._rest(vehicle, day)
             or self._rest(vehicle, day + timedelta(days=1))
             or unit(vehicle.salt ^ 0xA3A7, day.toordinal()) >= 0.25
@@ -411,6 +422,9 @@ class DayPlanner:
             builder.finish()
             plan.samples = self._parked_samples(day_start + phase, day_end)
             return plan
+        if vehicle.long_haul:
+            self._build_long_haul(vehicle, plan, builder, phase, total_km)
+            return plan
 
         legs = self._route(rng, start, end, total_km * 1000.0)
         engine_s = total_km * vehicle.seconds_per_km + vehicle.weekday_allowance_s[day.weekday()]
@@ -461,6 +475,142 @@ class DayPlanner:
         plan.trips = tuple(trip_plans)
         plan.samples = samples
         return plan
+
+    def _build_long_haul(
+        self, vehicle: Vehicle, plan: DayPlan, builder: _PlanBuilder, phase: int, total_km: int
+    ) -> None:
+        """A long-haul day (etrack.simulator.longhaul): its stretches' trips, at a
+        constant speed, on a random walk from the depot back to the depot."""
+        assert vehicle.long_haul_shift is not None
+        day = plan.day
+        stretches = schedule(
+            self.config.seed, vehicle.placa, vehicle.salt, vehicle.seconds_per_km,
+            vehicle.long_haul_shift, day, self.tz,
+        )  # fmt: skip
+        timings = [(stretch, trip) for stretch in stretches for trip in stretch.trips]
+        total_m = total_km * 1000.0
+        driving = sum(trip.driving_s for _, trip in timings)
+        rng = seeded_rng(self.config.seed, vehicle.placa, day.isoformat(), "long-haul-route")
+        speed = total_m / driving  # m/s
+        lengths = [trip.driving_s * speed for _, trip in timings]
+        lengths[-1] = total_m - sum(lengths[:-1])
+        legs = self._walk_legs(rng, vehicle.depot, lengths)
+        for leg in legs:
+            for segment in leg:
+                segment.speed_kmh = speed * 3.6
+        moving = sum(segment.moving_s() for leg in legs for segment in leg)
+        engine_s = total_km * vehicle.seconds_per_km + vehicle.weekday_allowance_s[day.weekday()]
+        idles: list[int] = []
+        for stretch, _ in timings:
+            share = IDLE_PER_STRETCH_S // len(stretch.trips)
+            idles.extend((share // 2, share - share // 2))
+        idles[-1] += engine_s - moving - sum(idles)
+        if idles[-1] < 30:
+            raise AssertionError("could not fit the long-haul day into its engine hours")
+        samples = self._parked_samples(plan.day_start + phase, plan.day_start + phase)
+        here = vehicle.depot
+        parked_from = plan.day_start + phase
+        trip_plans: list[TripPlan] = []
+        for number, ((_, timing), leg) in enumerate(zip(timings, legs, strict=True)):
+            warm_up, after = idles[2 * number], idles[2 * number + 1]
+            departure = max(timing.departure, builder.time + warm_up + 120)
+            ignition_on = departure - warm_up
+            samples.extend(self._parked_samples(parked_from, ignition_on))
+            builder.still(ignition_on, here, ignition=False)
+            builder.still(departure, here, ignition=True)
+            odo_start = builder.odo
+            for segment in leg:
+                self._drive_segment(builder, segment)
+            arrival = builder.time
+            here = leg[-1].end
+            builder.still(arrival + after, here, ignition=True)
+            ignition_off = builder.time
+            trip_plans.append(
+                TripPlan(
+                    ignition_on=ignition_on,
+                    departure=departure,
+                    arrival=arrival,
+                    ignition_off=ignition_off,
+                    start=leg[0].start,
+                    end=here,
+                    odo_start_m=odo_start,
+                    odo_end_m=builder.odo,
+                    max_speed_kmh=speed * 3.6,
+                )
+            )
+            samples.extend(self._moving_samples(vehicle, ignition_on, ignition_off))
+            parked_from = ignition_off
+        if builder.time > plan.day_end:
+            raise AssertionError("a long-haul trip ran past midnight")
+        samples.extend(self._parked_samples(parked_from, plan.day_end))
+        builder.still(plan.day_end, here, ignition=False)
+        builder.finish()
+        plan.trips = tuple(trip_plans)
+        plan.samples = samples
+
+    def _walk_legs(
+        self, rng: random.Random, depot: tuple[float, float], lengths: list[float]
+    ) -> list[list[_Segment]]:
+        """One leg per length: a gently turning walk of ~5 km segments inside the
+        region, the last leg heading back to `depot`, each exactly its length."""
+        region = self.region
+        margin = 0.01
+        inside = (
+            region.lat_min + margin, region.lat_max - margin,
+            region.lon_min + margin, region.lon_max - margin,
+        )  # fmt: skip
+        centre = ((region.lat_min + region.lat_max) / 2, (region.lon_min + region.lon_max) / 2)
+
+        def ok(point: tuple[float, float]) -> bool:
+            return inside[0] <= point[0] <= inside[1] and inside[2] <= point[1] <= inside[3]
+
+        def bearing_to(a: tuple[float, float], b: tuple[float, float]) -> float:
+            p1, p2 = math.radians(a[0]), math.radians(b[0])
+            dl = math.radians(b[1] - a[1])
+            y = math.sin(dl) * math.cos(p2)
+            x = math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)
+            return math.atan2(y, x)
+
+        here = depot
+        heading = rng.uniform(0, 2 * math.pi)
+        legs: list[list[_Segment]] = []
+        done = 0.0
+        for number, planned in enumerate(lengths):
+            last = number == len(lengths) - 1
+            # The last leg takes what the others' float sums left over: exact day totals.
+            length = sum(lengths) - done if last else planned
+            segments: list[_Segment] = []
+            walked = 0.0
+            while True:
+                left = length - walked
+                if last and left - haversine_m(*here, *depot) <= 10_000:
+                    break
+                if not last and left <= 1.0:
+                    break
+                step = min(rng.uniform(4000, 6000), left) if not last else rng.uniform(4000, 5000)
+                for _attempt in range(40):
+                    heading += rng.uniform(-0.35, 0.35)
+                    point = destination(*here, heading, step)
+                    if ok(point):
+                        break
+                    heading = bearing_to(here, centre) + rng.uniform(-0.8, 0.8)
+                else:
+                    point = destination(*here, bearing_to(here, centre), step)
+                segment_m = haversine_m(*here, *point)
+                segments.append(_Segment(here, point, segment_m, highway=True))
+                walked += segment_m
+                here = point
+            if last:
+                segments.extend(self._leg(rng, here, depot, 0.0))
+                fixed = [segments]
+                self._stretch(rng, fixed, length)
+                segments = fixed[0]
+                for segment in segments:
+                    segment.highway = True
+                here = depot
+            done += sum(segment.length_m for segment in segments)
+            legs.append(segments)
+        return legs
 
     @staticmethod
     def _parked_samples(first: int, until: int) -> array[int]:

@@ -15,7 +15,11 @@ The model, and why it is built this way:
   move a single true point.
 - Days: each vehicle has a depot, rest weekdays (parked all day, reporting
   every 15 min) and, on working days, one to five trips between 05:00 and 23:00
-  local, so no trip crosses midnight. The vehicle ends each day at an
+  local, so no trip crosses midnight (the long-haul profile,
+  `etrack.simulator.longhaul`, has its own template: a few vehicles drive
+  long stretches from their depot back to it, some working days run past
+  midnight, though a trip never does; their drivers take turns by day,
+  `Fleet.driver_at`). The vehicle ends each day at an
   "overnight spot" (its depot, or sometimes a spot a few km away) that is a
   pure function of (plate, day); day D starts where day D-1 ended, so positions
   are continuous across days without generating earlier days.
@@ -84,6 +88,13 @@ from etrack.simulator.dayplan import (
     seeded_rng,
     unit,
 )
+from etrack.simulator.longhaul import (
+    CREW_OF_SLOT,
+    SERVICE_SHIFT_S,
+    driver_names,
+    slot_of,
+    weekday_totals,
+)
 from etrack.simulator.wire import (
     KIND_JUMP,
     KIND_NO_FIX,
@@ -110,9 +121,9 @@ _MODELS = (
 )  # fmt: skip
 _FLEETS = ("Distribuição", "Comercial", "Manutenção", "Diretoria")
 _DRIVERS = (
-    "JOSE CARLOS DA SILVA", "ANTONIO PEREIRA", "MARIA APARECIDA SOUZA", "JOAO BATISTA LIMA",
+    "JOSÉ CARLOS DA SILVA", "ANTÔNIO PEREIRA", "MARIA APARECIDA SOUZA", "JOÃO BATISTA LIMA",
     "FRANCISCO DAS CHAGAS", "ANA PAULA OLIVEIRA", "CARLOS EDUARDO SANTOS",
-    "PAULO ROBERTO ALVES", "LUCAS GABRIEL COSTA", "MARCOS VINICIUS RIBEIRO",
+    "PAULO ROBERTO ALVES", "LUCAS GABRIEL COSTA", "MARCOS VINÍCIUS RIBEIRO",
 )  # fmt: skip
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -201,6 +212,60 @@ class Fleet:
                 self._vehicles[plate] = vehicle
                 vehicles.append(vehicle)
                 index += 1
+        self._make_long_haul()
+
+    def _make_long_haul(self) -> None:
+        """Turn floor(long_haul_share * vehicles) of the fleet, ranked by a hash of
+        their plates, into long-haul vehicles (etrack.simulator.longhaul). Their
+        weekly templates are shifted two days apart, so any three days of a
+        fleet with four of them show every violation."""
+        seed = self.config.seed
+        count = math.floor(self.config.long_haul_share * len(self._vehicles) + 1e-9)
+        if count <= 0:
+            return
+        ranked = sorted(self._vehicles, key=lambda plate: digest_int(seed, plate, "long-haul"))
+        base = digest_int(seed, "long-haul-shift") % 7
+        names = driver_names(digest_int(seed, "driver-names"), 2 * count)
+        used = {v.driver[1] for v in self._vehicles.values() if v.driver is not None}
+        for rank, plate in enumerate(ranked[:count]):
+            vehicle = self._vehicles[plate]
+            shift = (base + 2 * rank) % 7
+            spk = 48 + digest_int(seed, plate, "long-haul-spk") % 9
+            weekday_km, allowance = weekday_totals(vehicle.salt, spk, shift)
+            crew: list[tuple[str, str]] = []
+            for member in range(2):
+                number = digest_int(seed, plate, "crew", member) % 10**11
+                while f"{number:011d}" in used:
+                    number = (number + 1) % 10**11
+                used.add(f"{number:011d}")
+                crew.append((names[2 * rank + member], f"{number:011d}"))
+            changed = replace(
+                vehicle,
+                driver=None,
+                rest_weekdays=frozenset(
+                    weekday for weekday in range(7) if weekday_km[weekday] == 0
+                ),
+                weekday_km=weekday_km,
+                seconds_per_km=spk,
+                weekday_allowance_s=allowance,
+                long_haul_shift=shift,
+                crew=tuple(crew),
+            )
+            self._vehicles[plate] = changed
+            vehicles = self._by_account[vehicle.account_user.casefold()]
+            vehicles[vehicles.index(vehicle)] = changed
+
+    def driver_at(self, plate: str, moment: datetime) -> tuple[str, str] | None:
+        """(condutor_nome, condutor_identificacao) of the trip whose ignition went on
+        at `moment`: a vehicle's fixed driver, or for a long-haul vehicle the crew
+        member of the service day (the local day of moment - 4 h); None: no driver."""
+        return self._driver(self.vehicle(plate), int(moment.timestamp()))
+
+    def _driver(self, vehicle: Vehicle, moment: int) -> tuple[str, str] | None:
+        if vehicle.long_haul_shift is None:
+            return vehicle.driver
+        service_day = datetime.fromtimestamp(moment - SERVICE_SHIFT_S, self.tz).date()
+        return vehicle.crew[CREW_OF_SLOT[slot_of(vehicle.long_haul_shift, service_day)]]
 
     @staticmethod
     def _new_plate(rng: random.Random, seen: set[str]) -> str:
@@ -546,7 +611,9 @@ class Fleet:
         plan = self._planner.plan(vehicle, day)
         cutoff = self._cutoff(vehicle, now)
         return [
-            trip_summary(account, vehicle, trip, self._local_text)
+            trip_summary(
+                account, vehicle, trip, self._local_text, self._driver(vehicle, trip.ignition_on)
+            )
             for trip in plan.trips
             if trip.ignition_off <= cutoff
         ]

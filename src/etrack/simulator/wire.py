@@ -228,10 +228,16 @@ def format_row(
 
 
 def trip_summary(
-    account: Account, vehicle: Vehicle, trip: TripPlan, local_text: Callable[[int], str]
+    account: Account,
+    vehicle: Vehicle,
+    trip: TripPlan,
+    local_text: Callable[[int], str],
+    driver: tuple[str, str] | Literal["fixed"] | None = "fixed",
 ) -> dict[str, Any]:
-    """One `/resumoviagens` record."""
-    driver_name, driver_id = vehicle.driver or ("", "")
+    """One `/resumoviagens` record; `driver` is the day's (name, identification),
+    None for a trip without a driver, "fixed" for the vehicle's own driver."""
+    chosen = vehicle.driver if driver == "fixed" else driver
+    driver_name, driver_id = chosen or ("", "")
     odo_start = round(trip.odo_start_m / 1000, 2)
     odo_end = round(trip.odo_end_m / 1000, 2)
     return {

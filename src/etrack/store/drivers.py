@@ -24,11 +24,12 @@ __all__ = [
     "assignment_overlap",
     "attribute",
     "get_driver",
+    "last_ends_before",
     "list_activities",
     "list_assignments",
     "list_drivers",
     "merge_drivers",
-    "plates_with_trips",
+    "plates_with_routes",
     "stored_violation_events",
     "unattributed",
     "unknown_aliases",
@@ -76,6 +77,7 @@ class ActivityRow(NamedTuple):
     start_ts: datetime
     end_ts: datetime
     source: str
+    moving_s: int | None
 
 
 class Attribution(NamedTuple):
@@ -84,8 +86,16 @@ class Attribution(NamedTuple):
     written: int
 
 
-def unknown_aliases(conn: db.Conn) -> list[UnknownAlias]:
-    return [UnknownAlias(*r) for r in conn.execute(query("drivers_unknown_aliases")).fetchall()]
+def unknown_aliases(
+    conn: db.Conn, plates: Sequence[str], first_day: date, last_day: date
+) -> list[UnknownAlias]:
+    """The drivers the provider names on these plates' trips of the days
+    (and a day either side) that are not known yet."""
+    rows = conn.execute(
+        query("drivers_unknown_aliases"),
+        {"plates": list(plates), "first_day": first_day, "last_day": last_day},
+    ).fetchall()
+    return [UnknownAlias(*r) for r in rows]
 
 
 def add_driver(conn: db.Conn, driver_id: str, name: str, frota: str | None, alias: str) -> str:
@@ -158,9 +168,9 @@ def list_assignments(conn: db.Conn, driver_id: str | None = None) -> list[Assign
     return [AssignmentRow(*r) for r in rows]
 
 
-def plates_with_trips(conn: db.Conn, first_day: date, last_day: date) -> list[str]:
+def plates_with_routes(conn: db.Conn, first_day: date, last_day: date) -> list[str]:
     rows = conn.execute(
-        query("drivers_plates_with_trips"), {"first_day": first_day, "last_day": last_day}
+        query("drivers_plates_with_routes"), {"first_day": first_day, "last_day": last_day}
     ).fetchall()
     return [str(r[0]) for r in rows]
 
@@ -182,6 +192,16 @@ def list_activities(
         {"lo": lo, "hi": hi, "ids": None if driver_ids is None else list(driver_ids)},
     ).fetchall()
     return [ActivityRow(*r) for r in rows]
+
+
+def last_ends_before(
+    conn: db.Conn, driver_ids: Sequence[str], before: datetime
+) -> dict[str, datetime]:
+    """Each driver's last activity end among their trips starting before `before`."""
+    rows = conn.execute(
+        query("drivers_last_end_before"), {"ids": list(driver_ids), "before": before}
+    ).fetchall()
+    return {str(r[0]): r[1] for r in rows}
 
 
 def unattributed(

@@ -56,7 +56,7 @@ _ROUTE_TYPES = [
 ]  # fmt: skip
 _TRIP_TYPES = [
     "text", "date", "int4", "timestamptz", "timestamptz", "float8", "float8", "float8",
-    "float8", "text", "text", "float8", "int4", "float8", "float8",
+    "float8", "text", "text", "float8", "int4", "float8", "float8", "int4",
 ]  # fmt: skip
 _STOP_TYPES = [
     "text", "date", "int4", "timestamptz", "timestamptz", "float8", "float8", "text", "int4",

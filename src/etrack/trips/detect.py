@@ -33,7 +33,7 @@ from etrack.geo import EARTH_RADIUS_M, haversine_m
 from etrack.model import StopRow, TripRow
 from etrack.trips.params import RouteParams
 
-__all__ = ["moving_between", "trips_and_stops"]
+__all__ = ["moving_between", "moving_seconds", "trips_and_stops"]
 
 Span = tuple[int, int]
 """First and last point index of a trip or a stop, inclusive."""
@@ -88,6 +88,7 @@ def trips_and_stops(
                 duration_s=round(duration),
                 max_speed_kmh=top,
                 avg_speed_kmh=distance / duration * _KMH if duration > 0 else None,
+                moving_s=round(moving_seconds(ts, cum, s, e)),
             )
         )
     stops: list[StopRow] = []
@@ -362,3 +363,32 @@ def _address_near(addresses: list[str | None], i: int, lo: int, hi: int) -> str 
                 if text:
                     return text
     return None
+
+
+def moving_seconds(ts: Sequence[float], cum: Sequence[float], s: int, e: int) -> float:
+    """Time in motion of the trip spanning points s..e: its time, less the still
+    part of its first and last intervals. A trip starts at the last point
+    still in the stop and ends at the first point of the next one, so the
+    vehicle left and arrived somewhere inside those two intervals; at the
+    speed of the interval next to each (the interval itself when the trip
+    has no other), it covered that interval's distance in distance / speed.
+    Without this a trip counts on average one sampling interval too many
+    (half at each end), the whole error of a driver's day of short trips."""
+    if e <= s:
+        return 0.0
+    total = ts[e] - ts[s]
+    if e - s == 1:
+        return total
+
+    def speed(k: int) -> float:
+        dt = ts[k + 1] - ts[k]
+        return (cum[k + 1] - cum[k]) / dt if dt > 0 else 0.0
+
+    for edge, beside in ((s, s + 1), (e - 1, e - 2)):
+        dt = ts[edge + 1] - ts[edge]
+        reference = speed(beside)
+        if dt <= 0 or reference <= 0:
+            continue
+        moving = min(dt, (cum[edge + 1] - cum[edge]) / reference)
+        total -= dt - moving
+    return max(0.0, total)

@@ -100,6 +100,84 @@ MESSAGES: dict[str, dict[str, str]] = {
     "first_arrival": {"pt-BR": "Primeira chegada", "en": "First arrival"},
     "last_departure": {"pt-BR": "Última saída", "en": "Last departure"},
     "stops_inside": {"pt-BR": "Paradas dentro", "en": "Stops inside"},
+    # Drivers pages (web/pages/drivers.py, issue 18).
+    "nav_drivers": {"pt-BR": "Motoristas", "en": "Drivers"},
+    "drivers_title": {"pt-BR": "Motoristas", "en": "Drivers"},
+    "drivers_month": {"pt-BR": "Mês", "en": "Month"},
+    "drivers_prev_month": {"pt-BR": "← Mês anterior", "en": "← Previous month"},
+    "drivers_next_month": {"pt-BR": "Mês seguinte →", "en": "Next month →"},
+    "drivers_name": {"pt-BR": "Motorista", "en": "Driver"},
+    "drivers_document": {"pt-BR": "Documento", "en": "Document"},
+    "drivers_fleet": {"pt-BR": "Frota", "en": "Fleet"},
+    "driver_edit": {"pt-BR": "Cadastro e escalas", "en": "Record and assignments"},
+    "driver_name_label": {"pt-BR": "Nome", "en": "Name"},
+    "driver_active": {"pt-BR": "Ativo", "en": "Active"},
+    "driver_save": {"pt-BR": "Salvar", "en": "Save"},
+    "driver_assign": {"pt-BR": "Escalar em um veículo", "en": "Assign to a vehicle"},
+    "driver_assign_hint": {
+        "pt-BR": "As viagens do veículo no período sem motorista informado pelo rastreador "
+        "passam a ser deste motorista.",
+        "en": "The vehicle's trips in the period that the tracker names no driver for "
+        "become this driver's.",
+    },
+    "driver_plate": {"pt-BR": "Placa", "en": "Plate"},
+    "driver_from": {"pt-BR": "De", "en": "From"},
+    "driver_to": {"pt-BR": "Até", "en": "To"},
+    "driver_assign_button": {"pt-BR": "Escalar", "en": "Assign"},
+    "driver_not_editable": {
+        "pt-BR": "Motoristas são compartilhados por todas as contas: este servidor não os altera.",
+        "en": "Drivers are shared by every account: this server does not change them.",
+    },
+    "drivers_days": {"pt-BR": "Dias trabalhados", "en": "Working days"},
+    "drivers_driving": {"pt-BR": "Direção", "en": "Driving"},
+    "drivers_working": {"pt-BR": "Jornada", "en": "Working time"},
+    "drivers_overtime": {"pt-BR": "Horas extras", "en": "Overtime"},
+    "drivers_breaks": {"pt-BR": "Intervalos", "en": "Breaks"},
+    "drivers_longest": {"pt-BR": "Maior direção contínua", "en": "Longest driving stretch"},
+    "drivers_violations": {"pt-BR": "Infrações", "en": "Violations"},
+    "drivers_nobody": {"pt-BR": "Sem motorista", "en": "No driver"},
+    "drivers_none": {
+        "pt-BR": "Nenhum motorista com viagens neste mês.",
+        "en": "No driver with trips this month.",
+    },
+    "driver_back": {"pt-BR": "Todos os motoristas", "en": "Every driver"},
+    "driver_calendar": {"pt-BR": "Calendário", "en": "Calendar"},
+    "driver_weekdays": {
+        "pt-BR": "seg ter qua qui sex sáb dom",
+        "en": "Mon Tue Wed Thu Fri Sat Sun",
+    },
+    "driver_workdays": {"pt-BR": "Jornadas", "en": "Working days"},
+    "driver_no_days": {
+        "pt-BR": "Nenhuma jornada neste mês.",
+        "en": "No working day this month.",
+    },
+    "driver_start": {"pt-BR": "Início", "en": "Start"},
+    "driver_end": {"pt-BR": "Fim", "en": "End"},
+    "driver_rest_before": {"pt-BR": "Descanso antes", "en": "Rest before"},
+    "driver_rest_unknown": {"pt-BR": "sem jornada anterior", "en": "no previous day"},
+    "driver_legend_driving": {"pt-BR": "Direção", "en": "Driving"},
+    "driver_legend_break": {"pt-BR": "Intervalo (descanso)", "en": "Break (rest)"},
+    "driver_legend_stop": {"pt-BR": "Parada curta", "en": "Short stop"},
+    "driver_no_violations": {"pt-BR": "Sem infrações.", "en": "No violations."},
+    "driver_at": {"pt-BR": "às", "en": "at"},
+    "driver_violation_uninterrupted": {
+        "pt-BR": "Direção ininterrupta acima de {limit}",
+        "en": "Uninterrupted driving over {limit}",
+    },
+    "driver_violation_rest_in_driving": {
+        "pt-BR": "Sem descanso de 30 min em {limit} de direção",
+        "en": "No 30 min rest within {limit} of driving",
+    },
+    "driver_violation_daily_rest": {
+        "pt-BR": "Descanso entre jornadas abaixo de {limit}",
+        "en": "Rest between working days under {limit}",
+    },
+    "driver_violation_working_time": {
+        "pt-BR": "Jornada acima de {limit}",
+        "en": "Working time over {limit}",
+    },
+    "driver_ficha_pdf": {"pt-BR": "Ficha (PDF)", "en": "Time sheet (PDF)"},
+    "driver_ficha_xlsx": {"pt-BR": "Ficha (XLSX)", "en": "Time sheet (XLSX)"},
     # Rules page (web/pages/rules.py, issue 16).
     "rules_title": {"pt-BR": "Regras de alerta", "en": "Alert rules"},
     "rules_intro": {
@@ -846,6 +924,27 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
         ),
         (r"^webhook (\S+) answered HTTP (\d+)(.*)$", r"webhook \1 respondeu HTTP \2\3"),
         (r"^webhook (\S+): no answer within (\S+) s$", r"webhook \1: sem resposta em \2 s"),
+        (r"^driver (.+) updated$", r"motorista \1 atualizado"),
+        (r"^driver (.+) unchanged$", r"motorista \1 sem mudança"),
+        (
+            r"^driver (.+) on (\S+) from (\S+ \S+) to (\S+ \S+): (stored|unchanged)$",
+            lambda m: (
+                f"motorista {m[1]} escalado em {m[2]} de {m[3]} a {m[4]}"
+                + ("" if m[5] == "stored" else " (sem mudança)")
+            ),
+        ),
+        (
+            r"^(\S+) is assigned to (.+) from (\S+ \S+) to (\S+ \S+): one driver at a time$",
+            r"\1 já está com \2 de \3 a \4: um motorista por vez",
+        ),
+        (
+            r"^CPF (.+): the check digits do not match$",
+            r"CPF \1: os dígitos verificadores não conferem",
+        ),
+        (
+            r"^CPF (.+): expected 11 digits \(000\.000\.000-00\)$",
+            r"CPF \1: informe 11 dígitos (000.000.000-00)",
+        ),
         (
             r"^ETRACK_SMTP_URL is not set: e-mail alerts cannot be sent$",
             "ETRACK_SMTP_URL não está definido: alertas por e-mail não podem ser enviados",

@@ -2,8 +2,9 @@
 -- provider's trips, attribution of the detected trips, assignments.
 
 -- name: drivers_unknown_aliases
--- The provider's driver fields not yet known as an alias (what sync_drivers
--- turns into drivers): one row per alias, its newest name and fleet.
+-- The provider's driver fields of some plates' trips on some local days (and
+-- a day either side) not yet known as an alias (what sync_drivers turns into
+-- drivers): one row per alias, its newest name and fleet. trips_day_idx.
 SELECT DISTINCT ON (alias) alias, condutor_identificacao, condutor_nome, frota
   FROM (SELECT CASE WHEN nullif(btrim(condutor_identificacao), '') IS NOT NULL
                     THEN 'id:' || btrim(condutor_identificacao)
@@ -11,7 +12,9 @@ SELECT DISTINCT ON (alias) alias, condutor_identificacao, condutor_nome, frota
                     THEN 'name:' || btrim(condutor_nome) END AS alias,
                btrim(condutor_identificacao) AS condutor_identificacao,
                btrim(condutor_nome) AS condutor_nome, frota, data_inicio_conducao
-          FROM trips) t
+          FROM trips
+         WHERE placa = ANY(%(plates)s::text[])
+           AND rota_date BETWEEN %(first_day)s::date - 1 AND %(last_day)s::date + 1) t
  WHERE alias IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM driver_aliases a WHERE a.alias = t.alias)
  ORDER BY alias, data_inicio_conducao DESC
@@ -133,15 +136,10 @@ SELECT count(*) FILTER (WHERE driver_id IS NOT NULL), count(*) FILTER (WHERE dri
        (SELECT count(*) FROM written)
   FROM chosen
 
--- name: drivers_plates_with_trips
--- The plates with detected trips on the local days (an attribution over every plate).
-SELECT DISTINCT placa FROM route_trips WHERE rota_date BETWEEN %(first_day)s AND %(last_day)s
- ORDER BY placa
-
 -- name: drivers_activities
 -- The attributed trips starting in [lo, hi), per driver in time order (the
 -- working days' input), of every driver or some.
-SELECT driver_id, placa, start_ts, end_ts, driver_source
+SELECT driver_id, placa, start_ts, end_ts, driver_source, moving_s
   FROM route_trips
  WHERE driver_id IS NOT NULL AND start_ts >= %(lo)s AND start_ts < %(hi)s
    AND (%(ids)s::text[] IS NULL OR driver_id = ANY(%(ids)s::text[]))
@@ -165,3 +163,21 @@ SELECT id, placa, kind, start_ts, end_ts, duration_s, value, limit_value, latitu
 -- name: drivers_events_lock
 -- One computation of violation events at a time (they span every vehicle).
 SELECT pg_advisory_xact_lock(hashtext('etrack:driver-violation-events'))
+
+-- name: drivers_plates_with_routes
+-- The plates with a route on the local days (routes_day_idx): what an
+-- attribution over every plate covers.
+SELECT DISTINCT placa FROM routes WHERE rota_date BETWEEN %(first_day)s AND %(last_day)s
+ ORDER BY placa
+
+-- name: drivers_last_end_before
+-- Each driver's last activity before a moment (a working day's rest before,
+-- however long ago): route_trips_driver_idx, one probe per driver.
+SELECT d.id, l.end_ts
+  FROM unnest(%(ids)s::text[]) AS d(id)
+ CROSS JOIN LATERAL (
+       SELECT max(rt.end_ts) AS end_ts FROM (
+              SELECT end_ts FROM route_trips
+               WHERE driver_id = d.id AND start_ts < %(before)s
+               ORDER BY start_ts DESC LIMIT 8) rt) l
+ WHERE l.end_ts IS NOT NULL

@@ -101,7 +101,7 @@ FROM STDIN (FORMAT BINARY)
 -- name: routes_copy_trips
 COPY route_trips (placa, rota_date, seq, start_ts, end_ts, start_latitude, start_longitude,
     end_latitude, end_longitude, start_address, end_address, distance_m, duration_s,
-    max_speed_kmh, avg_speed_kmh)
+    max_speed_kmh, avg_speed_kmh, moving_s)
 FROM STDIN (FORMAT BINARY)
 
 -- name: routes_copy_stops

@@ -1,5 +1,5 @@
 """The HTML pages: fleet map, vehicle day, fleet report, events, alert rules,
-geofences, fence visits, data browser, login, jobs,
+geofences, fence visits, drivers, data browser, login, jobs,
 and the API's documentation (/docs, /openapi.json).
 
 Pages are rendered on the server with what they show first (lists, tables,
@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from etrack.web.pages import (
     browser,
     docs,
+    drivers,
     events,
     fleet,
     geofences,
@@ -29,5 +30,18 @@ from etrack.web.pages import (
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-for _page in (fleet, vehicle, report, events, rules, geofences, visits, browser, login, jobs, docs):
+for _page in (
+    fleet,
+    vehicle,
+    report,
+    events,
+    rules,
+    geofences,
+    visits,
+    drivers,
+    browser,
+    login,
+    jobs,
+    docs,
+):
     router.include_router(_page.router)

@@ -83,6 +83,12 @@ def fleet(conn: db.Conn) -> None:
     route_trip(conn, TRUCK, 2, at(14), at(16))
     route_trip(conn, TRUCK, 3, at(17), at(17.5))
     route_trip(conn, VAN, 1, at(9), at(10))
+    # The van stands 10:00-12:00 after it, the engine on for 10 minutes.
+    conn.execute(
+        "INSERT INTO route_stops (placa, rota_date, seq, start_ts, end_ts, duration_s,"
+        " ignition_on_s) VALUES (%s, %s, 1, %s, %s, 7200, 600)",
+        (VAN, DAY, at(10), at(12)),
+    )
     provider_trip(conn, TRUCK, at(5.9), at(13.1), "João  Conceição", "CNH 123")
     # Overlaps trip 2 by 1 h 30; João's second record overlaps it 30 min.
     provider_trip(conn, TRUCK, at(13.9), at(15.5), "maria  da silva", None)
@@ -216,6 +222,7 @@ def test_cli_list_rename_set_assign_day_and_report(
         3 * 3600.0,
     )
     assert day["plates"] == [VAN, TRUCK]
+    assert day["idle_s"] == 600.0  # the van's stop between her two trips
     assert day["violations"] == []
     code, out, err = run_etrack("drivers", "day", "CNH 123", "--date", DAY.isoformat())
     assert code == 0, err

@@ -143,3 +143,12 @@ def test_the_first_days_rest_comes_from_the_activity_before_the_window() -> None
     (day,) = working_days("D1", "João", [trip(7, 12)], LAW, TZ, previous_end=at(5))
     assert day.rest_before_s is None
     assert day.violations == ()
+
+
+def test_engine_on_while_stopped_between_trips_is_capped_by_the_gap() -> None:
+    first = Activity("ABC1D23", at(8), at(10), idle_after_s=900)
+    second = Activity("ABC1D23", at(10 + 1 / 12), at(12), idle_after_s=1200)
+    # 15 min of idling declared after the first trip, only 5 min until the
+    # next: 300 s; the last trip's idling is after the day.
+    (day,) = days_of(first, second)
+    assert day.idle_s == 300

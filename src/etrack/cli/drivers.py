@@ -59,6 +59,7 @@ REPORT_FIELDS = (
     "driving_s",
     "working_s",
     "breaks_s",
+    "idle_s",
     "overtime_s",
     "longest_driving_s",
     "rest_before_s",

@@ -165,7 +165,9 @@ def driver_days(
     by_driver: dict[str, list[Activity]] = defaultdict(list)
     for row in rows:
         by_driver[row.driver_id].append(
-            Activity(row.placa, row.start_ts, row.end_ts, row.source, row.moving_s)
+            Activity(
+                row.placa, row.start_ts, row.end_ts, row.source, row.moving_s, row.idle_after_s
+            )
         )
     before = store.last_ends_before(conn, list(by_driver), since) if by_driver else {}
     days: list[DriverDay] = []

@@ -19,6 +19,9 @@ users; these are the exact rules the tests check:
 - A **stretch** of driving runs from the day's start or the end of a break
   to the next break or the day's end; its driving time is the sum of its
   trips'. `longest_driving_s` is the longest stretch's.
+- **Stopped with the engine on** (`idle_s`) is the engine-on time of the
+  vehicle's stops between two of the day's trips (route_stops), at most the
+  gap between them.
 - **Working time** is first to last activity minus the breaks (waiting with
   the vehicle, loading and unloading count as work: Lei 13.103 art. 235-C
   §§ 1, 8 and 9); **overtime** is what exceeds `workday_s` (8 h).
@@ -47,6 +50,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from itertools import pairwise
 from typing import Literal
 
 __all__ = [
@@ -95,6 +99,10 @@ class Activity:
     """How the trip got its driver: provider or assignment."""
     moving_s: float | None = None
     """The trip's time in motion (route_trips.moving_s); None: its whole time."""
+    idle_after_s: float = 0.0
+    """Engine on while stopped in the stop that follows the trip on its vehicle
+    (route_stops.ignition_on_s): counted for the day when the driver's next
+    trip comes after that stop."""
 
     @property
     def span_s(self) -> float:
@@ -145,6 +153,8 @@ class DriverDay:
     activities: tuple[Activity, ...]
     breaks: tuple[tuple[datetime, datetime], ...]
     violations: tuple[Violation, ...] = field(default=())
+    idle_s: float = 0.0
+    """Stopped with the engine on between two of the day's trips."""
 
     @property
     def plates(self) -> list[str]:
@@ -161,6 +171,7 @@ class DriverDay:
             "driving_s": round(self.driving_s, 1),
             "working_s": round(self.working_s, 1),
             "breaks_s": round(self.breaks_s, 1),
+            "idle_s": round(self.idle_s, 1),
             "overtime_s": round(self.overtime_s, 1),
             "longest_driving_s": round(self.longest_driving_s, 1),
             "rest_before_s": None if self.rest_before_s is None else round(self.rest_before_s, 1),
@@ -250,7 +261,14 @@ def _day(
         at, placa = _when_worked(trips, breaks, allowed)
         violations.append(Violation("working_time", at, working_s - allowed, allowed, placa))
     violations.sort(key=lambda v: (v.at, v.rule))
+    # The engine idling in a stop between two trips of the day: capped by the
+    # gap, since the next trip may be on another vehicle.
+    idle_s = sum(
+        min(trip.idle_after_s, max(0.0, (after.start - trip.end).total_seconds()))
+        for trip, after in pairwise(trips)
+    )
     return DriverDay(
+        idle_s=idle_s,
         driver_id=driver_id,
         driver_name=driver_name,
         day=start.astimezone(tz).date(),

@@ -78,6 +78,7 @@ class ActivityRow(NamedTuple):
     end_ts: datetime
     source: str
     moving_s: int | None
+    idle_after_s: int
 
 
 class Attribution(NamedTuple):

@@ -109,6 +109,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "drivers_name": {"pt-BR": "Motorista", "en": "Driver"},
     "drivers_document": {"pt-BR": "Documento", "en": "Document"},
     "drivers_fleet": {"pt-BR": "Frota", "en": "Fleet"},
+    "driver_idle": {"pt-BR": "parado com motor ligado", "en": "stopped, engine on"},
     "driver_edit": {"pt-BR": "Cadastro e escalas", "en": "Record and assignments"},
     "driver_name_label": {"pt-BR": "Nome", "en": "Name"},
     "driver_active": {"pt-BR": "Ativo", "en": "Active"},

@@ -139,11 +139,18 @@ SELECT count(*) FILTER (WHERE driver_id IS NOT NULL), count(*) FILTER (WHERE dri
 -- name: drivers_activities
 -- The attributed trips starting in [lo, hi), per driver in time order (the
 -- working days' input), of every driver or some.
-SELECT driver_id, placa, start_ts, end_ts, driver_source, moving_s
-  FROM route_trips
- WHERE driver_id IS NOT NULL AND start_ts >= %(lo)s AND start_ts < %(hi)s
-   AND (%(ids)s::text[] IS NULL OR driver_id = ANY(%(ids)s::text[]))
- ORDER BY driver_id, start_ts, end_ts
+-- With each, the engine-on seconds of the stop that follows it on its
+-- vehicle (the stop starting where the trip ends: same plate and day).
+SELECT rt.driver_id, rt.placa, rt.start_ts, rt.end_ts, rt.driver_source, rt.moving_s,
+       coalesce(s.ignition_on_s, 0)
+  FROM route_trips rt
+  LEFT JOIN LATERAL (
+        SELECT st.ignition_on_s FROM route_stops st
+         WHERE st.placa = rt.placa AND st.rota_date = rt.rota_date AND st.start_ts >= rt.end_ts
+         ORDER BY st.start_ts LIMIT 1) s ON true
+ WHERE rt.driver_id IS NOT NULL AND rt.start_ts >= %(lo)s AND rt.start_ts < %(hi)s
+   AND (%(ids)s::text[] IS NULL OR rt.driver_id = ANY(%(ids)s::text[]))
+ ORDER BY rt.driver_id, rt.start_ts, rt.end_ts
 
 -- name: drivers_unattributed
 -- Detected trips without a driver starting in [lo, hi): "sem motorista".

@@ -136,7 +136,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "drivers_breaks": {"pt-BR": "Intervalos", "en": "Breaks"},
     "drivers_longest": {"pt-BR": "Maior direção contínua", "en": "Longest driving stretch"},
     "drivers_violations": {"pt-BR": "Infrações", "en": "Violations"},
-    "drivers_nobody": {"pt-BR": "Sem motorista", "en": "No driver"},
+    "drivers_unattributed": {"pt-BR": "Sem motorista", "en": "No driver"},
     "drivers_none": {
         "pt-BR": "Nenhum motorista com viagens neste mês.",
         "en": "No driver with trips this month.",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from acceptance import test_web_browser
-from acceptance.test_web_browser import CHROMIUM, CHROMIUM_ARGS, ServerThread
+from acceptance.test_web_browser import ServerThread, pt_br_tab
 from etrack.config import Settings
 from etrack.store import db
 from etrack.web import create_app
@@ -24,7 +24,7 @@ from integration.test_web_drivers import JOAO, month
 pytestmark = test_web_browser.pytestmark
 
 with contextlib.suppress(ImportError):
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import Page, expect
 
 __all__ = ["month"]  # the data fixture, shared with the integration tests
 
@@ -40,22 +40,8 @@ def server(settings: Settings, target: db.Target, month: None) -> Iterator[Serve
 def page(tmp_path_factory: pytest.TempPathFactory, server: ServerThread) -> Iterator[Page]:
     profile = tmp_path_factory.mktemp("chromium-drivers")
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 900},
-            locale="pt-BR",
-        )
-        try:
-            tab = context.new_page()
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield tab
-        finally:
-            context.close()
+    with pt_br_tab(profile, errors) as tab:
+        yield tab
     assert not errors, errors
 
 

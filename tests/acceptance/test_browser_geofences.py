@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from acceptance import test_web_browser
-from acceptance.test_web_browser import CHROMIUM, CHROMIUM_ARGS, PHONE, ServerThread
+from acceptance.test_web_browser import PHONE, ServerThread, pt_br_tab
 from etrack.config import Settings
 from etrack.geofences.compute import compute_visits
 from etrack.geofences.shapes import haversine_m
@@ -35,7 +35,7 @@ from integration.test_web_geofences import parked
 pytestmark = test_web_browser.pytestmark
 
 with contextlib.suppress(ImportError):
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import Page, expect
 
 
 @pytest.fixture
@@ -53,24 +53,10 @@ def server(settings: Settings, target: db.Target, conn: db.Conn) -> Iterator[Ser
 def page(tmp_path_factory: pytest.TempPathFactory, server: ServerThread) -> Iterator[Page]:
     profile = tmp_path_factory.mktemp("chromium-fences")
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 900},
-            locale="pt-BR",
-        )
-        try:
-            tab = context.new_page()
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            # No network here: fail the tile requests at once (the pages must cope).
-            tab.route("https://tile.openstreetmap.org/**", lambda route: route.abort())
-            yield tab
-        finally:
-            context.close()
+    with pt_br_tab(profile, errors) as tab:
+        # No network here: fail the tile requests at once (the pages must cope).
+        tab.route("https://tile.openstreetmap.org/**", lambda route: route.abort())
+        yield tab
     own = [e for e in errors if "Failed to load resource" not in e]
     assert not own, own
 

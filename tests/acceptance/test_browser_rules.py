@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from acceptance import test_web_browser
-from acceptance.test_web_browser import CHROMIUM, CHROMIUM_ARGS, ServerThread
+from acceptance.test_web_browser import ServerThread, pt_br_tab
 from etrack.alerts.signing import verify
 from etrack.config import Settings
 from etrack.store import db
@@ -27,7 +27,7 @@ pytestmark = test_web_browser.pytestmark
 
 # Without Playwright the marks above skip every test here.
 with contextlib.suppress(ImportError):
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import Page, expect
 
 __all__ = ["make_hook"]  # the receiver fixture, shared with the integration tests
 
@@ -43,22 +43,8 @@ def server(settings: Settings, target: db.Target) -> Iterator[ServerThread]:
 def page(tmp_path_factory: pytest.TempPathFactory, server: ServerThread) -> Iterator[Page]:
     profile = tmp_path_factory.mktemp("chromium-rules")
     errors: list[str] = []
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 900},
-            locale="pt-BR",
-        )
-        try:
-            tab = context.new_page()
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield tab
-        finally:
-            context.close()
+    with pt_br_tab(profile, errors) as tab:
+        yield tab
     # A refused form answers 400, which the console reports as a failed load.
     own = [e for e in errors if "Failed to load resource" not in e]
     assert not own, own

@@ -8,6 +8,7 @@ Without Chromium these tests are skipped, and say why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -59,6 +60,28 @@ try:
     from playwright.sync_api import Page, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     pytestmark = pytest.mark.skip(reason="playwright is not installed: browser tests skipped")
+
+
+@contextlib.contextmanager
+def pt_br_tab(profile: Path, errors: list[str]) -> Iterator[Page]:
+    """One tab of a headless Chromium in pt-BR on its own profile; every
+    console error and page error goes into `errors` for the caller to judge."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 900},
+            locale="pt-BR",
+        )
+        try:
+            tab = context.new_page()
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield tab
+        finally:
+            context.close()
 
 
 def day_start(day: date, tz: tzinfo) -> datetime:

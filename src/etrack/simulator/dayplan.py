@@ -445,27 +445,12 @@ class DayPlanner:
             here = leg[0].start
             warm_up, after = idles[2 * number], idles[2 * number + 1]
             builder.still(ignition_on + warm_up, here, ignition=True)
-            departure = builder.time
-            odo_start = builder.odo
-            for segment in leg:
-                self._drive_segment(builder, segment)
-            arrival = builder.time
             there = leg[-1].end
-            builder.still(arrival + after, there, ignition=True)
-            ignition_off = builder.time
-            trip_plans.append(
-                TripPlan(
-                    ignition_on=ignition_on,
-                    departure=departure,
-                    arrival=arrival,
-                    ignition_off=ignition_off,
-                    start=here,
-                    end=there,
-                    odo_start_m=odo_start,
-                    odo_end_m=builder.odo,
-                    max_speed_kmh=max(segment.speed_kmh for segment in leg),
-                )
+            trip = self._drive_leg(
+                builder, leg, ignition_on, after, max(segment.speed_kmh for segment in leg)
             )
+            trip_plans.append(trip)
+            ignition_off = trip.ignition_off
             samples.extend(self._moving_samples(vehicle, ignition_on, ignition_off))
             next_on = ignition_off + dwells[number] if number < trips - 1 else day_end
             samples.extend(self._parked_samples(ignition_off, next_on))
@@ -518,26 +503,10 @@ class DayPlanner:
             samples.extend(self._parked_samples(parked_from, ignition_on))
             builder.still(ignition_on, here, ignition=False)
             builder.still(departure, here, ignition=True)
-            odo_start = builder.odo
-            for segment in leg:
-                self._drive_segment(builder, segment)
-            arrival = builder.time
             here = leg[-1].end
-            builder.still(arrival + after, here, ignition=True)
-            ignition_off = builder.time
-            trip_plans.append(
-                TripPlan(
-                    ignition_on=ignition_on,
-                    departure=departure,
-                    arrival=arrival,
-                    ignition_off=ignition_off,
-                    start=leg[0].start,
-                    end=here,
-                    odo_start_m=odo_start,
-                    odo_end_m=builder.odo,
-                    max_speed_kmh=speed * 3.6,
-                )
-            )
+            trip = self._drive_leg(builder, leg, ignition_on, after, speed * 3.6)
+            trip_plans.append(trip)
+            ignition_off = trip.ignition_off
             samples.extend(self._moving_samples(vehicle, ignition_on, ignition_off))
             parked_from = ignition_off
         if builder.time > plan.day_end:
@@ -842,6 +811,34 @@ class DayPlanner:
             idles[low] += 1
             idles[high] -= 1
         return idles
+
+    @staticmethod
+    def _drive_leg(
+        builder: _PlanBuilder,
+        leg: Sequence[_Segment],
+        ignition_on: int,
+        after: int,
+        max_speed_kmh: float,
+    ) -> TripPlan:
+        """Drive the leg from where the builder stands (the engine already on
+        since `ignition_on`), idle `after` seconds at its end: the trip."""
+        departure = builder.time
+        odo_start = builder.odo
+        for segment in leg:
+            DayPlanner._drive_segment(builder, segment)
+        arrival = builder.time
+        builder.still(arrival + after, leg[-1].end, ignition=True)
+        return TripPlan(
+            ignition_on=ignition_on,
+            departure=departure,
+            arrival=arrival,
+            ignition_off=builder.time,
+            start=leg[0].start,
+            end=leg[-1].end,
+            odo_start_m=odo_start,
+            odo_end_m=builder.odo,
+            max_speed_kmh=max_speed_kmh,
+        )
 
     @staticmethod
     def _drive_segment(builder: _PlanBuilder, segment: _Segment) -> None:

@@ -30,6 +30,7 @@ import platformdirs
 from croniter import croniter  # type: ignore[import-untyped]  # ships no type hints
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -292,6 +293,9 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        # Settings given by field name in code and tests, by env name (or an
+        # alias: ETRACK_MAIL_FROM, ETRACK_PUBLIC_URL) in the environment.
+        populate_by_name=True,
     )
 
     # --- database -----------------------------------------------------------
@@ -580,16 +584,41 @@ class Settings(BaseSettings):
     )
     etrack_smtp_url: SecretStr | None = Field(
         default=None,
-        description="SMTP server for e-mail alerts: smtp://user:pass@host:587?starttls=1, or "
-        "smtps://user:pass@host:465 (user and password optional).",
+        description="SMTP server for e-mail alerts and reports: smtp://user:pass@host:587 "
+        "(STARTTLS when the server offers it; ?starttls=1 requires it, ?starttls=0 never), or "
+        "smtps://user:pass@host:465 (TLS from the start); user and password optional.",
     )
     etrack_smtp_from: str = Field(
-        default="etrack@localhost", description="From address of e-mail alerts."
+        default="etrack@localhost",
+        validation_alias=AliasChoices("etrack_smtp_from", "etrack_mail_from"),
+        description="From address of e-mail alerts and reports (also read as ETRACK_MAIL_FROM).",
     )
     etrack_web_public_url: str | None = Field(
         default=None,
-        description="Address users open the web UI at (e.g. https://frota.example.com): e-mail "
-        "alerts link to the vehicle's day there; unset = no link.",
+        validation_alias=AliasChoices("etrack_web_public_url", "etrack_public_url"),
+        description="Address users open the web UI at (e.g. https://frota.example.com; also "
+        "read as ETRACK_PUBLIC_URL): e-mail alerts link to the vehicle's day there, e-mailed "
+        "reports to the report's page; unset = no link.",
+    )
+    etrack_company_name: str | None = Field(
+        default=None,
+        description="The company's name on reports' headers and e-mails (default: the account's "
+        "name, or etrack).",
+    )
+    etrack_report_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=6,
+        description="Attempts to deliver one scheduled report (an SMTP error, a webhook's "
+        "non-2xx answer or timeout is retried with backoff) before its period is marked failed.",
+    )
+    etrack_report_retry_s: Annotated[float, Field(gt=0)] = Field(
+        default=60.0,
+        description="Seconds before the second attempt of a scheduled report; each further wait "
+        "doubles, up to one hour.",
+    )
+    etrack_report_cron: Cron = Field(
+        default="* * * * *",
+        description="How often the worker looks for report periods due (cron, local time): a "
+        "report goes out at most this long after its --at time.",
     )
 
     # --- retention (LGPD) ----------------------------------------------------

@@ -177,12 +177,16 @@ async def run_workers(
     until: Callable[[], bool],
     meanwhile: Callable[[list[EtrackApp]], Awaitable[None]] | None = None,
     timeout_s: float = 60.0,
+    schedule: bool = False,
 ) -> None:
     """Run `workers` workers (each its own App, two jobs at once) until
-    `until()` holds, after `meanwhile(apps)` ran beside them."""
+    `until()` holds, after `meanwhile(apps)` ran beside them; with
+    `schedule`, each also defers the periodic ticks, as `etrack worker` does."""
     async with AsyncExitStack() as stack:
         apps = [
-            await stack.enter_async_context(open_app(JobEnv(settings, target, FAST)))
+            await stack.enter_async_context(
+                open_app(JobEnv(settings, target, FAST), schedule=schedule)
+            )
             for _ in range(workers)
         ]
         tasks = [

@@ -1,9 +1,10 @@
 """Send one alert e-mail over SMTP (ETRACK_SMTP_URL).
 
 stdlib smtplib, in a thread (aiosmtplib is not a dependency): one connection
-per message, few messages. smtp://host:587?starttls=1 upgrades with
-STARTTLS, smtps://host:465 speaks TLS from the start, plain smtp:// neither
-(a relay on the same host). The password is in the URL: every error text is
+per message, few messages. smtp://host:587 upgrades with STARTTLS when the
+server offers it (?starttls=1: refuse to go on without it; ?starttls=0:
+never, for a relay on the same host), smtps://host:465 speaks TLS from the
+start. The password is in the URL: every error text is
 cleaned of it and of the URL before it is returned.
 """
 
@@ -30,7 +31,7 @@ class SmtpServer:
     host: str
     port: int
     tls: bool  # smtps: TLS from the first byte
-    starttls: bool
+    starttls: bool | None  # None: when the server offers it
     user: str | None
     password: str | None = field(repr=False)
 
@@ -49,7 +50,8 @@ def parse_smtp_url(url: str) -> SmtpServer:
         raise SettingsError("ETRACK_SMTP_URL: the port is not a number") from None
     tls = parts.scheme == "smtps"
     query = parse_qs(parts.query)
-    starttls = not tls and query.get("starttls", ["0"])[-1].lower() in _TRUE
+    asked = query.get("starttls", [""])[-1].lower()
+    starttls = False if tls else (asked in _TRUE if asked else None)
     return SmtpServer(
         host=parts.hostname,
         port=port or (465 if tls else 25),
@@ -68,8 +70,13 @@ def _send(server: SmtpServer, message: EmailMessage, timeout_s: float) -> None:
     else:
         client = smtplib.SMTP(server.host, server.port, timeout=timeout_s)
     with client:
-        if server.starttls:
-            client.starttls(context=context)
+        if not server.tls and server.starttls is not False:
+            client.ehlo()
+            # Required (starttls=1) fails here with SMTPNotSupportedError when
+            # not offered; by default a server not offering it is spoken to
+            # in the clear (a local relay), as mail clients do.
+            if server.starttls or client.has_extn("starttls"):
+                client.starttls(context=context)
         if server.user:
             client.login(server.user, server.password or "")
         client.send_message(message)

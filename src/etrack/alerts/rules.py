@@ -22,6 +22,7 @@ from etrack.store.geofences import list_fences
 __all__ = [
     "FENCE_KINDS",
     "NAME_PATTERN",
+    "check_emails",
     "check_fences_exist",
     "check_rule",
     "check_url",
@@ -55,6 +56,15 @@ def check_url(url: str) -> str:
             f"--webhook: expected an http:// or https:// URL, got {safe_target(url)!r}"
         )
     return url.strip()
+
+
+def check_emails(text: str, option: str = "--email") -> tuple[str, ...]:
+    """'a@b.c, d@e.f' -> ('a@b.c', 'd@e.f'), else UsageError."""
+    addresses = _split(text)
+    bad = [address for address in addresses if not _EMAIL.match(address)]
+    if not addresses or bad:
+        raise UsageError(f"{option}: expected addresses like ana@example.com, got {text!r}")
+    return tuple(dict.fromkeys(addresses))
 
 
 def check_rule(
@@ -113,10 +123,7 @@ def check_rule(
             emails=None,
         )
     assert emails is not None
-    addresses = _split(emails)
-    bad = [address for address in addresses if not _EMAIL.match(address)]
-    if not addresses or bad:
-        raise UsageError(f"--email: expected addresses like ana@example.com, got {emails!r}")
+    addresses = check_emails(emails)
     return RuleSpec(
         name=name,
         kinds=tuple(dict.fromkeys(wanted)),
@@ -127,7 +134,7 @@ def check_rule(
         channel="email",
         url=None,
         secret=None,
-        emails=tuple(addresses),
+        emails=addresses,
     )
 
 

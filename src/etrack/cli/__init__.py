@@ -27,6 +27,7 @@ from etrack.cli import (
     geofences,
     jobs,
     ops,
+    reports,
     routes,
     web,
 )
@@ -98,13 +99,14 @@ events.register(app)
 alerts.register(app)
 geofences.register(app)
 drivers.register(app)
+reports.register(app)
 
 # `etrack --help` groups the commands in these panels (Portuguese, like the
 # seed's users); a command missing here would land alone under "Commands",
 # which tests/unit/test_cli_presentation.py refuses.
 PANELS: dict[str, tuple[str, ...]] = {
     "Coleta": ("fetch-latest", "fetch-plate", "fetch-history", "fetch-trips", "backfill", "daily"),
-    "Processamento": ("routes", "events", "alerts", "geofences", "visits", "drivers"),
+    "Processamento": ("routes", "events", "alerts", "geofences", "visits", "drivers", "reports"),
     "Serviços": ("web", "worker", "simulator", "demo"),
     "Administração": ("settings", "db", "accounts", "jobs", "prune", "deploy"),
 }

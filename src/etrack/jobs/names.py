@@ -20,6 +20,8 @@ __all__ = [
     "FETCH_LATEST",
     "PRUNE_RETENTION",
     "RECOVER_STALLED",
+    "REPORT_TICK",
+    "SEND_REPORT",
     "VISITS_LOCK",
 ]
 
@@ -37,6 +39,11 @@ BACKFILL_PARTITION = "etrack.backfill_partition"
 BACKFILL_ROUTES = "etrack.backfill_routes"
 # One job per (rule, event): etrack.jobs.alerts.
 DELIVER_ALERT = "etrack.deliver_alert"
+
+# Scheduled reports (etrack.jobs.reports): the tick that queues the periods
+# due, and one job per (schedule, period).
+REPORT_TICK = "etrack.report_tick"
+SEND_REPORT = "etrack.send_report"
 
 # Daily jobs run one at a time (catch-up days queue behind each other); the
 # advisory lock ETRAC_DAILY_LOCK_ID also keeps out a concurrent `etrack daily`.

@@ -19,7 +19,8 @@ workers: the database refuses a second job for the same task and tick):
 - fetch latest positions: ETRACK_FETCH_CRON (default every 2 minutes);
 - the daily run: ETRACK_DAILY_AT local time of ETRAC_TIMEZONE, for yesterday;
 - stalled-job recovery: ETRACK_JOB_RECOVER_CRON (default every minute);
-- retention (when ETRACK_RETENTION or ETRACK_RETENTION_RAW is set): 03:30 local.
+- retention (when ETRACK_RETENTION or ETRACK_RETENTION_RAW is set): 03:30 local;
+- the scheduled reports' tick: ETRACK_REPORT_CRON (default every minute).
 
 Procrastinate evaluates crons on UTC timestamps, so local times are turned
 into UTC when the worker starts. Caveat: in a zone with daylight saving time
@@ -59,7 +60,10 @@ from etrack.jobs.names import (
     FETCH_LATEST,
     PRUNE_RETENTION,
     RECOVER_STALLED,
+    REPORT_TICK,
+    SEND_REPORT,
 )
+from etrack.jobs.reports import queue_reports, send_report_once
 from etrack.jobs.runs import Outcome, quiet_expected_failures, recover_stalled_jobs
 from etrack.jobs.visits import compute_visits_job
 from etrack.store import db
@@ -75,6 +79,7 @@ __all__ = [
     "daily_cron",
     "local_cron_to_utc",
     "local_day_before",
+    "report_retry",
 ]
 
 logger = logging.getLogger("etrack.jobs")
@@ -130,6 +135,15 @@ def alert_retry(settings: Settings) -> Backoff:
 
 
 # ----------------------------------------------------------------- schedule
+def report_retry(settings: Settings) -> Backoff:
+    """A scheduled report's attempts (ETRACK_REPORT_ATTEMPTS), waiting
+    ETRACK_REPORT_RETRY_S and doubling up to an hour."""
+    first = settings.etrack_report_retry_s
+    return Backoff(
+        attempts=settings.etrack_report_attempts, first_s=first, max_s=max(first, ALERT_RETRY_MAX_S)
+    )
+
+
 def daily_cron(daily_at: str, tz: tzinfo, *, now: datetime | None = None) -> str:
     """The UTC cron of a local HH:MM, with the offset of its next occurrence."""
     hour, minute = (int(part) for part in daily_at.split(":"))
@@ -268,6 +282,20 @@ async def deliver_alert(context: JobContext, rule: str, event_id: str) -> dict[s
     return outcome.as_result()
 
 
+async def report_tick(context: JobContext, timestamp: int) -> dict[str, Any]:
+    queued = await queue_reports(job_app(context))
+    return Outcome(
+        status="succeeded" if queued else "skipped",
+        counts={"queued": queued},
+        summary=f"{queued} report periods queued",
+    ).as_result()
+
+
+async def send_report(context: JobContext, schedule_id: int, period_start: str) -> dict[str, Any]:
+    outcome = await send_report_once(job_app(context), context.job, schedule_id, period_start)
+    return outcome.as_result()
+
+
 def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Blueprint:
     """etrack's tasks, for one App; with `schedule`, their periodic ticks too."""
     # Every worker runs an App made with this blueprint: its failed jobs log
@@ -298,6 +326,10 @@ def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Bluep
     tasks.task(
         name=DELIVER_ALERT, queue=ETRACK_QUEUE, pass_context=True, retry=alert_retry(settings)
     )(deliver_alert)
+    tick = tasks.task(name=REPORT_TICK, queue=ETRACK_QUEUE, pass_context=True)(report_tick)
+    tasks.task(
+        name=SEND_REPORT, queue=ETRACK_QUEUE, pass_context=True, retry=report_retry(settings)
+    )(send_report)
     # Locks per month are set when deferring (etrack.jobs.visits.queue_visits).
     tasks.task(name=COMPUTE_VISITS, queue=ETRACK_QUEUE, pass_context=True)(compute_visits_job)
     if not schedule:
@@ -314,6 +346,11 @@ def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Bluep
     tasks.periodic(
         cron=tuning.recover_cron, periodic_id="recover_stalled", queueing_lock="etrack-recover"
     )(recover)
+    tasks.periodic(
+        cron=local_cron_to_utc(settings.etrack_report_cron, tz),
+        periodic_id="report_tick",
+        queueing_lock="etrack-report-tick",
+    )(tick)
     if settings.etrack_retention or settings.etrack_retention_raw:
         # Nightly, after the daily run, when nobody is looking at old months.
         tasks.periodic(

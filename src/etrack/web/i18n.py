@@ -579,7 +579,7 @@ def plural(count: int, word: str, lang: str = DEFAULT_LANGUAGE) -> str:
 # Runs the scheduler starts by itself to keep the queue healthy: hidden from
 # the Jobs page unless asked for (one recover_stalled row a minute drowned
 # the runs a user started).
-MAINTENANCE_KINDS = frozenset({"recover_stalled", "prune_retention"})
+MAINTENANCE_KINDS = frozenset({"recover_stalled", "prune_retention", "report_tick"})
 
 JOB_KINDS: dict[str, tuple[str, str]] = {
     "fetch_latest": ("Buscar últimas posições", "Fetch latest positions"),
@@ -590,6 +590,8 @@ JOB_KINDS: dict[str, tuple[str, str]] = {
     "recover_stalled": ("Manutenção: recuperar tarefas paradas", "Maintenance: recover stalled"),
     "prune_retention": ("Manutenção: retenção de dados", "Maintenance: data retention"),
     "compute_visits": ("Visitas às cercas (um mês)", "Geofence visits (one month)"),
+    "report_tick": ("Manutenção: relatórios a enviar", "Maintenance: reports due"),
+    "send_report": ("Relatório agendado", "Scheduled report"),
 }
 
 JOB_STATUSES: dict[str, tuple[str, str]] = {

@@ -21,7 +21,7 @@ from etrack.errors import SettingsError, UsageError
 from etrack.jobs.reports import ReportNotDelivered, ReportRefused
 from etrack.reports.csvfile import default_dialect
 from etrack.reports.kinds import KINDS, ReportRequest, ReportScope
-from etrack.reports.periods import EVERY, Every, next_send, period_containing
+from etrack.reports.periods import EVERY, every_of, next_send
 from etrack.reports.render import Attachment, check_dialect, check_formats
 from etrack.reports.schedules import (
     Delivery,
@@ -31,6 +31,8 @@ from etrack.reports.schedules import (
     deliver,
     produce,
     report_context,
+    set_active,
+    upcoming,
 )
 from etrack.reports.table import Report
 from etrack.store import db
@@ -40,7 +42,6 @@ from etrack.store.reports import (
     get_schedule,
     list_schedules,
     remove_schedule,
-    set_schedule_active,
 )
 
 __all__ = ["register", "reports_app"]
@@ -293,8 +294,9 @@ def _describe(row: ScheduleRow) -> str:
 
 
 def _next(row: ScheduleRow, now: datetime) -> datetime:
-    every: Every = row.every  # type: ignore[assignment]
-    return next_send(every, row.first_period, row.at_local, ZoneInfo(row.timezone), now)
+    return next_send(
+        every_of(row.every), row.first_period, row.at_local, ZoneInfo(row.timezone), now
+    )
 
 
 def schedule_record(row: ScheduleRow, now: datetime) -> dict[str, object]:
@@ -316,7 +318,7 @@ def schedule_record(row: ScheduleRow, now: datetime) -> dict[str, object]:
         "lang": row.lang,
         "active": row.active,
         "first_period": row.first_period.isoformat(),
-        "next_send": _next(row, now).isoformat() if row.active else None,
+        "next_send": upcoming(row, now).isoformat() if row.active else None,
         "queued": row.queued,
         "sent": row.sent,
         "failed": row.failed,
@@ -347,13 +349,13 @@ def schedule_list(
         return
     for row in rows:
         state = "" if row.active else " (paused)"
-        upcoming = (
-            f"; next {_next(row, now).astimezone(ZoneInfo(row.timezone)):%Y-%m-%d %H:%M}"
+        later = (
+            f"; next {upcoming(row, now).astimezone(ZoneInfo(row.timezone)):%Y-%m-%d %H:%M}"
             if row.active
             else ""
         )
         echo(f"{row.id}{state}: {_describe(row)}")
-        echo(f"    queued {row.queued}, sent {row.sent}, failed {row.failed}{upcoming}")
+        echo(f"    queued {row.queued}, sent {row.sent}, failed {row.failed}{later}")
         if row.last_error:
             echo(f"    last error: {row.last_error}")
 
@@ -371,9 +373,7 @@ def _set_active(schedule_id: int, active: bool) -> None:
         row = get_schedule(conn, schedule_id)
         if row is None:
             raise UsageError(f"no report schedule {schedule_id} (etrack reports schedule list)")
-        every: Every = row.every  # type: ignore[assignment]
-        today = datetime.now(ZoneInfo(row.timezone)).date()
-        set_schedule_active(conn, schedule_id, active, period_containing(every, today)[0])
+        set_active(conn, row, active, datetime.now(UTC))
     echo(f"schedule {schedule_id} {'resumed' if active else 'paused'}")
 
 

@@ -37,7 +37,7 @@ from etrack.errors import EXIT_UNREACHABLE, EtrackError, is_transient
 from etrack.jobs.env import EtrackApp, fetch_all, fetch_one, run_sql
 from etrack.jobs.names import SEND_REPORT
 from etrack.jobs.runs import Outcome
-from etrack.reports.periods import Every, due_periods
+from etrack.reports.periods import due_periods, every_of
 from etrack.reports.render import Attachment, check_dialect, check_formats
 from etrack.reports.schedules import (
     Delivery,
@@ -49,7 +49,7 @@ from etrack.reports.schedules import (
 )
 from etrack.reports.table import Report
 from etrack.store import db
-from etrack.store.reports import ScheduleRow, get_schedule
+from etrack.store.reports import ScheduleRow, get_schedule, list_schedules
 
 __all__ = [
     "ReportNotDelivered",
@@ -79,20 +79,21 @@ def report_lock(schedule_id: int, period_start: date) -> str:
     return f"etrack-report:{run_key(schedule_id, period_start)}"
 
 
-def _schedule(row: dict[str, object]) -> ScheduleRow:
-    return ScheduleRow(**row)  # type: ignore[arg-type]
+def _active_schedules(target: db.Target) -> list[ScheduleRow]:
+    with db.connection(target) as conn:
+        return list_schedules(conn, active_only=True)
 
 
 async def queue_reports(app: EtrackApp, now: datetime | None = None) -> int:
     """Queue the periods due of every active schedule; how many jobs were
     deferred (0 when nothing is due: one small statement)."""
     moment = now or datetime.now(UTC)
-    schedules = [_schedule(r) for r in await fetch_all(app, "reports_schedules_active")]
+    schedules = await asyncio.to_thread(_active_schedules, app.env.target)
     ids: list[int] = []
     starts: list[date] = []
     ends: list[date] = []
     for schedule in schedules:
-        every: Every = schedule.every  # type: ignore[assignment]
+        every = every_of(schedule.every)
         tz = ZoneInfo(schedule.timezone)
         for first, last in due_periods(every, schedule.first_period, schedule.at_local, tz, moment):
             ids.append(schedule.id)

@@ -28,7 +28,17 @@ from etrack.dates import days_span
 from etrack.drivers.compute import JornadaParams, driver_days
 from etrack.errors import UsageError
 from etrack.model import EVENT_KINDS
-from etrack.reports.table import Cell, Column, Label, Report, RouteDrawing, Row, Section, Stop
+from etrack.reports.table import (
+    Cell,
+    Column,
+    ColumnKind,
+    Label,
+    Report,
+    RouteDrawing,
+    Row,
+    Section,
+    Stop,
+)
 from etrack.store import db
 from etrack.store import reports as store
 from etrack.store.events import list_events
@@ -112,8 +122,10 @@ def _plates(request: ReportRequest, ctx: ReportContext) -> tuple[str, ...] | Non
     return tuple(p for p in wanted if p in ctx.visible)
 
 
-def _col(name: str, pt: str, en: str, kind: str = "text", **extra: float) -> Column:
-    return Column(name, Label(pt, en), kind, **extra)  # type: ignore[arg-type]
+def _col(
+    name: str, pt: str, en: str, kind: ColumnKind = "text", *, decimals: int = 0, width: float = 12
+) -> Column:
+    return Column(name, Label(pt, en), kind, decimals=decimals, width=width)
 
 
 # ------------------------------------------------------------ fleet-summary
@@ -187,9 +199,11 @@ def fleet_summary(conn: db.Conn, request: ReportRequest, ctx: ReportContext) -> 
     if request.by_day:
         rows: list[Row] = []
         for day in days:
-            row = {k: _cell(v) for k, v in day.items() if k not in ("speed_limit_kmh",)}
-            row["day"] = day["rota_date"]  # type: ignore[assignment]
-            row["event_count"] = events.get((str(day["placa"]), day["rota_date"]), 0)  # type: ignore[arg-type]
+            row = {k: _cell(v) for k, v in day.items()}
+            on = day["rota_date"]
+            assert isinstance(on, date)
+            row["day"] = on
+            row["event_count"] = events.get((str(day["placa"]), on), 0)
             rows.append(row)
         columns = (*_VEHICLE, _col("day", "Dia", "Day", "date", width=11), *_FIGURES)
         title = Label("Resumo por dia", "Summary by day")
@@ -343,7 +357,7 @@ def day_drawing(sections: Sequence[Section]) -> RouteDrawing:
     """The line of the day's points (thinned) and the numbered stops."""
     points = next(s for s in sections if s.name == "points").rows
     line = [
-        (float(p["latitude"]), float(p["longitude"]))  # type: ignore[arg-type]
+        (_num(p["latitude"]), _num(p["longitude"]))
         for p in points
         if p.get("latitude") is not None and p.get("longitude") is not None
     ]
@@ -355,7 +369,7 @@ def day_drawing(sections: Sequence[Section]) -> RouteDrawing:
     return RouteDrawing(
         line=tuple(thinned),
         stops=tuple(
-            Stop(float(s["latitude"]), float(s["longitude"]), str(s["seq"]))  # type: ignore[arg-type]
+            Stop(_num(s["latitude"]), _num(s["longitude"]), str(s["seq"]))
             for s in stops
             if s.get("latitude") is not None and s.get("longitude") is not None
         ),
@@ -378,10 +392,7 @@ _EVENT_COLUMNS = (
 
 
 def events_report(conn: db.Conn, request: ReportRequest, ctx: ReportContext) -> tuple[Section, ...]:
-    plates = _plates(request, ctx)
-    if request.scope.fleet:
-        fleet = set(_fleet_plates(conn, request, ctx))
-        plates = tuple(p for p in (plates or sorted(fleet)) if p in fleet)
+    plates = _in_fleet(conn, request, _plates(request, ctx))
     lo, hi = days_span(request.first, request.last, ctx.tz)
     rows: list[Row] = []
     for event in list_events(conn, lo, hi, plates=plates):
@@ -411,19 +422,14 @@ def events_report(conn: db.Conn, request: ReportRequest, ctx: ReportContext) -> 
     )
 
 
-def _fleet_plates(conn: db.Conn, request: ReportRequest, ctx: ReportContext) -> list[str]:
-    days = store.fleet_days(
-        conn,
-        request.first,
-        request.last,
-        str(ctx.tz.key),
-        None,
-        request.scope.fleet,
-        odometers=False,
-    )
-    return sorted(
-        set(store.fleet_plates(conn, request.scope.fleet or "")) | {str(d["placa"]) for d in days}
-    )
+def _in_fleet(
+    conn: db.Conn, request: ReportRequest, plates: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    """The plates narrowed to the request's fleet (terminals.frota), if it names one."""
+    if not request.scope.fleet:
+        return plates
+    fleet = store.fleet_plates(conn, request.scope.fleet)
+    return tuple(p for p in fleet if plates is None or p in plates)
 
 
 # ------------------------------------------------------------------- visits
@@ -437,10 +443,7 @@ _VISIT_COLUMNS = (
 
 
 def visits_report(conn: db.Conn, request: ReportRequest, ctx: ReportContext) -> tuple[Section, ...]:
-    plates = _plates(request, ctx)
-    if request.scope.fleet:
-        fleet = set(_fleet_plates(conn, request, ctx))
-        plates = tuple(p for p in (plates or sorted(fleet)) if p in fleet)
+    plates = _in_fleet(conn, request, _plates(request, ctx))
     lo, hi = days_span(request.first, request.last, ctx.tz)
     rows: list[Row] = [
         {
@@ -485,11 +488,8 @@ def driver_days_report(
     conn: db.Conn, request: ReportRequest, ctx: ReportContext
 ) -> tuple[Section, ...]:
     params = ctx.jornada or JornadaParams(tz=ctx.tz)
-    plates = _plates(request, ctx)
+    plates = _in_fleet(conn, request, _plates(request, ctx))
     wanted = None if plates is None else set(plates)
-    if request.scope.fleet:
-        fleet = set(_fleet_plates(conn, request, ctx))
-        wanted = fleet if wanted is None else wanted & fleet
     rows: list[Row] = []
     for day in driver_days(conn, request.first, request.last, params):
         if wanted is not None and not set(day.plates) & wanted:

@@ -10,7 +10,9 @@ and not yet sent, oldest first, at most MAX_CATCH_UP of them).
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
+
+from etrack.errors import UsageError
 
 __all__ = [
     "EVERY",
@@ -18,6 +20,7 @@ __all__ = [
     "Every",
     "Period",
     "due_periods",
+    "every_of",
     "next_send",
     "period_containing",
     "send_moment",
@@ -31,6 +34,13 @@ EVERY: tuple[str, ...] = get_args(Every)
 MAX_CATCH_UP = 31
 
 Period = tuple[date, date]  # first and last local day, inclusive
+
+
+def every_of(text: str) -> Every:
+    """'daily' -> 'daily' (typed), else UsageError naming the choices."""
+    if text not in EVERY:
+        raise UsageError(f"--every: expected one of {', '.join(EVERY)}, got {text!r}")
+    return cast(Every, text)
 
 
 def _next_month(day: date) -> date:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from etrack.errors import UsageError
 from etrack.reports.csvfile import DIALECTS, CsvDialect, report_csvs
@@ -52,7 +52,7 @@ def check_formats(text: str) -> tuple[Format, ...]:
         if part not in FORMATS:
             raise UsageError(f"--format: unknown format {part!r}: expected {', '.join(FORMATS)}")
         if part not in found:
-            found.append(part)  # type: ignore[arg-type]
+            found.append(cast(Format, part))
     if not found:
         raise UsageError(f"--format: give at least one of {', '.join(FORMATS)}")
     return tuple(found)
@@ -61,7 +61,7 @@ def check_formats(text: str) -> tuple[Format, ...]:
 def check_dialect(text: str) -> CsvDialect:
     if text not in DIALECTS:
         raise UsageError(f"--csv-dialect: expected one of {', '.join(DIALECTS)}, got {text!r}")
-    return text  # type: ignore[return-value]
+    return cast(CsvDialect, text)
 
 
 def render(

@@ -22,12 +22,12 @@ from etrack.errors import UsageError
 from etrack.reports.csvfile import CsvDialect, default_dialect
 from etrack.reports.deliver import email_report, post_report
 from etrack.reports.kinds import KINDS, ReportContext, ReportRequest, ReportScope, build_report
-from etrack.reports.periods import EVERY, Every, Period, period_containing
+from etrack.reports.periods import Period, every_of, next_send, period_containing
 from etrack.reports.render import Attachment, Format, check_dialect, check_formats, render
 from etrack.reports.table import Report
 from etrack.store import db
 from etrack.store.accounts import plates_of
-from etrack.store.reports import ScheduleRow, ScheduleSpec
+from etrack.store.reports import ScheduleRow, ScheduleSpec, set_schedule_active
 
 __all__ = [
     "Delivery",
@@ -40,6 +40,8 @@ __all__ = [
     "report_context",
     "run_key",
     "schedule_request",
+    "set_active",
+    "upcoming",
 ]
 
 
@@ -87,8 +89,7 @@ def check_schedule(
     check_kind(kind)
     if KINDS[kind].one_plate and (not plates or len(plates) != 1):
         raise UsageError(f"{kind}: a schedule of it needs exactly one plate (--plates ABC1D23)")
-    if every not in EVERY:
-        raise UsageError(f"--every: expected one of {', '.join(EVERY)}, got {every!r}")
+    chosen = every_of(every)
     if KINDS[kind].one_plate and every != "daily":
         raise UsageError(f"{kind}: covers one day: use --every daily")
     if plates is not None and fleet is not None:
@@ -99,7 +100,6 @@ def check_schedule(
     if lang not in ("pt-BR", "en"):
         raise UsageError(f"--lang: expected pt-BR or en, got {lang!r}")
     dialect = check_dialect(csv_dialect) if csv_dialect else default_dialect(lang)
-    chosen: Every = every  # type: ignore[assignment]
     return ScheduleSpec(
         kind=kind,
         every=every,
@@ -135,6 +135,20 @@ def report_context(
         public_url=settings.etrack_web_public_url,
         jornada=replace(JornadaParams.from_settings(settings), tz=tz),
     )
+
+
+def set_active(conn: db.Conn, schedule: ScheduleRow, active: bool, now: datetime) -> bool:
+    """Pause or resume; a resumed schedule starts again with the period
+    running now in its zone (those that ended while paused are not sent)."""
+    today = now.astimezone(ZoneInfo(schedule.timezone)).date()
+    current = period_containing(every_of(schedule.every), today)[0]
+    return set_schedule_active(conn, schedule.id, active, current)
+
+
+def upcoming(schedule: ScheduleRow, now: datetime) -> datetime:
+    """When the schedule next sends a period (for listings)."""
+    tz = ZoneInfo(schedule.timezone)
+    return next_send(every_of(schedule.every), schedule.first_period, schedule.at_local, tz, now)
 
 
 def schedule_request(schedule: ScheduleRow, period: Period) -> ReportRequest:

@@ -1,9 +1,13 @@
 """Downloads: a vehicle day as GeoJSON, GPX or CSV; the fleet report and the
 fence visits report as CSV or XLSX.
 
-CSV files use a comma and a decimal point (machine-readable, the same in both
-languages); people who want a spreadsheet take the XLSX, whose numbers are
-real numbers Excel formats in the reader's locale.
+CSV files come in two dialects (etrack.reports.csvfile): `rfc4180`, a comma
+and a decimal point with the columns' machine names (machine-readable, the
+same in both languages, byte for byte what these downloads always gave), and
+`excel-br`, what a Brazilian Excel opens by a double click into columns (";",
+decimal comma, UTF-8 BOM, headers in the reader's language). People who want
+a spreadsheet may also take the XLSX, whose numbers are real numbers Excel
+formats in the reader's locale.
 
 Texts come from the eTrac API (descricao, frota...): a text cell starting
 with = + - @ tab or CR is prefixed with a single quote (OWASP's rule against
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -24,6 +28,8 @@ from xml.sax.saxutils import escape, quoteattr
 import orjson
 import xlsxwriter  # type: ignore[import-untyped]
 
+from etrack.reports.csvfile import CsvDialect, section_csv
+from etrack.reports.table import Cell, Column, ColumnKind, Label, Section
 from etrack.web.days import DayData
 
 __all__ = [
@@ -120,8 +126,54 @@ def day_gpx(data: DayData) -> bytes:
     return "\n".join(out).encode()
 
 
-def day_csv(data: DayData, tz: tzinfo) -> bytes:
+def _excel_section(
+    columns: Sequence[tuple[str, ColumnKind, int, str, str]],
+    rows: Sequence[dict[str, Any]],
+) -> Section:
+    """The rows as a report section, for etrack.reports.csvfile's excel-br
+    writer: (name, kind, decimals, Portuguese, English) per column."""
+    cols = tuple(
+        Column(name, Label(pt, en), kind, decimals) for name, kind, decimals, pt, en in columns
+    )
+    typed = tuple({c.name: _typed(row.get(c.name)) for c in cols} for row in rows)
+    return Section("rows", Label("", ""), cols, typed)
+
+
+def _typed(value: Any) -> Cell:
+    if value is None or isinstance(value, str | int | float | date):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
+_DAY_COLUMNS: tuple[tuple[str, ColumnKind, int, str, str], ...] = (
+    ("placa", "text", 0, "Placa", "Plate"),
+    ("data_transmissao", "moment", 0, "Data/hora", "Time"),
+    ("latitude", "number", 6, "Latitude", "Latitude"),
+    ("longitude", "number", 6, "Longitude", "Longitude"),
+    ("velocidade_kmh", "number", 1, "Velocidade (km/h)", "Speed (km/h)"),
+    ("ignicao", "int", 0, "Ignição", "Ignition"),
+)
+
+
+def day_csv(
+    data: DayData, tz: tzinfo, dialect: CsvDialect = "rfc4180", lang: str = "pt-BR"
+) -> bytes:
     """One row per valid point: local time (ISO 8601 with offset), position, speed, ignition."""
+    if dialect == "excel-br":
+        rows = [
+            {
+                "placa": data.placa,
+                "data_transmissao": datetime.fromtimestamp(float(t), tz),
+                "latitude": lat,
+                "longitude": lon,
+                "velocidade_kmh": speed,
+                "ignicao": None if ignition is None else int(bool(ignition)),
+            }
+            for t, lat, lon, speed, ignition in data.points
+        ]
+        return section_csv(_excel_section(_DAY_COLUMNS, rows), tz, "excel-br", lang)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -164,7 +216,26 @@ def _csv_cell(value: Any, kind: str) -> Any:
     return _cell(value)
 
 
-def report_csv(rows: Sequence[dict[str, Any]]) -> bytes:
+# The fleet report's columns as the excel-br CSV types them: hours are
+# decimal hours here (as in the workbook), so they stay numbers to add up.
+_REPORT_DECIMALS = {"distance_km": 1, "max_speed_kmh": 1}
+
+
+def report_csv(
+    rows: Sequence[dict[str, Any]],
+    dialect: CsvDialect = "rfc4180",
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """The fleet report's rows; `headers` (etrack.web.reports.report_headers of
+    the reader's language) head the excel-br columns."""
+    if dialect == "excel-br":
+        shown = headers or {}
+        columns: list[tuple[str, ColumnKind, int, str, str]] = []
+        for name, kind in REPORT_COLUMNS:
+            typed: ColumnKind = "text" if kind == "text" else "int" if kind == "int" else "number"
+            label = shown.get(name, name)
+            columns.append((name, typed, _REPORT_DECIMALS.get(name, 2), label, label))
+        return section_csv(_excel_section(columns, rows), UTC, "excel-br")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     names = [name for name, _ in REPORT_COLUMNS]
@@ -232,8 +303,38 @@ def _visit_csv_cell(value: Any, kind: str, tz: tzinfo) -> Any:
     return _csv_cell(value, kind)
 
 
-def visits_csv(rows: Sequence[dict[str, Any]], tz: tzinfo) -> bytes:
+def _visit_columns() -> list[tuple[str, ColumnKind, int, str, str]]:
+    pt, en = VISIT_HEADERS["pt-BR"], VISIT_HEADERS["en"]
+    # Durations as H:MM:SS in excel-br (Excel reads them as times), so their
+    # headers lose the "(min)" of the workbook's.
+    durations = {
+        "dwell_s": ("Permanência", "Dwell"),
+        "stops_inside_s": ("Tempo parado dentro", "Stopped inside"),
+    }
+    columns: list[tuple[str, ColumnKind, int, str, str]] = []
+    for name, kind in VISIT_COLUMNS:
+        if name in durations:
+            columns.append((name, "duration", 0, *durations[name]))
+            continue
+        typed: ColumnKind = (
+            "moment"
+            if kind == "moment"
+            else "date"
+            if kind == "date"
+            else "int"
+            if kind == "int"
+            else "text"
+        )
+        columns.append((name, typed, 0, pt[name], en[name]))
+    return columns
+
+
+def visits_csv(
+    rows: Sequence[dict[str, Any]], tz: tzinfo, dialect: CsvDialect = "rfc4180", lang: str = "pt-BR"
+) -> bytes:
     """One row per fence, vehicle and day; an empty last_departure: still inside."""
+    if dialect == "excel-br":
+        return section_csv(_excel_section(_visit_columns(), rows), tz, "excel-br", lang)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([name for name, _ in VISIT_COLUMNS])

@@ -27,6 +27,64 @@ MESSAGES: dict[str, dict[str, str]] = {
     "nav_db": {"pt-BR": "Dados", "en": "Data"},
     "nav_events": {"pt-BR": "Eventos", "en": "Events"},
     "nav_rules": {"pt-BR": "Alertas", "en": "Alerts"},
+    # Schedules page (web/pages/schedules.py; issue 19).
+    "nav_schedules": {"pt-BR": "Relatórios agendados", "en": "Scheduled reports"},
+    "schedules_title": {"pt-BR": "Relatórios agendados", "en": "Scheduled reports"},
+    "schedules_intro": {
+        "pt-BR": "Relatórios que o worker envia a cada dia, semana ou mês completo, por e-mail "
+        "ou webhook, no horário escolhido do dia seguinte ao período.",
+        "en": "Reports the worker sends for every complete day, week or month, by e-mail or "
+        "webhook, at the chosen time the day after the period.",
+    },
+    "schedules_restricted": {
+        "pt-BR": "Os agendamentos valem para todas as contas: este servidor só os mostra.",
+        "en": "Schedules are shared by every account: this server only shows them.",
+    },
+    "schedule_none": {"pt-BR": "Nenhum relatório agendado.", "en": "No scheduled reports."},
+    "schedule_kind": {"pt-BR": "Relatório", "en": "Report"},
+    "schedule_every": {"pt-BR": "Periodicidade", "en": "Every"},
+    "schedule_every_daily": {"pt-BR": "diário", "en": "daily"},
+    "schedule_every_weekly": {"pt-BR": "semanal", "en": "weekly"},
+    "schedule_every_monthly": {"pt-BR": "mensal", "en": "monthly"},
+    "schedule_at": {"pt-BR": "Horário", "en": "At"},
+    "schedule_at_hint": {
+        "pt-BR": "Hora local (HH:MM) do envio, no dia seguinte ao período",
+        "en": "Local time (HH:MM) it goes out, the day after the period",
+    },
+    "schedule_formats": {"pt-BR": "Formatos", "en": "Formats"},
+    "schedule_next": {"pt-BR": "Próximo envio", "en": "Next send"},
+    "schedule_add": {"pt-BR": "Agendar relatório", "en": "Schedule a report"},
+    "schedule_plates": {"pt-BR": "Placas", "en": "Plates"},
+    "schedule_every_vehicle": {"pt-BR": "toda a frota", "en": "every vehicle"},
+    "schedule_by_day": {"pt-BR": "por dia", "en": "by day"},
+    "schedule_dialect": {"pt-BR": "CSV", "en": "CSV"},
+    "schedule_dialect_default": {
+        "pt-BR": "padrão do idioma",
+        "en": "the language's default",
+    },
+    "schedule_lang": {"pt-BR": "Idioma", "en": "Language"},
+    "schedule_target_hint": {
+        "pt-BR": "Preencha um só: e-mails (separados por vírgula) ou a URL de um webhook.",
+        "en": "Fill in one only: e-mail addresses (comma-separated) or a webhook URL.",
+    },
+    "schedule_secret_title": {
+        "pt-BR": "Segredo do webhook do agendamento",
+        "en": "Webhook secret of schedule",
+    },
+    "schedule_secret_once": {
+        "pt-BR": "Mostrado só esta vez (não recarregue a página): configure-o no sistema que "
+        "recebe os relatórios, que o usa para conferir a assinatura de cada envio.",
+        "en": "Shown this once: keep it with the receiver, which checks each request's "
+        "signature with it.",
+    },
+    "report_kind_fleet-summary": {"pt-BR": "Resumo da frota", "en": "Fleet summary"},
+    "report_kind_vehicle-day": {"pt-BR": "Dia do veículo", "en": "Vehicle day"},
+    "report_kind_events": {"pt-BR": "Eventos", "en": "Events"},
+    "report_kind_visits": {"pt-BR": "Visitas a cercas", "en": "Fence visits"},
+    "report_kind_driver-days": {
+        "pt-BR": "Jornadas dos motoristas",
+        "en": "Drivers' working days",
+    },
     # Geofences and Visits pages (web/pages/geofences.py, visits.py; issue 17).
     "nav_fences": {"pt-BR": "Cercas", "en": "Geofences"},
     "nav_visits": {"pt-BR": "Visitas", "en": "Visits"},
@@ -869,6 +927,52 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
             "marque a caixa 'confirmar' ao lado de Remover para remover a regra",
         ),
         (r"^no alert rule '(.*)'$", r"a regra de alerta '\1' não existe"),
+        # Schedules page (web/pages/schedules.py): etrack.reports' checks and results.
+        (
+            r"^to: expected addresses like ana@example\.com, got (.*)$",
+            r"e-mails: use endereços como ana@example.com, não \1",
+        ),
+        (
+            r"^give exactly one target: --to ADDR\[,ADDR\] or --webhook URL$",
+            "informe um só destino: e-mails ou a URL de um webhook",
+        ),
+        (
+            r"^every: expected one of (.*), got (.*)$",
+            r"periodicidade: escolha diário, semanal ou mensal, não \2",
+        ),
+        (
+            r"^at: expected a local time HH:MM like 07:00, got (.*)$",
+            r"horário: use HH:MM, como 07:00, não \1",
+        ),
+        (
+            r"^format: give at least one of (.*)$",
+            r"formatos: escolha pelo menos um (\1)",
+        ),
+        (r"^format: unknown format (.*)$", r"formatos: formato desconhecido \1"),
+        (
+            r"^unknown report '(.*)': expected one of (.*)$",
+            r"relatório '\1' desconhecido: escolha um destes: \2",
+        ),
+        (
+            r"^(\S+): a schedule of it needs exactly one plate \(--plates ABC1D23\)$",
+            r"\1: o agendamento precisa de exatamente uma placa",
+        ),
+        (r"^(\S+): covers one day: use --every daily$", r"\1: cobre um dia: use diário"),
+        (r"^plates and fleet: give one of them, not both$", "placas ou frota: não ambas"),
+        (r"^schedule (\d+) added$", r"agendamento \1 adicionado"),
+        (r"^schedule (\d+) exists, unchanged$", r"agendamento \1 já existe, sem mudança"),
+        (r"^schedule (\d+) removed$", r"agendamento \1 removido"),
+        (r"^schedule (\d+) paused$", r"agendamento \1 pausado"),
+        (r"^schedule (\d+) resumed$", r"agendamento \1 retomado"),
+        (r"^no report schedule (\d+)$", r"o agendamento \1 não existe"),
+        (
+            r"^confirm: tick the box beside Remove to remove the schedule$",
+            "marque a caixa 'confirmar' ao lado de Remover para remover o agendamento",
+        ),
+        (
+            r"^report schedules are shared by every account: this server may not change them$",
+            "os agendamentos valem para todas as contas: este servidor não pode alterá-los",
+        ),
         (r"^fence (.+) added$", r"cerca \1 adicionada"),
         (r"^fence (.+) updated$", r"cerca \1 atualizada"),
         (r"^fence (.+) unchanged$", r"cerca \1 sem mudanças"),

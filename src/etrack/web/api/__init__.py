@@ -16,6 +16,7 @@ from etrack.web.api import (
     jobs,
     operations,
     positions,
+    reports,
     summaries,
     vehicles,
 )
@@ -28,6 +29,7 @@ for _resource in (
     positions,
     days,
     summaries,
+    reports,
     events,
     geofences,
     drivers,

@@ -3,7 +3,7 @@ trips and the downloads; and the seed's /api/routes/{plate}."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -11,18 +11,24 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from etrack.reports.csvfile import CsvDialect
+from etrack.reports.kinds import ReportRequest, ReportScope
+from etrack.reports.kml import day_kml
 from etrack.web import exports
 from etrack.web.api.common import (
     ERRORS,
     GEOJSON,
     DayPath,
+    DialectQuery,
     PlatePath,
     attachment,
     body_response,
+    download_dialect,
     encoded,
 )
+from etrack.web.api.reports import in_scope, report_file
 from etrack.web.days import DayData, load_day, today
-from etrack.web.deps import Web, WebContext
+from etrack.web.deps import Web, WebContext, language
 from etrack.web.inputs import day_or_error, plate_or_error
 from etrack.web.reader import Encoded, Reader
 
@@ -76,6 +82,12 @@ class DayExport(StrEnum):
     geojson = "geojson"
     gpx = "gpx"
     csv = "csv"
+    kml = "kml"
+    trips_csv = "trips.csv"
+    stops_csv = "stops.csv"
+
+
+KML = "application/vnd.google-earth.kml+xml"
 
 
 def no_day(placa: str, which: date) -> HTTPException:
@@ -173,23 +185,81 @@ async def day_stops(web: Web, plate: PlatePath, day: DayPath) -> Response:
 @router.get(
     "/api/vehicles/{plate}/days/{day}/export/{fmt}",
     tags=["routes"],
-    summary="Download a plate-day as GeoJSON, GPX or CSV",
+    summary="Download a plate-day as GeoJSON, GPX, KML or CSV (points; trips.csv, stops.csv)",
+    description=(
+        "`csv`: one row per valid point; `trips.csv` and `stops.csv`: the day's stored trips "
+        "and stops alone (the vehicle-day report's sections); `kml`: the route and the stops "
+        "for Google Earth. CSVs take `dialect` (excel-br or rfc4180). The day's XLSX and PDF "
+        "are the vehicle-day report: `/api/reports/vehicle-day/export/{xlsx,pdf}?plates=P&date=D`."
+    ),
     responses={
         **ERRORS,
         200: {
-            "content": {GEOJSON: {}, "application/gpx+xml": {}, "text/csv": {}},
+            "content": {GEOJSON: {}, "application/gpx+xml": {}, "text/csv": {}, KML: {}},
             "description": "The file",
         },
     },
 )
-async def day_export(web: Web, plate: PlatePath, day: DayPath, fmt: DayExport) -> Response:
+async def day_export(
+    request: Request,
+    web: Web,
+    plate: PlatePath,
+    day: DayPath,
+    fmt: DayExport,
+    dialect: DialectQuery = None,
+) -> Response:
     data = await day_or_404(web, plate, day)
+    chosen = download_dialect(request, dialect)
+    if fmt in (DayExport.trips_csv, DayExport.stops_csv):
+        return await day_section_csv(request, web, data, fmt.value.removesuffix(".csv"), chosen)
     name = exports.download_name(data.placa, data.day, fmt.value)
     if fmt is DayExport.geojson:
         return attachment(exports.day_geojson(data), GEOJSON, name)
     if fmt is DayExport.gpx:
         return attachment(exports.day_gpx(data), "application/gpx+xml", name)
-    return attachment(exports.day_csv(data, web.settings.tz), "text/csv; charset=utf-8", name)
+    if fmt is DayExport.kml:
+        return attachment(vehicle_day_kml(data, web.settings.tz), KML, name)
+    body = exports.day_csv(data, web.settings.tz, chosen, language(request, web))
+    return attachment(body, "text/csv; charset=utf-8", name)
+
+
+async def day_section_csv(
+    request: Request, web: WebContext, data: DayData, section: str, dialect: CsvDialect
+) -> Response:
+    """The trips or the stops of the day as the vehicle-day report has them."""
+    wanted = ReportRequest(
+        kind="vehicle-day",
+        first=data.day,
+        last=data.day,
+        scope=ReportScope(plates=(data.placa,)),
+    )
+    lang = language(request, web)
+    body, media_type, _ = await in_scope(
+        web, wanted, lambda report: report_file(report, "csv", lang, dialect, section)
+    )
+    return attachment(body, media_type, f"{data.placa}_{data.day.isoformat()}_{section}.csv")
+
+
+def vehicle_day_kml(data: DayData, tz: tzinfo) -> bytes:
+    """The day's points and stops in the account's local time (a KML viewer
+    has no report time zone to apply)."""
+    line = [
+        (float(lat), float(lon), datetime.fromtimestamp(float(t), tz))
+        for t, lat, lon, *_ in data.points
+        if lat is not None and lon is not None
+    ]
+    stops = [
+        (
+            float(s["latitude"]),
+            float(s["longitude"]),
+            f"Parada {s['seq']}" + (f" — {s['address']}" if s.get("address") else ""),
+            s["start_ts"].astimezone(tz),
+            None if s.get("end_ts") is None else s["end_ts"].astimezone(tz),
+        )
+        for s in data.stops
+        if s.get("latitude") is not None and s.get("longitude") is not None
+    ]
+    return day_kml(data.placa, data.day, line, stops)
 
 
 @router.get(

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from etrack.web import exports
-from etrack.web.api.common import ERRORS, attachment, encoded
+from etrack.web.api.common import ERRORS, DialectQuery, attachment, download_dialect, encoded
 from etrack.web.days import today
 from etrack.web.deps import Web, WebContext, language
 from etrack.web.inputs import day_range_or_error, plates_or_error
@@ -190,18 +190,23 @@ async def report(web: Web, query: Annotated[ReportQuery, Query()]) -> Response:
 @router.get(
     "/api/report/export/{fmt}",
     tags=["summaries"],
-    summary="Download the fleet report as CSV or XLSX",
+    summary="Download the fleet report as CSV or XLSX (CSV: ?dialect=excel-br|rfc4180)",
     responses={
         **ERRORS,
         200: {"content": {"text/csv": {}, XLSX: {}}, "description": "The file"},
     },
 )
 async def report_export(
-    request: Request, web: Web, fmt: ReportExport, query: Annotated[ReportQuery, Query()]
+    request: Request,
+    web: Web,
+    fmt: ReportExport,
+    query: Annotated[ReportQuery, Query()],
+    dialect: DialectQuery = None,
 ) -> Response:
     first, last, rows = await query_report(web, query)
     name = f"frota_{first.isoformat()}_{last.isoformat()}.{fmt.value}"
-    if fmt is ReportExport.csv:
-        return attachment(exports.report_csv(rows), "text/csv; charset=utf-8", name)
     headers = report_headers(language(request, web))
+    if fmt is ReportExport.csv:
+        body = exports.report_csv(rows, download_dialect(request, dialect), headers)
+        return attachment(body, "text/csv; charset=utf-8", name)
     return attachment(exports.report_xlsx(rows, headers, first, last), XLSX, name)

@@ -1,5 +1,5 @@
-"""The HTML pages: fleet map, vehicle day, fleet report, events, alert rules,
-geofences, fence visits, drivers, data browser, login, jobs,
+"""The HTML pages: fleet map, vehicle day, fleet report, report schedules,
+events, alert rules, geofences, fence visits, drivers, data browser, login, jobs,
 and the API's documentation (/docs, /openapi.json).
 
 Pages are rendered on the server with what they show first (lists, tables,
@@ -23,6 +23,7 @@ from etrack.web.pages import (
     login,
     report,
     rules,
+    schedules,
     vehicle,
     visits,
 )
@@ -34,6 +35,7 @@ for _page in (
     fleet,
     vehicle,
     report,
+    schedules,
     events,
     rules,
     geofences,

@@ -1,5 +1,5 @@
 """The fleet report page: one row per vehicle over a day or range, sortable,
-with its CSV and XLSX downloads (served by the API)."""
+with its CSV and XLSX downloads and the fleet-summary PDF (served by the API)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, Response
 
+from etrack.reports.csvfile import default_dialect
 from etrack.web.deps import Web, language
 from etrack.web.exports import REPORT_COLUMNS
 from etrack.web.pages.render import render
@@ -41,6 +42,16 @@ async def report_page(
         for name, _ in REPORT_COLUMNS
     }
     export_query = urlencode({**base, "sort": sort, "order": order})
+    lang = language(request, web)
+    # The fleet-summary report of the same days and fleet, for the PDF.
+    pdf_query = urlencode(
+        {
+            "date_start": first.isoformat(),
+            "date_end": last.isoformat(),
+            **({"fleet": frota} if frota else {}),
+            "lang": lang,
+        }
+    )
     return render(
         request,
         "report.html",
@@ -54,10 +65,12 @@ async def report_page(
             "sort": sort,
             "order": order,
             "columns": REPORT_COLUMNS,
-            "headers": report_headers(language(request, web), clock=True),
+            "headers": report_headers(lang, clock=True),
             "sort_links": sort_links,
-            "csv_url": f"/api/report/export/csv?{export_query}",
+            # The page language's dialect, named: a click opens in that Excel.
+            "csv_url": f"/api/report/export/csv?{export_query}&dialect={default_dialect(lang)}",
             "xlsx_url": f"/api/report/export/xlsx?{export_query}",
+            "pdf_url": f"/api/reports/fleet-summary/export/pdf?{pdf_query}",
             "totals": report_totals(rows),
         },
     )

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from etrack.model import Fence
+from etrack.reports.csvfile import default_dialect
 from etrack.trips.day import day_bounds
 from etrack.web.days import DayData, load_day, today
-from etrack.web.deps import Web
+from etrack.web.deps import Web, language
 from etrack.web.inputs import day_or_error, plate_or_error
 from etrack.web.pages.geofences import fences_near, map_fence, stored_fences
 from etrack.web.pages.render import day_url, render, script_json
@@ -65,6 +67,7 @@ async def vehicle_day(request: Request, web: Web, plate: str, day: str) -> Respo
                 "hi": datetime.fromtimestamp(end, UTC),
             },
         )
+    lang = language(request, web)
     values = {
         "page": "vehicle",
         "placa": placa,
@@ -79,6 +82,11 @@ async def vehicle_day(request: Request, web: Web, plate: str, day: str) -> Respo
         "day_json": script_json(data.as_json() if data is not None else None),
         "comparison": comparison_rows(data) if data is not None else [],
         "export_base": f"/api/vehicles/{placa}/days/{which.isoformat()}/export",
+        # The CSVs in the page language's dialect; the XLSX and PDF are the
+        # vehicle-day report's, in the page's language.
+        "csv_dialect": default_dialect(lang),
+        "report_base": "/api/reports/vehicle-day/export",
+        "report_query": urlencode({"plates": placa, "date": which.isoformat(), "lang": lang}),
         "fence_count": len(near),
         "fences_json": script_json([map_fence(f) for f in near]),
         "visits": visits,

@@ -28,6 +28,8 @@ from starlette.responses import HTMLResponse, Response
 from etrack.dates import range_error
 from etrack.geofences.shapes import FenceShape
 from etrack.model import Fence
+from etrack.reports.csvfile import default_dialect
+from etrack.web.api.common import DialectQuery, download_dialect
 from etrack.web.days import today
 from etrack.web.deps import Web, WebContext, language
 from etrack.web.exports import visits_csv, visits_xlsx
@@ -211,7 +213,9 @@ async def visits_page(
             "fence": fence or "",
             "plate": plate or "",
             "fence_names": names,
-            "csv_url": f"/visits/export/csv?{query}",
+            # The link names the page language's dialect: a person clicking
+            # gets what their Excel opens (a script asking nothing keeps rfc4180).
+            "csv_url": f"/visits/export/csv?{query}&dialect={default_dialect(language(request, web))}",
             "xlsx_url": f"/visits/export/xlsx?{query}",
         },
     )
@@ -234,6 +238,7 @@ async def visits_export(
     end: Start = None,
     fence: FenceName = None,
     plate: Plate = None,
+    dialect: DialectQuery = None,
 ) -> Response:
     if fmt not in ("csv", "xlsx"):
         raise HTTPException(404, f"no export format {fmt!r}: csv or xlsx")
@@ -242,9 +247,10 @@ async def visits_export(
     tz = reader.params.tz
     name = f"visitas_{report.first.isoformat()}_{report.last.isoformat()}.{fmt}"
     rows = _export_rows(report.days)
-    if fmt == "csv":
-        return _download(visits_csv(rows, tz), "text/csv; charset=utf-8", name)
     lang = language(request, web)
+    if fmt == "csv":
+        body = visits_csv(rows, tz, download_dialect(request, dialect), lang)
+        return _download(body, "text/csv; charset=utf-8", name)
     summaries = [
         {
             "fence": s.fence,

@@ -63,9 +63,8 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 
 @contextlib.contextmanager
-def pt_br_tab(profile: Path, errors: list[str]) -> Iterator[Page]:
-    """One tab of a headless Chromium in pt-BR on its own profile; every
-    console error and page error goes into `errors` for the caller to judge."""
+def pt_br_context(profile: Path) -> Iterator[Any]:
+    """A headless Chromium in pt-BR on its own profile."""
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile),
@@ -76,12 +75,25 @@ def pt_br_tab(profile: Path, errors: list[str]) -> Iterator[Page]:
             locale="pt-BR",
         )
         try:
-            tab = context.new_page()
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield tab
+            yield context
         finally:
             context.close()
+
+
+def watched_tab(context: Any, errors: list[str]) -> Page:
+    """A new tab whose console errors and page errors go into `errors`."""
+    tab = context.new_page()
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    return tab
+
+
+@contextlib.contextmanager
+def pt_br_tab(profile: Path, errors: list[str]) -> Iterator[Page]:
+    """One tab of a headless Chromium in pt-BR on its own profile; every
+    console error and page error goes into `errors` for the caller to judge."""
+    with pt_br_context(profile) as context:
+        yield watched_tab(context, errors)
 
 
 def day_start(day: date, tz: tzinfo) -> datetime:
@@ -145,28 +157,14 @@ def browser_context(
 ) -> Iterator[Any]:
     # After the server: Playwright's sync API keeps an event loop running in
     # this thread, and loading the data needs asyncio.run.
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 900},
-            locale="pt-BR",
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with pt_br_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 @pytest.fixture
 def page(browser_context: Any) -> Iterator[Page]:
-    tab = browser_context.new_page()
     errors: list[str] = []
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab = watched_tab(browser_context, errors)
     # No network here: fail the tile requests at once (the pages must cope).
     tab.route("https://tile.openstreetmap.org/**", lambda route: route.abort())
     yield tab

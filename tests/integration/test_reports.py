@@ -15,6 +15,7 @@ import io
 import logging
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -31,10 +32,17 @@ from pydantic import SecretStr
 from pypdf import PdfReader
 
 from etrack.config import Settings
+from etrack.reports.kinds import KINDS, ReportContext, ReportRequest, ReportScope, build_report
 from etrack.store import db
+from etrack.web import create_app
 from fixtures_cli import RunEtrack
 from integration.test_alerts import run_workers
-from integration.test_web_api import TZ, WebData, loaded_web_data
+from integration.test_web_api import LOCAL, TZ, WebData, loaded_web_data
+
+with warnings.catch_warnings():
+    # Starlette's TestClient warns that it will move to httpx2; nothing to act on here.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 ATTACHMENTS = {"xlsx", "pdf", "csv"}
 
@@ -313,7 +321,7 @@ def test_send_delivers_one_message_with_the_chosen_attachments(
     assert f"Período: {day:%d/%m/%Y}" in text
     assert "Distância (km):" in text
     assert (
-        f"https://frota.example.com/report?date_start={day.isoformat()}&date_end={day.isoformat()}"
+        f"Ver o relatório: https://frota.example.com/report?start={day.isoformat()}&end={day.isoformat()}"
         in text
     )
 
@@ -538,3 +546,21 @@ def test_schedules_are_listed_paused_resumed_and_removed_idempotently(
     code, _, err = run_etrack("reports", "schedule", "pause", str(schedule))
     assert code == 2
     assert f"no report schedule {schedule}" in err
+
+
+def test_every_kinds_link_opens_its_page_in_the_web_ui(web_data: WebData, conn: db.Conn) -> None:
+    """The e-mail's "Ver o relatório" link is a page that exists, for every kind."""
+    day = web_data.past_days[-1]
+    plate = web_data.plates[0]
+    ctx = ReportContext(account="t", tz=TZ, public_url="http://testserver")
+    app = create_app(web_data.settings, web_data.target, scheduler=False)
+    with TestClient(app, base_url=LOCAL) as client:
+        for kind in KINDS:
+            scope = ReportScope(plates=(plate,)) if KINDS[kind].one_plate else ReportScope()
+            report = build_report(conn, ReportRequest(kind, day, day, scope), ctx)
+            assert report.link is not None
+            path = report.link.removeprefix("http://testserver")
+            response = client.get(path)
+            assert response.status_code == 200, (kind, path)
+            if kind == "vehicle-day":
+                assert path == f"/vehicles/{plate}/{day.isoformat()}"

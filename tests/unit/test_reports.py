@@ -159,7 +159,7 @@ def sample_report() -> Report:
         kind="fleet-summary", title=Label("Resumo da frota", "Fleet summary"), account="Frota SP",
         scope="toda a frota", first=date(2026, 12, 2), last=date(2026, 12, 2), tz=TZ,
         generated_at=at(2026, 12, 3, 7), sections=(section,),
-        link="https://frota.example.com/report?date_start=2026-12-02&date_end=2026-12-02",
+        link="https://frota.example.com/report?start=2026-12-02&end=2026-12-02",
     )  # fmt: skip
 
 

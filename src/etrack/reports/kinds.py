@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from etrack.dates import days_span
@@ -535,7 +536,7 @@ KINDS: dict[str, ReportKind] = {
             Label("Dia do veículo", "Vehicle day"),
             vehicle_day,
             one_plate=True,
-            link="/vehicle",
+            link="/vehicles",
         ),
         ReportKind("events", Label("Eventos", "Events"), events_report, link="/events"),
         ReportKind(
@@ -552,15 +553,18 @@ KINDS: dict[str, ReportKind] = {
 
 
 def _link(kind: ReportKind, request: ReportRequest, ctx: ReportContext) -> str | None:
+    """The report's page in the web UI, for the e-mail (None without ETRACK_WEB_PUBLIC_URL)."""
     if not ctx.public_url:
         return None
     base = ctx.public_url.rstrip("/")
     if kind.one_plate and request.scope.plates:
-        return f"{base}/vehicle/{request.scope.plates[0]}?date={request.first.isoformat()}"
-    span = f"date_start={request.first.isoformat()}&date_end={request.last.isoformat()}"
+        return f"{base}/vehicles/{request.scope.plates[0]}/{request.first.isoformat()}"
+    if kind.name == "driver-days":
+        return f"{base}{kind.link}?{urlencode({'month': f'{request.first:%Y-%m}'})}"
+    query = {"start": request.first.isoformat(), "end": request.last.isoformat()}
     if kind.name == "fleet-summary" and request.scope.fleet:
-        span += f"&frota={request.scope.fleet}"
-    return f"{base}{kind.link}?{span}"
+        query["frota"] = request.scope.fleet
+    return f"{base}{kind.link}?{urlencode(query)}"
 
 
 def build_report(conn: db.Conn, request: ReportRequest, ctx: ReportContext) -> Report:

@@ -9,41 +9,22 @@ Skipped, saying why, without Chromium or Playwright (as test_web_browser).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from datetime import time
 
-import pytest
-
 from acceptance import test_web_browser
-from acceptance.test_web_browser import ServerThread, pt_br_tab
-from etrack.config import Settings
+from acceptance.test_browser_rules import page, server
+from acceptance.test_web_browser import ServerThread
 from etrack.store import db
 from etrack.store.reports import list_schedules
-from etrack.web import create_app
 
 pytestmark = test_web_browser.pytestmark
+
+# The Rules page's fixtures: the app served on its own database, a pt-BR tab.
+__all__ = ["page", "server"]
 
 # Without Playwright the marks above skip every test here.
 with contextlib.suppress(ImportError):
     from playwright.sync_api import Page, expect
-
-
-@pytest.fixture
-def server(settings: Settings, target: db.Target) -> Iterator[ServerThread]:
-    app = create_app(settings, target, scheduler=False)
-    with ServerThread(app) as running:
-        yield running
-
-
-@pytest.fixture
-def page(tmp_path_factory: pytest.TempPathFactory, server: ServerThread) -> Iterator[Page]:
-    profile = tmp_path_factory.mktemp("chromium-schedules")
-    errors: list[str] = []
-    with pt_br_tab(profile, errors) as tab:
-        yield tab
-    # A refused form answers 400, which the console reports as a failed load.
-    own = [e for e in errors if "Failed to load resource" not in e]
-    assert not own, own
 
 
 def test_schedule_a_daily_report_pause_resume_and_remove_it(

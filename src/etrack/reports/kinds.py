@@ -314,7 +314,10 @@ _POINT_COLUMNS = (
 def _one_plate(request: ReportRequest, ctx: ReportContext) -> str:
     plates = request.scope.plates or ()
     if len(plates) != 1 or request.first != request.last:
-        raise UsageError("vehicle-day: give one plate (--plates ABC1D23) and one day (--date)")
+        raise UsageError(
+            "vehicle-day: give one plate and one day"
+            " (--plates ABC1D23 --date D; in the API plates=ABC1D23&date=D)"
+        )
     placa = plates[0]
     if ctx.visible is not None and placa not in ctx.visible:
         raise UsageError(f"vehicle-day: no vehicle {placa} in this account")

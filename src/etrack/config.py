@@ -691,18 +691,42 @@ class Settings(BaseSettings):
     )
     etrack_web_login_free_failures: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=5,
-        description="Failed web logins (form or HTTP Basic) allowed per user name and per "
-        "client address before that user or address is locked out for a while.",
+        description="Failed web logins (form or HTTP Basic) from one client address before it "
+        "must wait between attempts (slowed down, never locked out: the right password from "
+        "another address still works; a login name's own failures only add a short delay).",
     )
     etrack_web_login_lock_s: Annotated[float, Field(gt=0, le=86400)] = Field(
         default=1.0,
-        description="Seconds of the first web login lock-out; each further failure doubles "
-        "it, up to ETRACK_WEB_LOGIN_LOCK_MAX_S.",
+        description="Seconds of the first wait after ETRACK_WEB_LOGIN_FREE_FAILURES failures; "
+        "each further failure doubles it, up to ETRACK_WEB_LOGIN_LOCK_MAX_S.",
     )
     etrack_web_login_lock_max_s: Annotated[float, Field(gt=0, le=86400)] = Field(
         default=900.0,
-        description="Longest web login lock-out in seconds; failures older than this are "
-        "forgotten.",
+        description="Longest wait between web login attempts in seconds; failures older than "
+        "this are forgotten.",
+    )
+    etrack_web_session_idle_s: Annotated[int, Field(ge=60, le=30 * 86400)] = Field(
+        default=7200,
+        description="A web session unused for this many seconds ends (log in again).",
+    )
+    etrack_web_session_max_s: Annotated[int, Field(ge=60, le=90 * 86400)] = Field(
+        default=43200,
+        description="A web session ends this many seconds after its login, however busy.",
+    )
+    etrack_web_trust_proxy: bool = Field(
+        default=False,
+        description="Believe X-Forwarded-Proto and X-Forwarded-For from the reverse proxy in "
+        "front (https: the session cookie gets Secure; the audit records the client's address). "
+        "Only when every request comes through that proxy.",
+    )
+    etrack_audit_retention: Annotated[Duration | None, BeforeValidator(_blank_is_none)] = Field(
+        default=Duration(2, "y"),
+        description="Delete audit rows older than this (e.g. 400d, 2y); empty keeps them all. "
+        "Applied daily by the worker with the positions' retention.",
+    )
+    etrack_share_link_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=7,
+        description="Days a share link of a vehicle-day stays valid unless given --expires.",
     )
     etrack_web_password_threads: Annotated[int, Field(ge=1, le=32)] = Field(
         default=2,

@@ -20,6 +20,9 @@ __all__ = [
 ]
 
 _URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@")
+# An API token or a share link's token (etrack.access.users), wherever it
+# shows: an access log's URL (/share/shr_...), a header echoed in an error.
+_ACCESS_TOKEN = re.compile(r"\b(etk|shr)_[A-Za-z0-9_-]{20,}")
 
 
 def format_moment(moment: datetime, tz: tzinfo) -> str:
@@ -51,6 +54,7 @@ def redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
+    text = _ACCESS_TOKEN.sub(r"\1_***", text)
     return _URL_PASSWORD.sub(r"\1***@", text)
 
 

@@ -35,9 +35,10 @@ from pydantic import SecretStr
 from etrack.config import Settings
 from etrack.simulator.server import build_config, run_in_thread
 from etrack.store import db
+from etrack.store.users import User, UserSecrets
 from etrack.trips.compute import compute_routes
 from etrack.trips.params import RouteParams
-from etrack.web import create_app, security
+from etrack.web import auth, create_app
 from etrack.web.deps import WebContext
 from etrack.web.exports import report_csv, safe_text
 from etrack.web.security import LoginGuard, hash_password
@@ -138,7 +139,7 @@ def test_password_checks_run_in_bounded_threads_while_healthz_answers(
     lock = threading.Lock()
     running = 0
     peak = 0
-    real_verify = security.verify_password
+    real_verify = auth.verify_password
 
     def gated_verify(given: str, stored: str) -> bool:
         nonlocal running, peak
@@ -152,7 +153,7 @@ def test_password_checks_run_in_bounded_threads_while_healthz_answers(
             with lock:
                 running -= 1
 
-    monkeypatch.setattr(security, "verify_password", gated_verify)
+    monkeypatch.setattr(auth, "verify_password", gated_verify)
     app = create_app(settings, target, scheduler=False)
     guard = guard_of(app)
     with served(app) as base, ThreadPoolExecutor(20) as pool:
@@ -210,9 +211,12 @@ def test_a_flood_of_real_pbkdf2_checks_does_not_stall_healthz(
         assert guard.peak == 1
 
 
-def test_200_failures_lock_the_login_even_for_the_right_password(
+def test_200_guesses_slow_down_the_address_but_never_lock_the_owner_out(
     target: db.Target, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A bounded loopback brute force: 200 guesses from one address find
+    nothing (five real checks, then that address waits), the right password
+    from another address still gets in, and the audit shows every attempt."""
     settings = plain_settings(
         target,
         tmp_path,
@@ -223,40 +227,69 @@ def test_200_failures_lock_the_login_even_for_the_right_password(
     )
     app = create_app(settings, target, scheduler=False)
     caplog.set_level(logging.WARNING, logger="etrack.web.security")
-    with TestClient(app, base_url=LOCAL) as script:
+    guesses = ["s3cre", "secret", "S3cret", "admin", "123456", *[f"guess{i}" for i in range(195)]]
+    with TestClient(app, base_url=LOCAL, client=("203.0.113.7", 50000)) as attacker:
         codes = [
-            script.get("/api/vehicles", auth=("admin", f"guess{i}")).status_code for i in range(200)
+            attacker.get("/api/vehicles", auth=("admin", guess)).status_code for guess in guesses
         ]
-        # Five real checks, then a lock: the rest are refused unchecked.
+        # Five real checks, then the address waits: the rest are refused unchecked.
         assert codes == [401] * 5 + [429] * 195
-        right = script.get("/api/vehicles", auth=("admin", "s3cret"))
+        right = attacker.get("/api/vehicles", auth=("admin", "s3cret"))
         assert right.status_code == 429
         assert right.json()["detail"].startswith("Muitas tentativas de login falharam.")
         assert 590 <= int(right.headers["retry-after"]) <= 600
-        # The form shares the lock (same user, same address).
-        form = script.get("/login").text
+        # The form shares the wait (same address).
+        form = attacker.get("/login").text
         token = re.search(r'name="csrf_token" value="([^"]+)"', form)
         assert token
-        page = script.post(
+        page = attacker.post(
             "/login",
             data={"username": "admin", "password": "s3cret", "csrf_token": token.group(1)},
         )
         assert page.status_code == 429
         assert "Muitas tentativas de login falharam" in page.text
-        scraped = script.get("/metrics").text
+        scraped = attacker.get("/metrics").text
+    # The owner, from another address, is slowed (the login's failures) but gets in.
+    with TestClient(app, base_url=LOCAL, client=("198.51.100.20", 40000)) as owner:
+        form = owner.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token
+        entered = owner.post(
+            "/login",
+            data={"username": "admin", "password": "s3cret", "csrf_token": token.group(1)},
+            follow_redirects=False,
+        )
+        assert entered.status_code == 303
+        assert owner.get("/api/vehicles").status_code == 200
     assert metric(scraped, "etrack_web_login_failures_total", '{via="basic"}') == 5.0
     assert metric(scraped, "etrack_web_login_refused_total", '{via="basic"}') == 196.0
     assert metric(scraped, "etrack_web_login_refused_total", '{via="form"}') == 1.0
-    # One key for the user name, one for the client address.
-    assert metric(scraped, "etrack_web_login_locked") == 2.0
-    locked = [r.getMessage() for r in caplog.records if "locked" in r.getMessage()]
-    assert locked
-    assert "user 'admin'" in locked[0]
-    assert "after 5 failures" in locked[0]
+    slowed = [r.getMessage() for r in caplog.records if "slowed down" in r.getMessage()]
+    assert slowed
+    assert "address 203.0.113.7" in slowed[0]
+    assert "after 5 failures" in slowed[0]
     assert "s3cret" not in caplog.text
+    with db.connection(target) as conn:
+        audited = dict(
+            conn.execute(
+                "SELECT action || ' ' || coalesce(address, '') || ' ' || ok, count(*)"
+                " FROM audit WHERE action LIKE 'login.%%' GROUP BY 1"
+            ).fetchall()
+        )
+        hashes = conn.execute("SELECT password_hash FROM users").fetchall()
+        dumped = str(conn.execute("SELECT * FROM audit").fetchall())
+    assert audited == {
+        "login.failure 203.0.113.7 false": 5,
+        "login.throttled 203.0.113.7 false": 197,
+        "login.success 198.51.100.20 true": 1,
+    }
+    assert hashes
+    assert all(h[0] not in dumped for h in hashes)
+    assert "s3cret" not in dumped
+    assert "guess1" not in dumped
 
 
-def test_the_lock_expires_doubles_and_spares_a_proven_script(
+def test_the_wait_expires_doubles_and_spares_a_proven_script(
     target: db.Target, tmp_path: Path
 ) -> None:
     settings = plain_settings(
@@ -276,51 +309,59 @@ def test_the_lock_expires_doubles_and_spares_a_proven_script(
             client.get("/api/vehicles", auth=("admin", "no")).status_code for _ in range(3)
         ] == [401, 401, 429]
         assert client.get("/api/vehicles", auth=proven).status_code == 200
-        # Another user name from the same address is locked too (the address key).
+        # Another user name from the same address waits too (the address key).
         assert client.get("/api/vehicles", auth=("root", "x")).status_code == 429
     guard = guard_of(app)
-    wait_until(lambda: guard.retry_after("admin", "testclient") == 0, "the lock to expire", 10)
+    wait_until(lambda: guard.retry_after("admin", "testclient") == 0, "the wait to end", 10)
     with TestClient(app, base_url=LOCAL) as client:
-        # One more failure after the lock: locked again, twice as long.
+        # One more failure after the wait: waiting again, twice as long.
         assert client.get("/api/vehicles", auth=("admin", "no")).status_code == 401
         assert 0.5 < guard.retry_after("admin", "testclient") <= 1.0
-        wait_until(lambda: guard.retry_after("admin", "testclient") == 0, "the lock to expire", 10)
-        # The right password works once the lock is over, and forgets the failures.
+        wait_until(lambda: guard.retry_after("admin", "testclient") == 0, "the wait to end", 10)
+        # The right password works once the wait is over, and forgets the failures.
         assert client.get("/api/vehicles", auth=("admin", "s3cret")).status_code == 200
         assert guard.retry_after("admin", "testclient") == 0
         assert client.get("/api/vehicles", auth=("admin", "no")).status_code == 401
 
 
-def test_the_guard_locks_per_user_and_per_address() -> None:
+def test_the_guard_slows_per_address_and_never_locks_a_login_out() -> None:
     now = [1000.0]
-    guard = LoginGuard(
-        security.AuthConfig("admin", "s3cret"), free=3, lock_s=10, lock_max_s=60,
-        clock=lambda: now[0],
-    )  # fmt: skip
+    owner = UserSecrets(
+        User(1, "admin", "", "admin", (), (), False, True, 0, None, None),
+        password_hash=None,
+        totp_secret=None,
+    )
+
+    def verify(user: str, password: str) -> UserSecrets | None:
+        return owner if (user, password) == ("admin", "s3cret") else None
+
+    guard = LoginGuard(verify, free=3, lock_s=10, lock_max_s=60, clock=lambda: now[0])
 
     async def attempts() -> None:
         for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
             assert not (await guard.check("admin", "no", address, via="basic")).ok
-        # The user is locked from any address; another user from those addresses is not.
-        assert (await guard.check("admin", "s3cret", "10.0.0.9", via="basic")).locked
-        assert not (await guard.check("bob", "no", "10.0.0.1", via="basic")).locked
+        # Failures of one login from many addresses: slowed, never refused.
+        assert guard.delay("admin") > 0
+        assert (await guard.check("admin", "s3cret", "10.0.0.9", via="basic")).ok
+        assert guard.delay("admin") == 0
         for user in ("u1", "u2", "u3"):
             await guard.check(user, "no", "10.0.0.7", via="basic")
-        # The address is locked for any user, even the right one.
+        # The address waits for any login, even the right one.
         assert (await guard.check("admin", "s3cret", "10.0.0.7", via="basic")).locked
+        assert (await guard.check("admin", "s3cret", "10.0.0.8", via="basic")).ok
         now[0] += 10.5
-        assert (await guard.check("admin", "s3cret", "10.0.0.9", via="basic")).ok
-        # Each try right after a lock expires doubles it, up to lock_max_s.
-        locks = []
+        assert (await guard.check("admin", "s3cret", "10.0.0.7", via="basic")).ok
+        # Each try right after a wait ends doubles it, up to lock_max_s.
+        waits = []
         for _ in range(8):
             now[0] += guard.retry_after("carol", "10.0.0.8")
             await guard.check("carol", "no", "10.0.0.8", via="basic")
-            locks.append(guard.retry_after("carol", "10.0.0.99"))
-        assert locks == [0, 0, 10, 20, 40, 60, 60, 60]
+            waits.append(guard.retry_after("carol", "10.0.0.8"))
+        assert waits == [0, 0, 10, 20, 40, 60, 60, 60]
         # Failures older than lock_max_s are forgotten.
         now[0] += 61
         await guard.check("carol", "no", "10.0.0.8", via="basic")
-        assert guard.retry_after("carol", "10.0.0.99") == 0
+        assert guard.retry_after("carol", "10.0.0.8") == 0
 
     asyncio.run(attempts())
 

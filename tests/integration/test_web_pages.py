@@ -16,6 +16,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from etrack.store import db
 from etrack.web import create_app, i18n
 from etrack.web.security import hash_password, verify_password
 from fixtures_db import subprocess_env
@@ -168,12 +169,22 @@ def test_login_csrf_and_network_rule(web_data: WebData) -> None:
     with TestClient(app, base_url=LOCAL) as script:
         assert script.get("/api/vehicles", auth=("admin", "s3cret")).status_code == 200
         assert script.get("/api/vehicles", auth=("admin", "wrong")).status_code == 401
-    # No credentials configured: loopback is served, the network is refused.
+    # ETRACK_WEB_USER became the first admin: without the variables a login
+    # is still needed, loopback included, and the admin keeps its password.
+    open_app = create_app(web_data.settings, web_data.target, scheduler=False)
+    try:
+        with TestClient(open_app, base_url=LOCAL) as local:
+            assert local.get("/api/vehicles").status_code == 401
+            assert local.get("/api/vehicles", auth=("admin", "s3cret")).status_code == 200
+    finally:
+        with db.connection(web_data.target) as conn:
+            conn.execute("DELETE FROM users")
+    # No user at all: loopback is served, the network is refused.
     open_app = create_app(web_data.settings, web_data.target, scheduler=False)
     with TestClient(open_app, base_url="http://192.0.2.10:5001") as remote:
         refused = remote.get("/api/vehicles")
         assert refused.status_code == 403
-        assert "ETRACK_WEB_USER" in refused.json()["detail"]
+        assert "etrack users add" in refused.json()["detail"]
         assert remote.get("/healthz").status_code == 200
 
 

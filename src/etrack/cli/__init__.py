@@ -29,12 +29,14 @@ from etrack.cli import (
     ops,
     reports,
     routes,
+    users,
     web,
 )
 from etrack.cli import settings as settings_command
 from etrack.cli.common import echo, reload_settings
 from etrack.errors import DatabaseUnavailable, EtrackError, ProviderError, exit_code_for
 from etrack.logs import setup_logging
+from etrack.store.audit import cli_actor, set_actor
 
 __all__ = ["app", "main"]
 
@@ -83,6 +85,8 @@ def _root(
     ] = False,
 ) -> None:
     setup_logging(reload_settings())
+    # Every change this command makes is audited as cli:<os user>.
+    set_actor(cli_actor())
 
 
 # Within each help panel (PANELS below), commands keep this order.
@@ -100,6 +104,7 @@ alerts.register(app)
 geofences.register(app)
 drivers.register(app)
 reports.register(app)
+users.register(app)
 
 # `etrack --help` groups the commands in these panels (Portuguese, like the
 # seed's users); a command missing here would land alone under "Commands",
@@ -108,7 +113,18 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Coleta": ("fetch-latest", "fetch-plate", "fetch-history", "fetch-trips", "backfill", "daily"),
     "Processamento": ("routes", "events", "alerts", "geofences", "visits", "drivers", "reports"),
     "Serviços": ("web", "worker", "simulator", "demo"),
-    "Administração": ("settings", "db", "accounts", "jobs", "prune", "deploy"),
+    "Administração": (
+        "settings",
+        "db",
+        "accounts",
+        "jobs",
+        "prune",
+        "deploy",
+        "users",
+        "tokens",
+        "share",
+        "audit",
+    ),
 }
 _PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
 for _command in app.registered_commands:

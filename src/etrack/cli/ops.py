@@ -19,7 +19,7 @@ from etrack.deploy import compose, cron, systemd
 from etrack.deploy.common import WEB_PORT
 from etrack.errors import EXIT_FAILURE, CrontabError, SettingsError, UsageError
 from etrack.store import db
-from etrack.store.retention import DEFAULT_BATCH, cutoff_for, prune
+from etrack.store.retention import DEFAULT_BATCH, cutoff_for, prune, prune_audit_with_settings
 
 __all__ = ["deploy_app", "prune_command", "register"]
 
@@ -317,6 +317,9 @@ def prune_command(
             passes.append((current.etrack_retention_raw, True, "ETRACK_RETENTION_RAW"))
         if routes and not any(not raw for _, raw, _ in passes):
             raise UsageError("--routes needs --older-than or ETRACK_RETENTION")
+    # The audit log's own retention goes with the settings' prune (the
+    # cron and systemd timers run this command, not the worker's task).
+    audit_too = older_than is None and not dry_run and current.etrack_audit_retention is not None
     if not passes:
         wanted = (
             "ETRACK_RETENTION_RAW is"
@@ -324,6 +327,8 @@ def prune_command(
             else "ETRACK_RETENTION and ETRACK_RETENTION_RAW are"
         )
         echo(f"nothing to prune: {wanted} unset (or give --older-than)")
+        if audit_too:
+            _prune_audit(current)
         return
     cutoffs = [(cutoff_for(duration, current.tz), raw, source) for duration, raw, source in passes]
     target = database()
@@ -344,8 +349,16 @@ def prune_command(
             for line in lines:
                 echo(line)
             failed = failed or report.counts()["failed"] > 0
+    if audit_too:
+        _prune_audit(current)
     if failed:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _prune_audit(current: Settings) -> None:
+    with db.connection(database()) as conn:
+        deleted = prune_audit_with_settings(conn, current)
+    echo(f"audit: {deleted} row(s) older than {current.etrack_audit_retention} deleted")
 
 
 def _duration(text: str) -> Duration:

@@ -65,6 +65,7 @@ from etrack.jobs.runs import (
 )
 from etrack.logs import format_moment, redact, secrets_of
 from etrack.store import db
+from etrack.store.audit import current_actor
 from etrack.store.queries import query
 from etrack.store.stats import analyze_new_partitions_at
 from etrack.trips.compute import RoutesSummary, compute_routes
@@ -307,7 +308,11 @@ async def open_backfill(app: EtrackApp, request: BackfillRequest, plates: list[s
     }
     row = await fetch_one(app, "jobs_backfill_find_open", **params)
     if row is None:
-        row = await fetch_one(app, "jobs_backfill_create", **params)
+        # Audited by the same statement (a resumed one is not started again).
+        actor = current_actor()
+        row = await fetch_one(
+            app, "jobs_backfill_create", actor=actor.name, address=actor.address, **params
+        )
     assert row is not None
     return _backfill(row)
 

@@ -19,7 +19,8 @@ workers: the database refuses a second job for the same task and tick):
 - fetch latest positions: ETRACK_FETCH_CRON (default every 2 minutes);
 - the daily run: ETRACK_DAILY_AT local time of ETRAC_TIMEZONE, for yesterday;
 - stalled-job recovery: ETRACK_JOB_RECOVER_CRON (default every minute);
-- retention (when ETRACK_RETENTION or ETRACK_RETENTION_RAW is set): 03:30 local;
+- retention (when ETRACK_RETENTION, ETRACK_RETENTION_RAW or
+  ETRACK_AUDIT_RETENTION is set): 03:30 local;
 - the scheduled reports' tick: ETRACK_REPORT_CRON (default every minute).
 
 Procrastinate evaluates crons on UTC timestamps, so local times are turned
@@ -33,9 +34,11 @@ tick's local date). America/Sao_Paulo has had no DST since 2019.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from procrastinate import Blueprint, JobContext, RetryDecision
 from procrastinate.jobs import Job
@@ -67,7 +70,8 @@ from etrack.jobs.reports import queue_reports, send_report_once
 from etrack.jobs.runs import Outcome, quiet_expected_failures, recover_stalled_jobs
 from etrack.jobs.visits import compute_visits_job
 from etrack.store import db
-from etrack.store.retention import PruneReport, prune_with_settings
+from etrack.store.audit import Actor, acting
+from etrack.store.retention import PruneReport, prune_audit_with_settings, prune_with_settings
 
 __all__ = [
     "DAILY_RETRY",
@@ -83,6 +87,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("etrack.jobs")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 PRUNE_CRON = "30 3 * * *"  # local time of ETRAC_TIMEZONE
 
@@ -231,26 +238,31 @@ async def recover_stalled(context: JobContext, timestamp: int) -> dict[str, Any]
 
 
 async def prune_retention(context: JobContext, timestamp: int) -> dict[str, Any]:
-    """Apply ETRACK_RETENTION / ETRACK_RETENTION_RAW (LGPD: tracks are personal data)."""
+    """Apply ETRACK_RETENTION / ETRACK_RETENTION_RAW (LGPD: tracks are personal
+    data), and ETRACK_AUDIT_RETENTION to the audit log."""
     app = job_app(context)
 
-    def work() -> list[PruneReport]:
+    def work() -> tuple[list[PruneReport], int]:
         # Autocommit: each batch commits on its own, and VACUUM cannot run in a transaction.
         with db.connection(app.env.target, autocommit=True) as conn:
-            return prune_with_settings(conn, app.env.settings)
+            reports = prune_with_settings(conn, app.env.settings)
+            return reports, prune_audit_with_settings(conn, app.env.settings)
 
-    reports = await asyncio.to_thread(work)
-    if not reports:
+    reports, audit_rows = await asyncio.to_thread(work)
+    if not reports and app.env.settings.etrack_audit_retention is None:
         return Outcome(status="skipped", summary="no retention configured").as_result()
     counts: dict[str, Any] = {}
     for report in reports:
         for key, value in report.counts().items():
             counts[key] = counts.get(key, 0) + value if isinstance(value, int) else value
+    counts["audit_rows_deleted"] = audit_rows
     busy = any(report.busy for report in reports)
+    lines = [line for report in reports for line in report.lines()]
+    lines.append(f"audit: {audit_rows} rows older than ETRACK_AUDIT_RETENTION deleted")
     return Outcome(
         status="failed" if busy else "succeeded",
         counts=counts,
-        summary="; ".join(line for report in reports for line in report.lines())[:2000],
+        summary="; ".join(lines)[:2000],
         error="another prune held the lock or a month stayed busy; retried tomorrow"
         if busy
         else None,
@@ -296,42 +308,66 @@ async def send_report(context: JobContext, schedule_id: int, period_start: str) 
     return outcome.as_result()
 
 
+_WORKER = Actor("worker")
+
+
+def _as_worker(task: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The task run as the worker: what it changes is audited with actor
+    "worker", whichever process runs it (`etrack worker`, the web's embedded
+    worker, a backfill's own), not the command or request that started it."""
+
+    @functools.wraps(task)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with acting(_WORKER):
+            return await task(*args, **kwargs)
+
+    return run
+
+
 def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Blueprint:
     """etrack's tasks, for one App; with `schedule`, their periodic ticks too."""
     # Every worker runs an App made with this blueprint: its failed jobs log
     # one line each, not a traceback (etrack.jobs.runs).
     quiet_expected_failures()
     tasks = Blueprint()
-    fetch = tasks.task(name=FETCH_LATEST, queue=ETRACK_QUEUE, pass_context=True)(fetch_latest)
+    fetch = tasks.task(name=FETCH_LATEST, queue=ETRACK_QUEUE, pass_context=True)(
+        _as_worker(fetch_latest)
+    )
     daily_tick = tasks.task(
         name=DAILY_SCHEDULED,
         queue=ETRACK_QUEUE,
         pass_context=True,
         lock=DAILY_LOCK,
         retry=DAILY_RETRY,
-    )(daily_scheduled)
+    )(_as_worker(daily_scheduled))
     tasks.task(
         name=DAILY, queue=ETRACK_QUEUE, pass_context=True, lock=DAILY_LOCK, retry=DAILY_RETRY
-    )(daily)
+    )(_as_worker(daily))
     recover = tasks.task(name=RECOVER_STALLED, queue=ETRACK_QUEUE, pass_context=True)(
-        recover_stalled
+        _as_worker(recover_stalled)
     )
-    prune = tasks.task(name=PRUNE_RETENTION, queue=ETRACK_QUEUE, pass_context=True)(prune_retention)
+    prune = tasks.task(name=PRUNE_RETENTION, queue=ETRACK_QUEUE, pass_context=True)(
+        _as_worker(prune_retention)
+    )
     tasks.task(
         name=BACKFILL_PARTITION, queue=BACKFILL_QUEUE, pass_context=True, retry=PARTITION_RETRY
-    )(backfill_partition)
+    )(_as_worker(backfill_partition))
     tasks.task(name=BACKFILL_ROUTES, queue=BACKFILL_QUEUE, pass_context=True, retry=ROUTES_RETRY)(
-        backfill_routes
+        _as_worker(backfill_routes)
     )
     tasks.task(
         name=DELIVER_ALERT, queue=ETRACK_QUEUE, pass_context=True, retry=alert_retry(settings)
-    )(deliver_alert)
-    tick = tasks.task(name=REPORT_TICK, queue=ETRACK_QUEUE, pass_context=True)(report_tick)
+    )(_as_worker(deliver_alert))
+    tick = tasks.task(name=REPORT_TICK, queue=ETRACK_QUEUE, pass_context=True)(
+        _as_worker(report_tick)
+    )
     tasks.task(
         name=SEND_REPORT, queue=ETRACK_QUEUE, pass_context=True, retry=report_retry(settings)
-    )(send_report)
+    )(_as_worker(send_report))
     # Locks per month are set when deferring (etrack.jobs.visits.queue_visits).
-    tasks.task(name=COMPUTE_VISITS, queue=ETRACK_QUEUE, pass_context=True)(compute_visits_job)
+    tasks.task(name=COMPUTE_VISITS, queue=ETRACK_QUEUE, pass_context=True)(
+        _as_worker(compute_visits_job)
+    )
     if not schedule:
         return tasks
     tz = settings.tz
@@ -351,7 +387,11 @@ def blueprint(settings: Settings, tuning: JobTuning, *, schedule: bool) -> Bluep
         periodic_id="report_tick",
         queueing_lock="etrack-report-tick",
     )(tick)
-    if settings.etrack_retention or settings.etrack_retention_raw:
+    if (
+        settings.etrack_retention
+        or settings.etrack_retention_raw
+        or settings.etrack_audit_retention
+    ):
         # Nightly, after the daily run, when nobody is looking at old months.
         tasks.periodic(
             cron=local_cron_to_utc(PRUNE_CRON, tz),

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from psycopg.rows import dict_row
 
-from etrack.store import db
+from etrack.store import audit, db
 from etrack.store.queries import query
 
 __all__ = [
@@ -108,23 +108,42 @@ def rule_from_row(row: dict[str, Any]) -> RuleRow:
 
 
 def add_rule(conn: db.Conn, rule: RuleSpec) -> bool:
-    """Insert a rule; False when a rule of that name exists (left unchanged)."""
-    row = conn.execute(
-        query("alerts_rule_add"),
-        {
-            "name": rule.name,
-            "kinds": list(rule.kinds),
-            "plates": None if rule.plates is None else list(rule.plates),
-            "fleets": None if rule.fleets is None else list(rule.fleets),
-            "fences": None if rule.fences is None else list(rule.fences),
-            "min_value": rule.min_value,
-            "channel": rule.channel,
-            "url": rule.url,
-            "secret": rule.secret,
-            "emails": None if rule.emails is None else list(rule.emails),
-        },
-    ).fetchone()
+    """Insert a rule; False when a rule of that name exists (left unchanged).
+    Audited with the rule's own transaction ("rule.add")."""
+    with conn.transaction():
+        row = conn.execute(
+            query("alerts_rule_add"),
+            {
+                "name": rule.name,
+                "kinds": list(rule.kinds),
+                "plates": None if rule.plates is None else list(rule.plates),
+                "fleets": None if rule.fleets is None else list(rule.fleets),
+                "fences": None if rule.fences is None else list(rule.fences),
+                "min_value": rule.min_value,
+                "channel": rule.channel,
+                "url": rule.url,
+                "secret": rule.secret,
+                "emails": None if rule.emails is None else list(rule.emails),
+            },
+        ).fetchone()
+        if row is not None:
+            audit.record(conn, "rule.add", rule.name, detail=_rule_detail(rule))
     return row is not None
+
+
+def _rule_detail(rule: RuleSpec) -> dict[str, object]:
+    """What the audit keeps of a rule: never its URL (one may carry
+    credentials, user:password@host or a token in the path) nor its secret."""
+    return {
+        "kinds": list(rule.kinds),
+        "plates": None if rule.plates is None else list(rule.plates),
+        "fleets": None if rule.fleets is None else list(rule.fleets),
+        "fences": None if rule.fences is None else list(rule.fences),
+        "min_value": rule.min_value,
+        "channel": rule.channel,
+        "webhook": rule.url is not None,
+        "emails": None if rule.emails is None else list(rule.emails),
+    }
 
 
 def get_rule(conn: db.Conn, name: str) -> RuleRow | None:
@@ -150,16 +169,27 @@ def list_rules(conn: db.Conn) -> list[RuleSummary]:
 
 def remove_rule(conn: db.Conn, name: str) -> bool:
     """Delete a rule with its queued and past deliveries; False when unknown."""
-    return conn.execute(query("alerts_rule_remove"), {"name": name}).fetchone() is not None
+    with conn.transaction():
+        rule = get_rule(conn, name)
+        found = conn.execute(query("alerts_rule_remove"), {"name": name}).fetchone() is not None
+        if found:
+            detail = _rule_detail(rule) if rule is not None else None
+            audit.record(conn, "rule.remove", name, detail=detail)
+    return found
 
 
 def set_rule_active(conn: db.Conn, name: str, active: bool) -> bool:
     """Pause (False) or resume (True) a rule; False when unknown. A paused rule
     queues no new event, and what it had queued waits for the resume
-    (docs/alerts.md, "Pause and resume")."""
-    found = conn.execute(
-        query("alerts_rule_set_active"), {"name": name, "active": active}
-    ).fetchone()
+    (docs/alerts.md, "Pause and resume"). Audited only when the state changes:
+    pausing a paused rule writes no audit row."""
+    with conn.transaction():
+        before = get_rule(conn, name)
+        found = conn.execute(
+            query("alerts_rule_set_active"), {"name": name, "active": active}
+        ).fetchone()
+        if found is not None and (before is None or before.active != active):
+            audit.record(conn, "rule.resume" if active else "rule.pause", name)
     return found is not None
 
 

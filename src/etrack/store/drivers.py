@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import NamedTuple
 
-from etrack.store import db
+from etrack.store import audit, db
 from etrack.store.events import EventRow
 from etrack.store.queries import query
 
@@ -101,13 +101,31 @@ def unknown_aliases(
 
 def add_driver(conn: db.Conn, driver_id: str, name: str, frota: str | None, alias: str) -> str:
     """The driver (kept as it is if it exists, or the one it was merged into)
-    and one more alias of it; the driver's id."""
-    merged = conn.execute(query("drivers_merged_into"), {"id": driver_id}).fetchone()
-    if merged is not None:
-        driver_id = str(merged[0])
-    else:
-        conn.execute(query("drivers_insert"), {"id": driver_id, "name": name, "frota": frota})
-    conn.execute(query("drivers_alias_insert"), {"alias": alias, "driver_id": driver_id})
+    and one more alias of it; the driver's id. A new driver ("driver.add")
+    or a new alias of a known one ("driver.alias") is audited."""
+    with conn.transaction():
+        merged = conn.execute(query("drivers_merged_into"), {"id": driver_id}).fetchone()
+        added = False
+        if merged is not None:
+            driver_id = str(merged[0])
+        else:
+            added = (
+                conn.execute(
+                    query("drivers_insert"), {"id": driver_id, "name": name, "frota": frota}
+                ).rowcount
+                > 0
+            )
+        new_alias = (
+            conn.execute(
+                query("drivers_alias_insert"), {"alias": alias, "driver_id": driver_id}
+            ).rowcount
+            > 0
+        )
+        if added:
+            detail = {"name": name, "frota": frota, "alias": alias}
+            audit.record(conn, "driver.add", driver_id, detail=detail)
+        elif new_alias:
+            audit.record(conn, "driver.alias", driver_id, detail={"alias": alias})
     return driver_id
 
 
@@ -121,27 +139,52 @@ def get_driver(conn: db.Conn, driver_id: str) -> DriverRow | None:
 
 
 def update_driver(conn: db.Conn, row: DriverRow) -> bool:
-    """Store a driver's name, document, fleet and flag; False when nothing changed."""
-    found = conn.execute(
-        query("drivers_update"),
-        {
-            "id": row.id,
-            "name": row.name,
-            "document": row.document,
-            "frota": row.frota,
-            "active": row.active,
-        },
-    ).fetchone()
+    """Store a driver's name, document, fleet and flag; False when nothing
+    changed. Audited: "driver.rename" when only the name changed, else
+    "driver.update" with the fields changed."""
+    with conn.transaction():
+        before = get_driver(conn, row.id)
+        found = conn.execute(
+            query("drivers_update"),
+            {
+                "id": row.id,
+                "name": row.name,
+                "document": row.document,
+                "frota": row.frota,
+                "active": row.active,
+            },
+        ).fetchone()
+        if found is not None:
+            _audit_update(conn, before, row)
     return found is not None
 
 
+def _audit_update(conn: db.Conn, before: DriverRow | None, after: DriverRow) -> None:
+    fields = ("name", "document", "frota", "active")
+    changed = [f for f in fields if before is None or getattr(before, f) != getattr(after, f)]
+    if changed == ["name"] and before is not None:
+        audit.record(
+            conn, "driver.rename", after.id, detail={"from": before.name, "to": after.name}
+        )
+        return
+    detail: dict[str, object] = {"changed": changed}
+    # The document (a CPF) is personal data: the audit says it changed, not what it is.
+    detail.update({f: getattr(after, f) for f in changed if f != "document"})
+    audit.record(conn, "driver.update", after.id, detail=detail)
+
+
 def merge_drivers(conn: db.Conn, source: str, target: str) -> int:
-    """Driver `source` becomes `target` (aliases, assignments, trips); the trips moved."""
+    """Driver `source` becomes `target` (aliases, assignments, trips); the
+    trips moved. Audited ("driver.merge") when `source` existed."""
     with conn.transaction():
+        existed = get_driver(conn, source) is not None
         found = conn.execute(
             query("drivers_merge"), {"source": source, "target": target}
         ).fetchone()
-    return int(found[0]) if found else 0
+        moved = int(found[0]) if found else 0
+        if existed:
+            audit.record(conn, "driver.merge", source, detail={"into": target, "trips": moved})
+    return moved
 
 
 def assignment_overlap(
@@ -156,11 +199,20 @@ def assignment_overlap(
 def assign_driver(
     conn: db.Conn, driver_id: str, placa: str, from_ts: datetime, to_ts: datetime
 ) -> bool:
-    """Store the assignment; False when the same one was already stored."""
-    found = conn.execute(
-        query("drivers_assign"),
-        {"driver_id": driver_id, "placa": placa, "from_ts": from_ts, "to_ts": to_ts},
-    ).fetchone()
+    """Store the assignment; False when the same one was already stored
+    (audited, "driver.assign", only when stored)."""
+    with conn.transaction():
+        found = conn.execute(
+            query("drivers_assign"),
+            {"driver_id": driver_id, "placa": placa, "from_ts": from_ts, "to_ts": to_ts},
+        ).fetchone()
+        if found is not None:
+            audit.record(
+                conn,
+                "driver.assign",
+                driver_id,
+                detail={"placa": placa, "from": from_ts.isoformat(), "to": to_ts.isoformat()},
+            )
     return found is not None
 
 

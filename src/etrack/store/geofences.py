@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from etrack.model import FENCE_ENTER, FENCE_EXIT, Fence
-from etrack.store import db
+from etrack.store import audit, db
 from etrack.store.events import FENCE_RULE
 from etrack.store.queries import query
 
@@ -117,7 +117,8 @@ class VisitRow(NamedTuple):
 
 def upsert_fences(conn: db.Conn, fences: Sequence[Fence]) -> tuple[UpsertCounts, list[str]]:
     """Insert or update every fence in one transaction; (counts, the names
-    inserted or changed: their visits need computing)."""
+    inserted or changed: their visits need computing). Each fence inserted
+    or changed is audited in that transaction; an unchanged one is not."""
     inserted = updated = 0
     changed: list[str] = []
     with conn.transaction():
@@ -140,6 +141,17 @@ def upsert_fences(conn: db.Conn, fences: Sequence[Fence]) -> tuple[UpsertCounts,
                 inserted += 1
             else:
                 updated += 1
+            audit.record(
+                conn,
+                "geofence.add" if row[1] else "geofence.update",
+                fence.name,
+                detail={
+                    "kind": fence.kind,
+                    "radius_m": fence.radius_m,
+                    "group": fence.group,
+                    "speed_limit_kmh": fence.speed_limit_kmh,
+                },
+            )
     return UpsertCounts(inserted, updated, len(fences) - inserted - updated), changed
 
 
@@ -175,10 +187,14 @@ def speed_limited(conn: db.Conn, names: Sequence[str]) -> set[str]:
 
 
 def delete_fences(conn: db.Conn, names: Sequence[str]) -> list[str]:
-    """Delete these fences with their visits and events; the names that existed."""
+    """Delete these fences with their visits and events; the names that
+    existed (each audited, in the same transaction)."""
     with conn.transaction():
         rows = conn.execute(query("geofences_delete"), {"names": list(names)}).fetchall()
-    return [str(r[0]) for r in rows]
+        gone = [str(r[0]) for r in rows]
+        for name in gone:
+            audit.record(conn, "geofence.remove", name)
+    return gone
 
 
 def load_tracks(

@@ -11,7 +11,7 @@ from typing import cast
 
 from psycopg.rows import dict_row
 
-from etrack.store import db
+from etrack.store import audit, db
 from etrack.store.queries import query
 
 __all__ = [
@@ -174,14 +174,42 @@ class ScheduleRow:
 
 def add_schedule(conn: db.Conn, spec: ScheduleSpec) -> tuple[int, bool]:
     """The schedule's id, and whether it is new (an identical one is reused:
-    `schedule add` run twice adds one schedule)."""
+    `schedule add` run twice adds one schedule, and one audit row)."""
     params = spec.params()
-    found = conn.execute(query("reports_schedule_find"), params).fetchone()
-    if found is not None:
-        return int(found[0]), False
-    row = conn.execute(query("reports_schedule_add"), params).fetchone()
-    assert row is not None
-    return int(row[0]), True
+    with conn.transaction():
+        found = conn.execute(query("reports_schedule_find"), params).fetchone()
+        if found is not None:
+            return int(found[0]), False
+        row = conn.execute(query("reports_schedule_add"), params).fetchone()
+        assert row is not None
+        schedule_id = int(row[0])
+        audit.record(
+            conn,
+            "schedule.add",
+            _schedule_target(schedule_id, spec.kind),
+            detail=_schedule_detail(spec),
+        )
+    return schedule_id, True
+
+
+def _schedule_target(schedule_id: int, kind: str) -> str:
+    return f"#{schedule_id} {kind}"
+
+
+def _schedule_detail(schedule: ScheduleSpec | ScheduleRow) -> dict[str, object]:
+    """What the audit keeps of a schedule: never its webhook URL (one may
+    carry credentials) nor its secret; the mail addresses are who gets it."""
+    return {
+        "every": schedule.every,
+        "at": schedule.at_local.isoformat(timespec="minutes"),
+        "timezone": schedule.timezone,
+        "emails": list(schedule.emails),
+        "webhook": schedule.webhook_url is not None,
+        "formats": list(schedule.formats),
+        "plates": None if schedule.plates is None else list(schedule.plates),
+        "fleet": schedule.fleet,
+        "account": schedule.account,
+    }
 
 
 def list_schedules(conn: db.Conn, *, active_only: bool = False) -> list[ScheduleRow]:
@@ -195,18 +223,38 @@ def get_schedule(conn: db.Conn, schedule_id: int) -> ScheduleRow | None:
 
 
 def remove_schedule(conn: db.Conn, schedule_id: int) -> bool:
-    return (
-        conn.execute(query("reports_schedule_remove"), {"id": schedule_id}).fetchone() is not None
-    )
+    with conn.transaction():
+        row = get_schedule(conn, schedule_id)
+        found = (
+            conn.execute(query("reports_schedule_remove"), {"id": schedule_id}).fetchone()
+            is not None
+        )
+        if found and row is not None:
+            audit.record(
+                conn,
+                "schedule.remove",
+                _schedule_target(schedule_id, row.kind),
+                detail=_schedule_detail(row),
+            )
+    return found
 
 
 def set_schedule_active(conn: db.Conn, schedule_id: int, active: bool, current: date) -> bool:
     """Pause or resume; a resumed schedule starts again with the period
-    `current` (those that ended while it was paused are not sent)."""
-    row = conn.execute(
-        query("reports_schedule_set_active"),
-        {"id": schedule_id, "active": active, "current": current},
-    ).fetchone()
+    `current` (those that ended while it was paused are not sent). Audited
+    only when the state changes."""
+    with conn.transaction():
+        before = get_schedule(conn, schedule_id)
+        row = conn.execute(
+            query("reports_schedule_set_active"),
+            {"id": schedule_id, "active": active, "current": current},
+        ).fetchone()
+        if row is not None and before is not None and before.active != active:
+            audit.record(
+                conn,
+                "schedule.resume" if active else "schedule.pause",
+                _schedule_target(schedule_id, before.kind),
+            )
     return row is not None
 
 

@@ -54,7 +54,7 @@ import psycopg
 from psycopg import sql
 
 from etrack.config import Duration, Settings
-from etrack.store import db
+from etrack.store import audit, db
 from etrack.store.queries import query
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "PruneReport",
     "cutoff_for",
     "prune",
+    "prune_audit_with_settings",
     "prune_with_settings",
 ]
 
@@ -291,10 +292,30 @@ def prune(
     finally:
         with conn.transaction():
             conn.execute(query("retention_unlock"))
+    if not dry_run and _pruned(report):
+        # Its own transaction: the prune is many (one per month, per batch);
+        # the row says what the whole pass did, once it is done.
+        with conn.transaction():
+            audit.record(conn, "data.prune", "positions", detail=_prune_detail(report))
     for action in report.actions:
         if action.verb == "skip" or (action.verb != "keep" and action.rows):
             logger.info("%s", action.line(dry_run))
     return report
+
+
+def _pruned(report: PruneReport) -> bool:
+    """Whether the pass changed anything: a month dropped (even one the
+    statistics thought empty) or rows deleted or cleared."""
+    return report.changed or any(a.done and a.verb == "drop" for a in report.actions)
+
+
+def _prune_detail(report: PruneReport) -> dict[str, object]:
+    return {
+        "cutoff": report.cutoff.isoformat(),
+        "raw_only": report.raw_only,
+        "routes": report.routes,
+        **report.counts(),
+    }
 
 
 def _partitions(conn: db.Conn) -> list[_Partition]:
@@ -641,3 +662,22 @@ def prune_with_settings(
         cutoff = cutoff_for(settings.etrack_retention_raw, settings.tz, now=now)
         reports.append(prune(conn, cutoff, raw_only=True, dry_run=dry_run, **options))
     return reports
+
+
+def prune_audit_with_settings(
+    conn: db.Conn, settings: Settings, *, now: datetime | None = None
+) -> int:
+    """Delete the audit rows older than ETRACK_AUDIT_RETENTION (cut at local
+    midnight like the positions: every run of a day deletes up to the same
+    moment); the rows deleted, 0 when it is unset. The deletion is audited
+    ("audit.prune") in its own transaction, when rows went."""
+    if settings.etrack_audit_retention is None:
+        return 0
+    before = cutoff_for(settings.etrack_audit_retention, settings.tz, now=now)
+    with conn.transaction():
+        deleted = max(audit.prune_audit(conn, before), 0)
+        if deleted:
+            audit.record(
+                conn, "audit.prune", "audit", detail={"before": before.isoformat(), "rows": deleted}
+            )
+    return deleted

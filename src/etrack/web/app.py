@@ -30,14 +30,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from etrack import __version__
 from etrack.config import Settings, load_accounts
 from etrack.errors import DatabaseUnavailable, EtrackError, UsageError, is_transient
 from etrack.store import db, migrations
 from etrack.store.accounts import fallback_account
+from etrack.store.users import count_users
 from etrack.trips.params import RouteParams
 from etrack.web import api, i18n, pages
+from etrack.web.auth import AuthMiddleware, Directory, SecureCookieMiddleware
 from etrack.web.deps import WebContext
 from etrack.web.jobs import JobsClient
 from etrack.web.metrics import MetricsMiddleware
@@ -45,7 +49,6 @@ from etrack.web.pages.render import error_page
 from etrack.web.scheduler import EmbeddedScheduler
 from etrack.web.scope import AccountScopeMiddleware
 from etrack.web.security import (
-    AuthMiddleware,
     HostCheckMiddleware,
     LoginGuard,
     QueryTextMiddleware,
@@ -164,21 +167,35 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
     # query checks, then the session the auth check reads.
     # Innermost: the account scope must be set in the handler's own context.
     config = auth_config(settings)
-    context.login_guard = LoginGuard.from_settings(settings, context.metrics)
-    app.add_middleware(AccountScopeMiddleware, allowed=settings.web_accounts)
+
+    async def pool() -> db.AsyncPool:
+        await context.reader()
+        assert context.pool is not None
+        return context.pool
+
+    context.directory = Directory(settings, target, pool)
+    context.login_guard = LoginGuard.from_settings(
+        settings, context.directory.check_password, context.metrics
+    )
+    app.add_middleware(AccountScopeMiddleware)
     app.add_middleware(
         AuthMiddleware,
-        config=config,
+        directory=context.directory,
         guard=context.login_guard,
+        server_accounts=settings.web_accounts,
+        idle_s=settings.etrack_web_session_idle_s,
+        max_s=settings.etrack_web_session_max_s,
         default_lang=context.default_lang,
+        unavailable=_unavailable_answer,
     )
     app.add_middleware(
         SessionMiddleware,
         secret_key=load_secret_key(settings),
         session_cookie="etrack_session",
-        max_age=12 * 3600,
+        max_age=settings.etrack_web_session_max_s,
         same_site="lax",
     )
+    app.add_middleware(SecureCookieMiddleware)
     # Before anything reads the request: a foreign Host (DNS rebinding) and
     # control characters in the query are refused first (and still counted).
     app.add_middleware(
@@ -187,6 +204,10 @@ def create_app(settings: Settings, target: db.Target, *, scheduler: bool | None 
     app.add_middleware(QueryTextMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
     app.add_middleware(SecurityHeadersMiddleware, tile_url=context.tile_url)
+    if settings.etrack_web_trust_proxy:
+        # Outermost: the scheme (https: Secure cookies, HSTS) and the client's
+        # address (the audit, the login throttle) as the proxy saw them.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts="*")
     return app
 
 
@@ -200,6 +221,16 @@ def _mount_static(app: FastAPI) -> None:
     cluster = markercluster_dir()
     if cluster is not None:
         app.mount("/static/markercluster", StaticFiles(directory=cluster), name="markercluster")
+
+
+def _unavailable_answer(scope: Scope) -> Response:
+    """The 503 of an outage met before the app (the login's user lookup)."""
+    request = Request(scope)
+    message = "database unavailable, try again in a moment"
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=503, headers=headers)
+    return error_page(request, 503, message, headers)
 
 
 def _wants_json(request: Request) -> bool:
@@ -285,13 +316,14 @@ def describe_validation(exc: RequestValidationError) -> str:
 # ------------------------------------------------------------------ serving
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
     """Run the UI with uvicorn until Ctrl-C (`etrack web`)."""
-    if not is_loopback(host) and not auth_config(settings).configured:
-        raise UsageError(
-            f"--host {host} makes the UI reachable from the network: set ETRACK_WEB_USER and "
-            "ETRACK_WEB_PASSWORD (vehicle positions are personal data), or listen on 127.0.0.1"
-        )
     target = db.resolve_target(settings)
     migrations.check_current(target, auto_upgrade=target.embedded)
+    if not is_loopback(host) and not auth_config(settings).configured and not _has_users(target):
+        raise UsageError(
+            f"--host {host} makes the UI reachable from the network: add a user (etrack users "
+            "add LOGIN --role admin) or set ETRACK_WEB_USER and ETRACK_WEB_PASSWORD (vehicle "
+            "positions are personal data), or listen on 127.0.0.1"
+        )
     app = create_app(settings, target)
     logger.info("etrack web on http://%s:%d", host, port)
     uvicorn.run(
@@ -303,6 +335,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT)
         server_header=False,
         log_config=None,
     )
+
+
+def _has_users(target: db.Target) -> bool:
+    with db.connection(target) as conn:
+        return count_users(conn) > 0
 
 
 def wsgi_app(settings: Settings, target: db.Target) -> TrustedServerAddress:

@@ -14,19 +14,31 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 
+from etrack.access.principal import Principal
 from etrack.config import Settings, load_accounts
 from etrack.errors import AccountsError
 from etrack.store import db
 from etrack.store.rates import account_key
 from etrack.trips.params import RouteParams
 from etrack.web import i18n
+from etrack.web.auth import Directory, current_principal
 from etrack.web.jobs import JobsClient
 from etrack.web.metrics import WebMetrics
 from etrack.web.reader import BodyCache, FleetCache, Reader, open_pool
 from etrack.web.scheduler import EmbeddedScheduler
 from etrack.web.security import LoginGuard
 
-__all__ = ["LANG_COOKIE", "Web", "WebContext", "context", "language", "require_every_account"]
+__all__ = [
+    "LANG_COOKIE",
+    "Web",
+    "WebContext",
+    "Who",
+    "context",
+    "language",
+    "managed_plates",
+    "principal",
+    "require_every_account",
+]
 
 LANG_COOKIE = i18n.LANG_COOKIE
 T = TypeVar("T")
@@ -49,6 +61,7 @@ class WebContext:
     # The login rule's guard (set by the app factory): the login form and the
     # HTTP Basic check share its lock-outs and its password threads.
     login_guard: LoginGuard | None = None
+    directory: Directory | None = None
     routes: BodyCache = field(default_factory=BodyCache)
     pool: db.AsyncPool | None = None
     _reader: Reader | None = None
@@ -108,13 +121,38 @@ class WebContext:
             await pool.close()
 
 
-def require_every_account(web: WebContext, what: str) -> None:
-    """403 unless this server shows every account: `what` (fences) is shared
-    by all of them, and changing it changes every account's data."""
+def require_every_account(web: WebContext, what: str, *, managers: bool = False) -> None:
+    """403 unless this request reaches every account: `what` (drivers) is
+    shared by all of them, and changing it changes every account's data.
+
+    With `managers`, a manager of some fleets may change it too (fences:
+    places, not personal data; the visits they give stay in each scope)."""
     if web.settings.web_accounts is not None:
         raise HTTPException(
             403, f"{what} are shared by every account: this server may not change them"
         )
+    who = current_principal()
+    if not who.scope.everything and not (managers and who.role == "manager"):
+        raise HTTPException(
+            403, f"{what} are shared by every account: only an admin may change them"
+        )
+
+
+async def managed_plates(web: WebContext) -> frozenset[str] | None:
+    """The plates the request's user may manage (rules, schedules): their
+    scope, not narrowed by the page's ?account= view filter (a cookie that
+    must not take rules away from them); None: every vehicle."""
+    scope = current_principal().scope
+    if scope.everything:
+        return None
+    return await (await web.reader()).plates_of(scope)
+
+
+def principal() -> Principal:
+    return current_principal()
+
+
+Who = Annotated[Principal, Depends(principal)]
 
 
 def context(request: Request) -> WebContext:

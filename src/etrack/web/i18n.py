@@ -314,6 +314,29 @@ MESSAGES: dict[str, dict[str, str]] = {
     "requests_word": {"pt-BR": "requisições", "en": "requests"},
     "latency": {"pt-BR": "latência", "en": "latency"},
     "logout": {"pt-BR": "Sair", "en": "Log out"},
+    "my_account": {"pt-BR": "Minha conta", "en": "My account"},
+    "nav_users": {"pt-BR": "Usuários", "en": "Users"},
+    "nav_audit": {"pt-BR": "Auditoria", "en": "Audit"},
+    "role_admin": {"pt-BR": "administrador", "en": "admin"},
+    "role_manager": {"pt-BR": "gestor", "en": "manager"},
+    "role_viewer": {"pt-BR": "consulta", "en": "viewer"},
+    "role_api": {"pt-BR": "integração (API)", "en": "api"},
+    "password_current": {"pt-BR": "Senha atual", "en": "Current password"},
+    "password_new": {
+        "pt-BR": "Nova senha (10 caracteres ou mais)",
+        "en": "New password (10 characters or more)",
+    },
+    "password_again": {"pt-BR": "Repita a nova senha", "en": "New password again"},
+    "password_change": {"pt-BR": "Trocar a senha", "en": "Change password"},
+    "password_changed": {
+        "pt-BR": "Senha trocada. As outras sessões deste usuário foram encerradas.",
+        "en": "Password changed. This user's other sessions have ended.",
+    },
+    "login_code": {"pt-BR": "Código do autenticador", "en": "Authenticator code"},
+    "login_code_needed": {
+        "pt-BR": "Esta conta usa um segundo fator: digite o código de 6 dígitos do aplicativo autenticador.",
+        "en": "This account has a second factor: type the 6-digit code of the authenticator app.",
+    },
     "login": {"pt-BR": "Entrar", "en": "Log in"},
     "login_title": {"pt-BR": "Acesso ao e-Track", "en": "Sign in to e-Track"},
     "username": {"pt-BR": "Usuário", "en": "User"},
@@ -517,6 +540,95 @@ MESSAGES: dict[str, dict[str, str]] = {
     "event_type": {"pt-BR": "Tipo", "en": "Kind"},
     "events_api": {"pt-BR": "Todos os eventos (JSON)", "en": "Every event (JSON)"},
     **{f"event_{kind}": {"pt-BR": named.pt, "en": named.en} for kind, named in EVENT_KINDS.items()},
+    # Users, audit, share links (issue 20)
+    "users_title": {"pt-BR": "Usuários", "en": "Users"},
+    "users_intro": {
+        "pt-BR": "Quem entra no e-Track, com o papel e as contas ou frotas que vê. Um consulta "
+        "só olha; um gestor muda alertas, cercas e agendamentos dos seus veículos; uma "
+        "integração (API) usa tokens.",
+        "en": "Who may log in, with the role and the accounts or fleets they see. A viewer "
+        "only looks; a manager changes the alerts, fences and schedules of their vehicles; an "
+        "api user has tokens.",
+    },
+    "users_login": {"pt-BR": "Login (e-mail)", "en": "Login (e-mail)"},
+    "users_name": {"pt-BR": "Nome", "en": "Name"},
+    "users_role": {"pt-BR": "Papel", "en": "Role"},
+    "users_scope": {"pt-BR": "Escopo", "en": "Scope"},
+    "users_accounts": {"pt-BR": "Contas", "en": "Accounts"},
+    "users_fleets": {"pt-BR": "Frotas", "en": "Fleets"},
+    "users_fleets_hint": {"pt-BR": "separadas por vírgula", "en": "comma-separated"},
+    "users_every_vehicle": {"pt-BR": "todos os veículos", "en": "every vehicle"},
+    "users_2fa": {"pt-BR": "2º fator", "en": "2FA"},
+    "users_created": {"pt-BR": "Criado em", "en": "Created"},
+    "users_last_login": {"pt-BR": "Último acesso", "en": "Last login"},
+    "users_active": {"pt-BR": "ativo", "en": "active"},
+    "users_disabled": {"pt-BR": "desativado", "en": "disabled"},
+    "users_manage": {"pt-BR": "Gerenciar", "en": "Manage"},
+    "users_disable": {"pt-BR": "Desativar", "en": "Disable"},
+    "users_enable": {"pt-BR": "Reativar", "en": "Enable"},
+    "users_remove": {"pt-BR": "Remover", "en": "Remove"},
+    "users_remove_confirm": {"pt-BR": "confirmar", "en": "confirm"},
+    "users_set_password": {"pt-BR": "Definir a senha", "en": "Set the password"},
+    "users_save": {"pt-BR": "Salvar papel e escopo", "en": "Save role and scope"},
+    "users_tokens": {"pt-BR": "Tokens de API", "en": "API tokens"},
+    "users_no_tokens": {"pt-BR": "Nenhum token.", "en": "No tokens."},
+    "users_token_prefix": {"pt-BR": "Início", "en": "Prefix"},
+    "users_token_label": {"pt-BR": "Descrição", "en": "Label"},
+    "users_token_expires": {"pt-BR": "Validade", "en": "Expires"},
+    "users_token_expires_hint": {
+        "pt-BR": "90d, 12w, 6m, 1y ou never",
+        "en": "90d, 12w, 6m, 1y or never",
+    },
+    "users_token_used": {"pt-BR": "Último uso", "en": "Last use"},
+    "users_token_revoked": {"pt-BR": "revogado em", "en": "revoked"},
+    "users_token_create": {"pt-BR": "Criar token", "en": "Create a token"},
+    "users_token_new": {"pt-BR": "Novo token de", "en": "New token of"},
+    "users_token_once": {
+        "pt-BR": "Mostrado só esta vez (não recarregue a página): guarde-o no programa que o "
+        "usa, no cabeçalho Authorization: Bearer.",
+        "en": "Shown this once: keep it in the program that uses it, as Authorization: Bearer.",
+    },
+    "users_never": {"pt-BR": "nunca expira", "en": "never"},
+    "users_revoke": {"pt-BR": "Revogar", "en": "Revoke"},
+    "users_add": {"pt-BR": "Adicionar usuário", "en": "Add a user"},
+    "users_add_hint": {
+        "pt-BR": "Senha de 10 caracteres ou mais, duas vezes; uma integração (API) não tem senha. "
+        "Quem não é administrador precisa de contas e/ou frotas.",
+        "en": "A password of 10 characters or more, twice; an api user has none. "
+        "Anyone but an admin needs accounts and/or fleets.",
+    },
+    "audit_title": {"pt-BR": "Auditoria", "en": "Audit"},
+    "audit_intro": {
+        "pt-BR": "Quem fez o quê, quando e de onde, os mais recentes primeiro",
+        "en": "Who did what, when and from where, newest first",
+    },
+    "audit_newest": {"pt-BR": "os mais recentes", "en": "the newest"},
+    "audit_none": {"pt-BR": "Nenhum registro.", "en": "No rows."},
+    "audit_when": {"pt-BR": "Quando", "en": "When"},
+    "audit_actor": {"pt-BR": "Quem", "en": "Actor"},
+    "audit_address": {"pt-BR": "Endereço", "en": "Address"},
+    "audit_action": {"pt-BR": "Ação", "en": "Action"},
+    "audit_target": {"pt-BR": "Alvo", "en": "Target"},
+    "audit_detail": {"pt-BR": "Detalhe", "en": "Detail"},
+    "audit_since": {"pt-BR": "De", "en": "Since"},
+    "audit_until": {"pt-BR": "Até", "en": "Until"},
+    "audit_failed_only": {"pt-BR": "só falhas", "en": "failed only"},
+    "audit_filter": {"pt-BR": "Filtrar", "en": "Filter"},
+    "share_title": {"pt-BR": "Links de compartilhamento", "en": "Share links"},
+    "share_days": {"pt-BR": "Dias de validade", "en": "Valid for days"},
+    "share_create": {"pt-BR": "Criar link deste dia", "en": "Create a link to this day"},
+    "share_list": {"pt-BR": "Links ativos deste dia", "en": "This day's live links"},
+    "share_none": {"pt-BR": "Nenhum link ativo deste dia.", "en": "No live link to this day."},
+    "share_by": {"pt-BR": "Criado por", "en": "Created by"},
+    "share_expires": {"pt-BR": "Expira em", "en": "Expires"},
+    "share_uses": {"pt-BR": "Acessos", "en": "Uses"},
+    "share_revoke": {"pt-BR": "Revogar", "en": "Revoke"},
+    "share_once": {
+        "pt-BR": "Mostrado só esta vez: quem tiver o link vê este veículo neste dia, só para "
+        "leitura, até expirar ou ser revogado.",
+        "en": "Shown this once: whoever has the link sees this vehicle on this day, read only, "
+        "until it expires or is revoked.",
+    },
 }
 
 
@@ -1063,6 +1175,61 @@ PT_TEXTS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
             r"(\d+) visits: (\d+) written, (\d+) unchanged, (\d+) deleted; "
             r"(\d+) enter/exit events written in (\S+) s$",
             lambda m: _visits_line(m),  # defined below, called later
+        ),
+        # Users, audit, share links (issue 20): the pages' flash lines and refusals.
+        (r"^user (\S+) added$", r"usuário \1 adicionado"),
+        (r"^user (\S+) enabled$", r"usuário \1 reativado"),
+        (r"^user (\S+) disabled$", r"usuário \1 desativado"),
+        (r"^user (\S+) removed$", r"usuário \1 removido"),
+        (r"^user (\S+) changed$", r"usuário \1 alterado"),
+        (r"^password of (\S+) changed$", r"senha de \1 trocada"),
+        (r"^token (\d+) created for (\S+)$", r"token \1 criado para \2"),
+        (r"^token (\d+) revoked$", r"token \1 revogado"),
+        (r"^share link (\d+) created$", r"link \1 criado"),
+        (r"^share link (\d+) revoked$", r"link \1 revogado"),
+        (r"^password: the two passwords differ$", "senha: as duas senhas não conferem"),
+        (
+            r"^user (\S+) exists already.*$",
+            r"o usuário \1 já existe",
+        ),
+        (
+            r"^a (\w+) needs a scope: .*$",
+            "escolha contas e/ou frotas: só um administrador vê todos os veículos",
+        ),
+        (
+            r"^read only: a (\w+) may look, not change anything$",
+            "somente leitura: este perfil pode consultar, não alterar",
+        ),
+        (
+            r"^only an admin may see or change users and the audit$",
+            "só um administrador vê e altera os usuários e a auditoria",
+        ),
+        (
+            r"^(\w+) are shared by every account: only an admin may change them$",
+            "isto vale para todas as contas: só um administrador pode alterar",
+        ),
+        (
+            r"^this link does not exist, has expired or was revoked$",
+            "este link não existe, expirou ou foi revogado",
+        ),
+        (r"^password: expected at least (\d+) characters$", r"senha: use ao menos \1 caracteres"),
+        (
+            r"^password: no leading or trailing spaces or line breaks$",
+            "senha: sem espaços no começo ou no fim, nem quebras de linha",
+        ),
+        (r"^again: the two new passwords differ$", "repita: as duas senhas novas não conferem"),
+        (
+            r"^current: the current password is not this one$",
+            "senha atual: não é esta a senha atual",
+        ),
+        (r"^log in with your password to change it$", "entre com a sua senha para trocá-la"),
+        (
+            r"^this login's password is ETRACK_WEB_PASSWORD: change it there and restart$",
+            "a senha deste login é ETRACK_WEB_PASSWORD: troque-a lá e reinicie",
+        ),
+        (
+            r"^plates: give the plates of your vehicles \(not every vehicle, nor a fleet\)$",
+            "placas: informe as placas dos seus veículos (não todos, nem uma frota)",
         ),
     )
 )

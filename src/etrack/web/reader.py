@@ -23,6 +23,7 @@ import orjson
 from psycopg.rows import dict_row
 from psycopg.types.numeric import FloatLoader
 
+from etrack.access.principal import Scope
 from etrack.store import db
 from etrack.store.queries import query
 from etrack.trips.day import DayRoute, compute_sorted, day_bounds
@@ -105,6 +106,10 @@ def vehicle_state(
     return "off"
 
 
+def _listed(values: frozenset[str] | None) -> list[str] | None:
+    return sorted(values) if values is not None else None
+
+
 class Reader:
     """The web's reads, over one pool.
 
@@ -119,7 +124,7 @@ class Reader:
         self.pool = pool
         self.params = params
         self.fallback_account = fallback_account
-        self._visible: dict[frozenset[str], tuple[float, frozenset[str]]] = {}
+        self._visible: dict[Scope, tuple[float, frozenset[str]]] = {}
 
     async def _fetch(self, name: str, args: dict[str, Any] | None) -> list[dict[str, Any]]:
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -127,22 +132,28 @@ class Reader:
             return await cur.fetchall()
 
     async def visible_plates(self) -> frozenset[str] | None:
-        """The plates of the request's accounts; None when every account is in scope."""
+        """The plates of the request's scope; None when it holds every vehicle."""
         scope = current_scope()
-        if scope is None:
+        if scope.everything:
             return None
         return await self.plates_of(scope)
 
-    async def plates_of(self, accounts: frozenset[str]) -> frozenset[str]:
-        """The plates of these accounts (kept a few seconds)."""
-        cached = self._visible.get(accounts)
+    async def plates_of(self, scope: Scope) -> frozenset[str]:
+        """The plates of this scope's accounts, fleets and plates (kept a few seconds)."""
+        cached = self._visible.get(scope)
         if cached is not None and time.monotonic() - cached[0] < VISIBLE_TTL_S:
             return cached[1]
         rows = await self._fetch(
-            "accounts_plates", {"fallback": self.fallback_account, "accounts": sorted(accounts)}
+            "scope_plates",
+            {
+                "fallback": self.fallback_account,
+                "accounts": _listed(scope.accounts),
+                "fleets": _listed(scope.fleets),
+                "plates": _listed(scope.plates),
+            },
         )
         plates = frozenset(str(r["placa"]) for r in rows)
-        self._visible[accounts] = (time.monotonic(), plates)
+        self._visible[scope] = (time.monotonic(), plates)
         return plates
 
     async def account_states(
@@ -156,8 +167,8 @@ class Reader:
             for r in await self._fetch("accounts_states", {"fallback": self.fallback_account})
         }
         paces = {str(r["account"]): r for r in await self._fetch("rates_all", {})} if logins else {}
-        scope = current_scope()
-        names = [n for n in configured if scope is None or n in scope]
+        accounts = await self._scope_accounts()
+        names = [n for n in configured if accounts is None or n in accounts]
         out = []
         for name in names:
             r = rows.get(name)
@@ -173,6 +184,16 @@ class Reader:
                 }
             )
         return out
+
+    async def _scope_accounts(self) -> frozenset[str] | None:
+        """The accounts a request may name: its scope's, or for a scope of
+        fleets or plates, the accounts of its vehicles (never the others')."""
+        scope = current_scope()
+        if scope.fleets is None and scope.plates is None:
+            return scope.accounts
+        plates = await self.visible_plates() or frozenset()
+        rows = await self._fetch("accounts_plate_owners", {"plates": sorted(plates)})
+        return frozenset(str(r["account"] or self.fallback_account) for r in rows)
 
     async def can_see(self, placa: str) -> bool:
         visible = await self.visible_plates()
@@ -414,8 +435,8 @@ class FleetCache:
         self.ttl_s = ttl_s
         # One snapshot per account scope: a restricted request never gets
         # the snapshot another scope filled.
-        self._snapshots: dict[frozenset[str] | None, FleetSnapshot] = {}
-        self._refreshes: dict[frozenset[str] | None, asyncio.Future[FleetSnapshot]] = {}
+        self._snapshots: dict[Scope, FleetSnapshot] = {}
+        self._refreshes: dict[Scope, asyncio.Future[FleetSnapshot]] = {}
         # Bumped by clear(): a refresh started before it does not store its result.
         self._generation = 0
 
@@ -438,7 +459,7 @@ class FleetCache:
         # others wait for.
         return await asyncio.shield(refresh)
 
-    async def _refresh(self, scope: frozenset[str] | None, generation: int) -> FleetSnapshot:
+    async def _refresh(self, scope: Scope, generation: int) -> FleetSnapshot:
         rows = await self.reader.vehicle_rows()
         # Building the vehicles and their JSON is ~5 us a vehicle: off the
         # event loop, so other requests go on while it runs.
@@ -447,7 +468,7 @@ class FleetCache:
             self._snapshots[scope] = snapshot
         return snapshot
 
-    def _refreshed(self, scope: frozenset[str] | None, done: asyncio.Future[FleetSnapshot]) -> None:
+    def _refreshed(self, scope: Scope, done: asyncio.Future[FleetSnapshot]) -> None:
         if self._refreshes.get(scope) is done:
             del self._refreshes[scope]
         if not done.cancelled():

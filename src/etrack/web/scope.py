@@ -1,9 +1,11 @@
-"""Which accounts' vehicles a web request may see.
+"""Which vehicles a web request may see.
 
-ETRACK_WEB_ACCOUNTS restricts the whole web server (UI and API) to some
-accounts; `?account=NAME` narrows a page to one account (never widening the
-restriction). The scope is set per request by `AccountScopeMiddleware` and
-applied by the Reader to every row it returns, so no handler can forget it.
+The request's principal (etrack.web.auth) brings its scope: the user's
+accounts and fleets, within ETRACK_WEB_ACCOUNTS (which restricts the whole
+server), or a share link's one plate. `?account=NAME` narrows a page to one
+account (never widening the scope). The scope is set per request by
+`AccountScopeMiddleware` and applied by the Reader to every row it returns,
+so no handler can forget it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,33 @@ from urllib.parse import parse_qs, quote, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AccountScopeMiddleware", "current_scope", "selected_account"]
+from etrack.access.principal import EVERYTHING, Principal
+from etrack.access.principal import Scope as VehicleScope
 
-# None: every account. An empty set: no account at all (an unknown name).
-_scope: ContextVar[frozenset[str] | None] = ContextVar("etrack_account_scope", default=None)
+__all__ = [
+    "AccountScopeMiddleware",
+    "current_principal",
+    "current_scope",
+    "principal_var",
+    "selected_account",
+]
+
+# Set by etrack.web.auth for each request: who is asking.
+principal_var: ContextVar[Principal | None] = ContextVar("etrack_principal", default=None)
+
+
+def current_principal() -> Principal:
+    """The request's principal; outside a request (tests, the CLI) the local owner."""
+    found = principal_var.get()
+    return found if found is not None else Principal.local(None)
+
+
+# An empty set of accounts: no account at all (an unknown name).
+_scope: ContextVar[VehicleScope] = ContextVar("etrack_account_scope", default=EVERYTHING)
 _selected: ContextVar[str | None] = ContextVar("etrack_selected_account", default=None)
 
 
-def current_scope() -> frozenset[str] | None:
+def current_scope() -> VehicleScope:
     return _scope.get()
 
 
@@ -45,9 +66,8 @@ def _cookie(scope: Scope) -> str | None:
 class AccountScopeMiddleware:
     """Pure ASGI, so the scope set here is the one the handler's task sees."""
 
-    def __init__(self, app: ASGIApp, *, allowed: frozenset[str] | None) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,10 +78,9 @@ class AccountScopeMiddleware:
         # The choice sticks (a cookie), so following links keeps the filter;
         # ?account= (empty) clears it.
         picked = asked[0].strip() or None if asked is not None else _cookie(scope)
-        accounts = self.allowed
-        if picked is not None:
-            accounts = frozenset({picked}) & (self.allowed or frozenset({picked}))
-        token = _scope.set(accounts)
+        scope_of_principal = current_principal().scope
+        narrowed = scope_of_principal.within(frozenset({picked}) if picked else None)
+        token = _scope.set(narrowed)
         chosen = _selected.set(picked)
 
         async def send_with_cookie(message: Message) -> None:

@@ -1,22 +1,21 @@
-"""Who may see the UI, and the headers every answer carries.
+"""The login throttle, CSRF, the Host and query checks, and the headers
+every answer carries. Who a request is: etrack.web.auth.
 
 Vehicle positions are personal data (LGPD). Rules:
 
-- With ETRACK_WEB_USER/ETRACK_WEB_PASSWORD set, every page and API call needs
-  a login (a session cookie from /login, or HTTP Basic for scripts).
-- Without them, only connections that arrived on a loopback address are
-  served; anything reaching the server through a network interface gets 403
-  saying to set them. The address is the connection's local one, taken from
-  the socket (uvicorn's scope["server"]; under gunicorn, web_ui.py copies it
-  from the socket), never from the Host header.
-- The password may be stored as `pbkdf2_sha256$iterations$salt$hash`
-  (`hash_password`) or in plain text; either way it is compared in constant time.
-  The check runs in a thread, a few at a time (`LoginGuard`): pbkdf2 is slow on
-  purpose and would otherwise stall the event loop for everyone.
-- Failed logins lock out: after ETRACK_WEB_LOGIN_FREE_FAILURES failures for a
-  user name or from a client address, that key is locked (a temporary lock,
-  not a delay) for ETRACK_WEB_LOGIN_LOCK_S, doubling with each further
-  failure; while locked even the right password gets 429 with Retry-After.
+- Users log in (etrack.web.auth); without any user only connections that
+  arrived on a loopback address are served. The address is the connection's
+  local one, taken from the socket (uvicorn's scope["server"]; under gunicorn,
+  web_ui.py copies it from the socket), never from the Host header.
+- Passwords are argon2 hashes (etrack.access.passwords); ETRACK_WEB_PASSWORD
+  may hold a `pbkdf2_sha256$iterations$salt$hash` (`hash_password`) or plain
+  text; either way compared in constant time. The check runs in a thread, a
+  few at a time (`LoginGuard`): the hash is slow on purpose and would
+  otherwise stall the event loop for everyone.
+- Failed logins slow down, never lock out (`LoginGuard`): an address that
+  failed ETRACK_WEB_LOGIN_FREE_FAILURES times waits ETRACK_WEB_LOGIN_LOCK_S
+  between attempts, doubling; a login's own failures only add a short delay,
+  so its owner still gets in from another address.
 - Without a login, a request that reached a loopback address must name a
   loopback host (localhost, 127.0.0.1, [::1]) or one of
   ETRACK_WEB_ALLOWED_HOSTS in its Host header, else 400: a web page the user
@@ -29,8 +28,6 @@ Vehicle positions are personal data (LGPD). Rules:
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import html
 import ipaddress
@@ -44,7 +41,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -54,18 +51,18 @@ from starlette.responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
-    RedirectResponse,
     Response,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from etrack.access.passwords import PBKDF2_ITERATIONS, hash_pbkdf2, verify_password
 from etrack.config import Settings
+from etrack.store.users import User, UserSecrets
 from etrack.web import i18n
 from etrack.web.metrics import WebMetrics
 
 __all__ = [
     "AuthConfig",
-    "AuthMiddleware",
     "HostCheckMiddleware",
     "LoginGuard",
     "LoginResult",
@@ -83,44 +80,13 @@ __all__ = [
 
 logger = logging.getLogger("etrack.web.security")
 
-PBKDF2_ITERATIONS = 600_000
-SESSION_USER = "user"
 SESSION_CSRF = "csrf"
-OPEN_PREFIXES = (
-    "/static/",
-    "/login",
-    "/healthz",
-    "/metrics",
-    "/favicon.ico",
-    "/api/openapi.json",
-)
-# Open like /api/openapi.json, matched exactly: FastAPI's conventional paths
-# of the API document and its page (no personal data).
-OPEN_PATHS = frozenset({"/login", "/openapi.json", "/docs"})
 
 
 # -------------------------------------------------------------- passwords
 def hash_password(password: str, *, iterations: int = PBKDF2_ITERATIONS) -> str:
     """The value to put in ETRACK_WEB_PASSWORD instead of the password itself."""
-    salt = secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations)
-    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}"
-
-
-def verify_password(given: str, stored: str) -> bool:
-    """Constant-time check of `given` against a pbkdf2 hash or a plain password."""
-    if stored.startswith("pbkdf2_sha256$"):
-        try:
-            _, iterations, salt, expected = stored.split("$", 3)
-            digest = hashlib.pbkdf2_hmac("sha256", given.encode(), salt.encode(), int(iterations))
-        except ValueError:
-            return False
-        return hmac.compare_digest(base64.b64encode(digest).decode(), expected)
-    # Hash both sides first so the comparison time does not depend on the
-    # lengths either.
-    return hmac.compare_digest(
-        hashlib.sha256(given.encode()).digest(), hashlib.sha256(stored.encode()).digest()
-    )
+    return hash_pbkdf2(password, iterations=iterations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +97,6 @@ class AuthConfig:
     @property
     def configured(self) -> bool:
         return bool(self.user and self.password)
-
-    def check(self, user: str, password: str) -> bool:
-        if not self.configured:
-            return False
-        assert self.user is not None
-        assert self.password is not None
-        user_ok = hmac.compare_digest(user.encode(), self.user.encode())
-        # Always verify the password, so a wrong user costs the same time.
-        password_ok = verify_password(password, self.password)
-        return user_ok and password_ok
 
 
 def auth_config(settings: Settings) -> AuthConfig:
@@ -153,14 +109,19 @@ def auth_config(settings: Settings) -> AuthConfig:
 
 # ------------------------------------------------------ login throttling
 LOCKED_MESSAGE = "Muitas tentativas de login falharam. Tente novamente em {seconds} s."
+# A login name's own failures slow its every check by up to this much, from
+# any address; they never refuse it (the owner must still get in).
+USER_DELAY_MAX_S = 1.0
+Verify = Callable[[str, str], "UserSecrets | None"]
 
 
 @dataclass(frozen=True, slots=True)
 class LoginResult:
     ok: bool
-    # > 0: the user or the address is locked for this long; the password was
-    # not checked at all.
+    # > 0: this address (or this login from this address) must wait this
+    # long; the password was not checked at all.
     retry_after: float = 0.0
+    user: User | None = None
 
     @property
     def locked(self) -> bool:
@@ -179,14 +140,18 @@ class _Failures:
 
 
 class LoginGuard:
-    """Checks passwords off the event loop, `threads` at a time, and locks out
-    a user name or a client address after repeated failures.
+    """Checks passwords off the event loop, `threads` at a time, and slows
+    guessing down without ever locking the owner out.
 
-    A temporary lock, not a delay: after `free` failures a key is locked for
-    `lock_s`, doubled by each further failure up to `lock_max_s`. Attempts
-    while locked are refused without checking the password: they cost no CPU,
-    do not extend the lock, and even the right password must wait. Failures
-    older than `lock_max_s` are forgotten; a success forgets both keys.
+    Kept in memory, per web process (a small table of failures by key, at
+    most MAX_KEYS): after `free` failures from a client address (any login),
+    or of one login from one address, that key must wait `lock_s` before the
+    next attempt, doubled by each further failure up to `lock_max_s`;
+    attempts while waiting are refused unchecked (429 with Retry-After; they
+    cost no CPU and do not extend the wait). A login's failures from every
+    address only add a delay of up to USER_DELAY_MAX_S to its checks: the
+    right password from another address still gets in. Failures older than
+    `lock_max_s` are forgotten; a success forgets its keys.
     """
 
     # An attacker inventing user names must not grow this without bound.
@@ -194,7 +159,7 @@ class LoginGuard:
 
     def __init__(
         self,
-        config: AuthConfig,
+        verify: Verify,
         *,
         free: int = 5,
         lock_s: float = 1.0,
@@ -203,13 +168,13 @@ class LoginGuard:
         metrics: WebMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config
+        self.verify = verify
         self.free = free
         self.lock_s = lock_s
         self.lock_max_s = lock_max_s
         self.metrics = metrics
         self.clock = clock
-        # Two limiters: `_turn` is held while a request re-checks the lock and
+        # Two limiters: `_turn` is held while a request re-checks the wait and
         # hashes; `_threads` is what anyio's worker threads borrow (one
         # limiter for both would need two tokens per request and deadlock).
         self._turn = anyio.CapacityLimiter(threads)
@@ -222,9 +187,11 @@ class LoginGuard:
             metrics.password_checks.set_function(lambda: float(self.running))
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: WebMetrics | None = None) -> LoginGuard:
+    def from_settings(
+        cls, settings: Settings, verify: Verify, metrics: WebMetrics | None = None
+    ) -> LoginGuard:
         return cls(
-            auth_config(settings),
+            verify,
             free=settings.etrack_web_login_free_failures,
             lock_s=settings.etrack_web_login_lock_s,
             lock_max_s=settings.etrack_web_login_lock_max_s,
@@ -234,8 +201,13 @@ class LoginGuard:
 
     @staticmethod
     def _keys(user: str, address: str) -> tuple[str, str]:
+        """The keys that wait: the address, and this login from it."""
         # repr(): the user name is the client's text, and goes into the log.
-        return f"user {user[:64]!r}", f"address {address[:64]}"
+        return f"address {address[:64]}", f"user {user.lower()[:64]!r} from {address[:64]}"
+
+    @staticmethod
+    def _user_key(user: str) -> str:
+        return f"user {user.lower()[:64]!r}"
 
     def retry_after(self, user: str, address: str) -> float:
         """Seconds until this user, from this address, may try again (0: now)."""
@@ -247,6 +219,13 @@ class LoginGuard:
         ]
         return max([0.0, *waits])
 
+    def delay(self, user: str) -> float:
+        """The slow-down of this login's next check, from any address."""
+        found = self._failures.get(self._user_key(user))
+        if found is None or found.count < self.free or self.clock() - found.last > self.lock_max_s:
+            return 0.0
+        return min(USER_DELAY_MAX_S, 0.05 * 2.0 ** min(found.count - self.free, 10))
+
     @property
     def waiting(self) -> int:
         """Requests waiting for a password thread."""
@@ -257,30 +236,38 @@ class LoginGuard:
         return float(sum(1 for f in self._failures.values() if f.locked_until > now))
 
     async def check(self, user: str, password: str, address: str, *, via: str) -> LoginResult:
-        """Whether `user`/`password` is the configured login; `via` (form,
-        basic) labels the metrics."""
+        """Whether `user`/`password` is a login; `via` (form, basic) labels the metrics."""
         wait = self.retry_after(user, address)
         if wait > 0:
             return self._refused(via, wait)
+        slow = self.delay(user)
+        if slow > 0:
+            # The slow-down itself, not a wait for something: guessing one
+            # login from many addresses goes no faster than this.
+            await anyio.sleep(slow)
         async with self._turn:
-            # A lock may have started while this request waited its turn.
+            # A wait may have started while this request waited its turn.
             wait = self.retry_after(user, address)
             if wait > 0:
                 return self._refused(via, wait)
             self.running += 1
             self.peak = max(self.peak, self.running)
             try:
-                ok = await anyio.to_thread.run_sync(
-                    self.config.check, user, password, limiter=self._threads
+                found = await anyio.to_thread.run_sync(
+                    self.verify, user, password, limiter=self._threads
                 )
             finally:
                 self.running -= 1
-        if ok:
-            for key in self._keys(user, address):
+        if found is not None and found.user.active:
+            for key in (*self._keys(user, address), self._user_key(user)):
                 self._failures.pop(key, None)
-        else:
-            self._failed(user, address, via)
-        return LoginResult(ok)
+            return LoginResult(True, user=found.user)
+        self._failed(user, address, via)
+        return LoginResult(False)
+
+    def note_failure(self, user: str, address: str, *, via: str) -> None:
+        """A failure found after the password (a wrong second-factor code)."""
+        self._failed(user, address, via)
 
     def _refused(self, via: str, wait: float) -> LoginResult:
         if self.metrics is not None:
@@ -294,20 +281,21 @@ class LoginGuard:
         if len(self._failures) >= self.MAX_KEYS:
             self._forget(now)
         locked: list[str] = []
-        for key in self._keys(user, address):
+        waiting = self._keys(user, address)
+        for key in (*waiting, self._user_key(user)):
             found = self._failures.setdefault(key, _Failures())
             if now - found.last > self.lock_max_s:
                 found.count = 0
             found.count += 1
             found.last = now
-            if found.count >= self.free:
+            if key in waiting and found.count >= self.free:
                 # min(): 2 ** a large count would overflow the float.
                 exponent = min(found.count - self.free, 40)
                 lock = min(self.lock_max_s, self.lock_s * 2.0**exponent)
                 found.locked_until = now + lock
-                locked.append(f"{key} for {lock:g} s after {found.count} failures")
+                locked.append(f"{key} waits {lock:g} s after {found.count} failures")
         if locked:
-            logger.warning("web login (%s) locked: %s", via, "; ".join(locked))
+            logger.warning("web login (%s) slowed down: %s", via, "; ".join(locked))
 
     def _forget(self, now: float) -> None:
         stale = [
@@ -389,127 +377,6 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-class AuthMiddleware:
-    """Lets through logged-in sessions, valid HTTP Basic, open paths, and
-    (without configured credentials) loopback connections; answers the rest."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        config: AuthConfig,
-        guard: LoginGuard | None = None,
-        *,
-        default_lang: str = i18n.DEFAULT_LANGUAGE,
-    ) -> None:
-        self.app = app
-        self.config = config
-        self.guard = guard if guard is not None else LoginGuard(config)
-        self.default_lang = default_lang
-        # The first refused network connection is logged (once per process):
-        # the operator learns why remote users see 403.
-        self.warned_remote = False
-        # Basic credentials already verified: pbkdf2 is slow on purpose, and
-        # a script sends the same header with every call.
-        self._basic_ok: set[bytes] = set()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._open(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        if not self.config.configured:
-            server = scope.get("server")
-            if server and is_loopback(str(server[0])):
-                await self.app(scope, receive, send)
-                return
-            if not self.warned_remote:
-                self.warned_remote = True
-                logger.warning(
-                    "refused %s from %s: a connection over the network (to %s) needs a login; "
-                    "set ETRACK_WEB_USER and ETRACK_WEB_PASSWORD to allow remote access",
-                    scope.get("path", "")[:80],
-                    client_address(scope),
-                    str(server[0]) if server else "an unknown address",
-                )
-            response = self._refuse_unconfigured(scope, self.default_lang)
-            await response(scope, receive, send)
-            return
-        connection = HTTPConnection(scope)
-        if connection.session.get(SESSION_USER) == self.config.user:
-            await self.app(scope, receive, send)
-            return
-        basic = await self._basic(connection)
-        if basic is not None and basic.ok:
-            await self.app(scope, receive, send)
-            return
-        if basic is not None and basic.locked:
-            await self._locked(scope, basic)(scope, receive, send)
-            return
-        await self._challenge(connection)(scope, receive, send)
-
-    @staticmethod
-    def _open(path: str) -> bool:
-        return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-
-    async def _basic(self, connection: HTTPConnection) -> LoginResult | None:
-        """None without a Basic header."""
-        header = connection.headers.get("authorization", "")
-        if not header.lower().startswith("basic "):
-            return None
-        key = hashlib.sha256(header.encode()).digest()
-        if key in self._basic_ok:
-            # Proven right before: a lock-out caused by someone else's guesses
-            # must not stop a script that knows the password.
-            return LoginResult(True)
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return LoginResult(False)
-        result = await self.guard.check(
-            user, password, client_address(connection.scope), via="basic"
-        )
-        if not result.ok:
-            return result
-        if len(self._basic_ok) > 1000:
-            self._basic_ok.clear()
-        self._basic_ok.add(key)
-        return result
-
-    @staticmethod
-    def _locked(scope: Scope, result: LoginResult) -> Response:
-        message = LOCKED_MESSAGE.format(seconds=result.retry_after_s)
-        headers = {"Retry-After": str(result.retry_after_s)}
-        if _wants_json(scope):
-            return JSONResponse({"detail": message}, status_code=429, headers=headers)
-        return PlainTextResponse(message, status_code=429, headers=headers)
-
-    @staticmethod
-    def _refuse_unconfigured(scope: Scope, default_lang: str) -> Response:
-        message = (
-            "login required: this server has no login configured and answers only loopback "
-            "connections; set ETRACK_WEB_USER and ETRACK_WEB_PASSWORD for access over the network"
-        )
-        if _wants_json(scope):
-            return JSONResponse({"detail": message}, status_code=403)
-        connection = HTTPConnection(scope)
-        asked = connection.query_params.get("lang") or connection.cookies.get(i18n.LANG_COOKIE)
-        return remote_refusal_page(i18n.pick_language(asked, default_lang))
-
-    @staticmethod
-    def _challenge(connection: HTTPConnection) -> Response:
-        if _wants_json(connection.scope):
-            return JSONResponse(
-                {"detail": "login required (session cookie from /login, or HTTP Basic)"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Basic realm="etrack", charset="UTF-8"'},
-            )
-        target = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-
-
-def _wants_json(scope: Scope) -> bool:
-    return str(scope.get("path", "")).startswith("/api")
-
-
 def remote_refusal_page(lang: str) -> HTMLResponse:
     """The 403 a browser gets over the network without a configured login.
 
@@ -526,6 +393,10 @@ def remote_refusal_page(lang: str) -> HTMLResponse:
         f'<p class="error-message" id="error-message">{text}</p></section></main></body></html>\n'
     )
     return HTMLResponse(body, status_code=403)
+
+
+def _wants_json(scope: Scope) -> bool:
+    return str(scope.get("path", "")).startswith("/api")
 
 
 def _refuse(scope: Scope, status: int, message: str) -> Response:

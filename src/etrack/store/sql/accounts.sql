@@ -30,6 +30,15 @@ SELECT placa FROM terminals
 WHERE COALESCE(account, %(fallback)s) = ANY(%(accounts)s::text[])
 ORDER BY placa
 
+-- name: scope_plates
+-- The plates of a scope (etrack.access.principal.Scope): its accounts, fleets
+-- and plates intersect; NULL at a level is no limit there.
+SELECT placa FROM terminals
+WHERE (%(accounts)s::text[] IS NULL OR COALESCE(account, %(fallback)s) = ANY(%(accounts)s::text[]))
+  AND (%(fleets)s::text[] IS NULL OR frota = ANY(%(fleets)s::text[]))
+  AND (%(plates)s::text[] IS NULL OR placa = ANY(%(plates)s::text[]))
+ORDER BY placa
+
 -- name: accounts_plate_owners
 SELECT placa, account FROM terminals WHERE placa = ANY(%(plates)s::text[])
 

@@ -89,10 +89,25 @@ SELECT id, date_start, date_end, plates, with_trips, created_at, finished_at, ro
  ORDER BY id DESC LIMIT 1
 
 -- name: jobs_backfill_create
-INSERT INTO backfills (date_start, date_end, plates, with_trips)
-VALUES (%(start)s, %(end)s, %(plates)s::text[], %(with_trips)s)
-RETURNING id, date_start, date_end, plates, with_trips, created_at, finished_at, routes_summary,
-          routes_job_id
+-- A new backfill and its audit row ("backfill.start", by the actor who
+-- started it) in one statement: the job connector gives each statement a
+-- transaction of its own, and the two must commit together.
+WITH created AS (
+    INSERT INTO backfills (date_start, date_end, plates, with_trips)
+    VALUES (%(start)s, %(end)s, %(plates)s::text[], %(with_trips)s)
+    RETURNING id, date_start, date_end, plates, with_trips, created_at, finished_at,
+              routes_summary, routes_job_id
+), audited AS (
+    INSERT INTO audit (actor, address, action, target, detail)
+    SELECT %(actor)s::text, %(address)s::text, 'backfill.start', created.id::text,
+           jsonb_build_object('plates', cardinality(created.plates),
+                              'from', created.date_start, 'to', created.date_end,
+                              'with_trips', created.with_trips)
+      FROM created
+)
+SELECT id, date_start, date_end, plates, with_trips, created_at, finished_at, routes_summary,
+       routes_job_id
+  FROM created
 
 -- name: jobs_backfill_enqueued
 UPDATE backfills SET enqueued_at = now() WHERE id = %(id)s

@@ -279,6 +279,9 @@ async def seed_routes(
 ) -> Response:
     placa = plate_or_error(plate)
     reader = await web.reader()
+    if not await reader.can_see(placa):
+        # Outside a limited scope a plate does not exist, by any URL.
+        raise HTTPException(404, f"no vehicle {placa}")
     if day is not None:
         data = await load_day(reader, placa, day_or_error(day))
         days = [data] if data is not None else []

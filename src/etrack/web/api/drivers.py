@@ -159,7 +159,9 @@ async def driver_days_api(
 
     row, days = await web.in_db(read)
     shown = visible_days(days, visible)
-    if row is None or (visible is not None and not shown and days):
+    # A driver is in a limited scope when they drove one of its vehicles in
+    # the range; any other is no business of it (404, as a vehicle).
+    if row is None or (visible is not None and not shown):
         raise HTTPException(404, f"no driver {driver_id!r}")
     tz = params.tz
     return encoded(

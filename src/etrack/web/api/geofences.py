@@ -172,7 +172,7 @@ async def geofences(web: Web) -> Response:
 )
 async def geofences_write(request: Request, web: Web) -> Response:
     require_same_origin(request)
-    require_every_account(web, "fences")
+    require_every_account(web, "fences", managers=True)
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media not in JSON_TYPES:
         raise HTTPException(415, f"send the body as {' or '.join(JSON_TYPES)}")
@@ -253,7 +253,7 @@ async def geofence_delete(
     require_same_origin(request)
     if "\x00" in name:  # no stored name holds it (PostgreSQL text cannot)
         raise HTTPException(404, f"no geofence {name!r}")
-    require_every_account(web, "fences")
+    require_every_account(web, "fences", managers=True)
 
     def delete(conn: db.Conn) -> tuple[list[str], bool]:
         limited = speed_limited(conn, [name])

@@ -58,6 +58,9 @@ async def positions_page(
 ) -> Response:
     placa = plate_or_error(plate)
     reader = await web.reader()
+    if not await reader.can_see(placa):
+        # Outside a limited scope a plate does not exist, by any URL.
+        raise HTTPException(404, f"no vehicle {placa}")
     lo, hi = range_or_error(
         web.settings.tz,
         day=day,

@@ -1,5 +1,6 @@
 """The HTML pages: fleet map, vehicle day, fleet report, report schedules,
-events, alert rules, geofences, fence visits, drivers, data browser, login, jobs,
+events, alert rules, geofences, fence visits, drivers, data browser, login,
+users, audit, share links, jobs,
 and the API's documentation (/docs, /openapi.json).
 
 Pages are rendered on the server with what they show first (lists, tables,
@@ -13,6 +14,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from etrack.web.pages import (
+    audit,
     browser,
     docs,
     drivers,
@@ -24,6 +26,8 @@ from etrack.web.pages import (
     report,
     rules,
     schedules,
+    shares,
+    users,
     vehicle,
     visits,
 )
@@ -43,6 +47,9 @@ for _page in (
     drivers,
     browser,
     login,
+    users,
+    audit,
+    shares,
     jobs,
     docs,
 ):

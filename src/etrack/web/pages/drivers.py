@@ -40,7 +40,7 @@ from etrack.web.days import today
 from etrack.web.deps import Web, language, require_every_account
 from etrack.web.pages.jobs import FLASH, flash, require_csrf
 from etrack.web.pages.render import render
-from etrack.web.scope import selected_account
+from etrack.web.scope import current_principal, selected_account
 
 __all__ = ["DriverMonth", "Segment", "month_or_error", "router", "timeline", "violation_text"]
 
@@ -258,7 +258,9 @@ async def _driver_month(
     if row is None:
         raise HTTPException(404, f"no driver {driver_id!r}")
     shown = visible_days(days, visible)
-    if visible is not None and not shown and days:
+    # A driver is in a limited scope when they drove one of its vehicles in
+    # the range; any other is no business of it (404, as a vehicle).
+    if visible is not None and not shown:
         raise HTTPException(404, f"no driver {driver_id!r}")
     result = DriverMonth(first, last, shown)
     for day in shown:
@@ -354,7 +356,9 @@ async def _driver_render(
             "ficha_pdf": f"{url}/ficha.pdf?month={result.first:%Y-%m}",
             "ficha_xlsx": f"{url}/ficha.xlsx?month={result.first:%Y-%m}",
             # Drivers are shared by every account, as fences are.
-            "editable": web.settings.web_accounts is None,
+            "editable": web.settings.web_accounts is None
+            and current_principal().may_write
+            and current_principal().scope.everything,
             "assignments": assignments,
             "message": message,
             "error": error,

@@ -53,6 +53,7 @@ from etrack.web.deps import Web, WebContext, require_every_account
 from etrack.web.inputs import form_number
 from etrack.web.pages.jobs import FLASH, flash, require_csrf
 from etrack.web.pages.render import render, script_json
+from etrack.web.scope import current_principal
 
 __all__ = ["FenceForm", "fences_near", "map_fence", "router", "stored_fences"]
 
@@ -211,7 +212,7 @@ def checked_fence(form: FenceForm) -> Fence:
 
 
 def _require_unrestricted(web: WebContext) -> None:
-    require_every_account(web, "fences")
+    require_every_account(web, "fences", managers=True)
 
 
 async def _page(
@@ -240,7 +241,8 @@ async def _page(
         "form": form or FenceForm(),
         "error": error,
         "message": message,
-        "restricted": web.settings.web_accounts is not None,
+        "restricted": web.settings.web_accounts is not None
+        or current_principal().role not in ("admin", "manager"),
     }
     return render(request, "geofences.html", values, status_code=status)
 

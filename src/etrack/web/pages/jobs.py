@@ -89,6 +89,10 @@ async def jobs_start_backfill(
     return RedirectResponse("/jobs", status_code=303)
 
 
+# How far back a scoped user's retry looks for their backfill.
+MAX_RETRY_LOOKUP = 100
+
+
 @router.post("/jobs/backfills/{backfill_id}/retry")
 async def jobs_retry_failed(
     request: Request,
@@ -97,6 +101,13 @@ async def jobs_retry_failed(
     csrf: Annotated[str, Form(alias="csrf_token", max_length=200)] = "",
 ) -> Response:
     require_csrf(request, csrf)
+    reader = await web.reader()
+    visible = await reader.visible_plates()
+    if visible is not None:
+        # Another scope's backfill does not exist for this user.
+        mine = await web.jobs.backfills(reader, limit=MAX_RETRY_LOOKUP)
+        if not any(s.backfill.id == backfill_id and s.backfill.plates for s in mine):
+            raise HTTPException(404, f"no backfill #{backfill_id}")
     retried = await web.jobs.retry_failed(backfill_id)
     if retried is None:
         raise HTTPException(404, f"no backfill #{backfill_id}")

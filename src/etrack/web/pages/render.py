@@ -11,11 +11,12 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from etrack.access.principal import Scope
 from etrack.web import i18n
 from etrack.web.deps import LANG_COOKIE, context, language
 from etrack.web.exports import dumps
-from etrack.web.scope import selected_account
-from etrack.web.security import SESSION_USER, auth_config, csrf_token
+from etrack.web.scope import current_principal, selected_account
+from etrack.web.security import csrf_token
 
 __all__ = ["day_url", "error_page", "render", "script_json"]
 
@@ -35,6 +36,7 @@ def render(
     other = "en" if lang == "pt-BR" else "pt-BR"
     query = dict(request.query_params)
     query["lang"] = other
+    who = current_principal()
     base = {
         "request": request,
         "lang": lang,
@@ -46,15 +48,12 @@ def render(
         "tz_name": web.settings.etrac_timezone.key,
         "scheduler": web.scheduler.describe(),
         "csrf_token": csrf_token(request),
-        "logged_in": bool(request.session.get(SESSION_USER)),
-        "login_enabled": auth_config(web.settings).configured,
+        "logged_in": who.via == "session",
+        "login_enabled": who.via != "local",
+        "principal": who,
         "other_lang_url": f"{request.url.path}?{urlencode(query)}",
         "config_json": script_json(config),
-        "account_names": [
-            n
-            for n in web.account_names()
-            if web.settings.web_accounts is None or n in web.settings.web_accounts
-        ],
+        "account_names": visible_accounts(web.account_names(), who.scope),
         "selected_account": selected_account(),
         "page_path": request.url.path,
     }
@@ -65,6 +64,16 @@ def render(
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", httponly=True)
     assert isinstance(response, HTMLResponse)
     return response
+
+
+def visible_accounts(names: list[str], scope: Scope) -> list[str]:
+    """The account names a request may see: its scope's, none for a scope of
+    fleets or plates only (the names would tell the other accounts')."""
+    if scope.everything:
+        return names
+    if scope.accounts is None:
+        return []
+    return [n for n in names if n in scope.accounts]
 
 
 def script_json(value: Any) -> str:

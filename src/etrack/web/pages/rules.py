@@ -41,7 +41,7 @@ from etrack.store.alerts import (
     set_rule_active,
 )
 from etrack.web import i18n
-from etrack.web.deps import Web, WebContext, language
+from etrack.web.deps import Web, WebContext, language, managed_plates
 from etrack.web.inputs import form_number
 from etrack.web.pages.jobs import FLASH, flash, require_csrf
 from etrack.web.pages.render import render
@@ -93,13 +93,8 @@ class RuleView:
 
 
 async def _allowed_plates(web: WebContext) -> frozenset[str] | None:
-    """The plates this server may manage rules for: ETRACK_WEB_ACCOUNTS only.
-    The ?account= choice of a page is a view filter, kept in a cookie: it
-    must not take rules away from a user who may see them all."""
-    allowed = web.settings.web_accounts
-    if allowed is None:
-        return None
-    return await (await web.reader()).plates_of(frozenset(allowed))
+    """The plates the request's user may manage (etrack.web.deps.managed_plates)."""
+    return await managed_plates(web)
 
 
 def _may_see(rule: RuleRow, visible: frozenset[str] | None) -> bool:

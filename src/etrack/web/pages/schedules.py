@@ -42,9 +42,10 @@ from etrack.store.reports import (
     remove_schedule,
 )
 from etrack.web import i18n
-from etrack.web.deps import Web, WebContext, language, require_every_account
+from etrack.web.deps import Web, WebContext, language, managed_plates, require_every_account
 from etrack.web.pages.jobs import FLASH, flash, require_csrf
 from etrack.web.pages.render import render
+from etrack.web.scope import current_principal
 
 __all__ = ["router"]
 
@@ -134,12 +135,8 @@ def _view(row: ScheduleRow, lang: str, now: datetime) -> ScheduleView:
 
 
 async def _visible(web: WebContext) -> frozenset[str] | None:
-    """The plates this server may show schedules for: ETRACK_WEB_ACCOUNTS
-    only (the ?account= choice is a view filter, as on the Rules page)."""
-    allowed = web.settings.web_accounts
-    if allowed is None:
-        return None
-    return await (await web.reader()).plates_of(frozenset(allowed))
+    """The plates the request's user may manage (etrack.web.deps.managed_plates)."""
+    return await managed_plates(web)
 
 
 def _may_see(row: ScheduleRow, visible: frozenset[str] | None) -> bool:
@@ -177,7 +174,7 @@ async def _page(
         "message": message,
         "secret": secret,
         "secret_schedule": secret_schedule,
-        "editable": web.settings.web_accounts is None,
+        "editable": web.settings.web_accounts is None and current_principal().may_write,
     }
     return render(request, "schedules.html", values, status_code=status)
 
@@ -207,6 +204,12 @@ async def _checked(web: WebContext, form: ScheduleForm) -> ScheduleSpec:
         tz=web.settings.tz,
         now=datetime.now(UTC),
     )
+    visible = await _visible(web)
+    if visible is not None and not (spec.plates and set(spec.plates) <= visible):
+        # As on the Rules page: a user limited to some vehicles reports on them only.
+        raise UsageError(
+            "plates: give the plates of your vehicles (not every vehicle, nor a fleet)"
+        )
     if spec.webhook_url and web.settings.etrack_webhook_deny_private:
         refused = await check_public_async(spec.webhook_url)
         if refused is not None:
@@ -237,7 +240,7 @@ async def schedules_add(
     lang: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     require_csrf(request, csrf)
-    require_every_account(web, WHAT)
+    _require_editable(web)
     form = ScheduleForm(
         kind=kind,
         every=every,
@@ -271,9 +274,15 @@ async def schedules_add(
     return RedirectResponse(PAGE, status_code=303)
 
 
+def _require_editable(web: WebContext) -> None:
+    if web.settings.web_accounts is not None:
+        require_every_account(web, WHAT)
+
+
 async def _schedule(web: WebContext, schedule_id: int) -> ScheduleRow:
     row = await web.in_db(lambda conn: get_schedule(conn, schedule_id))
-    if row is None:
+    # Another scope's schedule does not exist for this user (404, as a vehicle).
+    if row is None or not _may_see(row, await _visible(web)):
         raise HTTPException(404, f"no report schedule {schedule_id}")
     return row
 
@@ -287,7 +296,7 @@ async def schedules_set_active(
     active: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     require_csrf(request, csrf)
-    require_every_account(web, WHAT)
+    _require_editable(web)
     if active not in ("0", "1"):
         raise HTTPException(400, "active: expected 0 (pause) or 1 (resume)")
     row = await _schedule(web, schedule_id)
@@ -309,7 +318,7 @@ async def schedules_remove(
     confirm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     require_csrf(request, csrf)
-    require_every_account(web, WHAT)
+    _require_editable(web)
     row = await _schedule(web, schedule_id)
     if confirm != "1":
         # One click would lose the history of its periods and the webhook secret.

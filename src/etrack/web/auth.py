@@ -274,11 +274,11 @@ class AuthMiddleware:
         idle_s: int,
         max_s: int,
         default_lang: str = i18n.DEFAULT_LANGUAGE,
-        unavailable: Callable[[Scope], Response] | None = None,
+        unavailable: Callable[[Scope], Response],
     ) -> None:
         self.app = app
-        # The app's own 503 (its error page in the UI's language), when given.
-        self.unavailable = unavailable or _unavailable
+        # The app's own 503 (its error page in the UI's language).
+        self.unavailable = unavailable
         self.directory = directory
         self.guard = guard
         self.server_accounts = server_accounts
@@ -504,18 +504,6 @@ def _refuse(scope: Scope, status: int, message: str) -> Response:
     if _wants_json(scope):
         return JSONResponse({"detail": message}, status_code=status)
     return PlainTextResponse(message, status_code=status)
-
-
-# What a 503 asks the client to wait (as etrack.web.app's error handler).
-RETRY_AFTER_S = 30
-
-
-def _unavailable(scope: Scope) -> Response:
-    message = "database unavailable, try again in a moment"
-    headers = {"Retry-After": str(RETRY_AFTER_S)}
-    if _wants_json(scope):
-        return JSONResponse({"detail": message}, status_code=503, headers=headers)
-    return PlainTextResponse(message, status_code=503, headers=headers)
 
 
 def _unauthorized(message: str) -> Response:

@@ -38,7 +38,7 @@ from etrack.web import i18n
 from etrack.web.api.drivers import visible_days
 from etrack.web.days import today
 from etrack.web.deps import Web, language, require_every_account
-from etrack.web.pages.jobs import FLASH, flash, require_csrf
+from etrack.web.pages.jobs import FLASH, Csrf, flash, require_csrf
 from etrack.web.pages.render import render
 from etrack.web.scope import current_principal, selected_account
 
@@ -365,9 +365,6 @@ async def _driver_render(
         },
         status_code=status,
     )
-
-
-Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
 
 
 @router.post("/drivers/{driver_id:path}/edit")

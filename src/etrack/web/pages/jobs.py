@@ -28,6 +28,10 @@ def flash(request: Request, message: str) -> None:
     request.session[FLASH] = message[:500]
 
 
+# The hidden field every form of the pages carries (checked by require_csrf).
+Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
+
+
 def require_csrf(request: Request, token: str) -> None:
     if not valid_csrf(request, token):
         raise HTTPException(403, "the form expired: reload the page and try again")

@@ -16,14 +16,13 @@ from etrack.store import users as store
 from etrack.store.audit import Actor, record
 from etrack.web.auth import SESSION_SHARE, current_principal, share_paths, start_session
 from etrack.web.deps import Web, WebContext
+from etrack.web.pages.jobs import Csrf, require_csrf
 from etrack.web.pages.render import render
-from etrack.web.security import client_address, is_loopback, safe_next, valid_csrf
+from etrack.web.security import client_address, is_loopback, safe_next
 
 __all__ = ["router"]
 
 router = APIRouter()
-
-Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
 
 
 def reached_over_network(request: Request) -> bool:
@@ -31,11 +30,6 @@ def reached_over_network(request: Request) -> bool:
     (the socket's, never the Host header's)."""
     server = request.scope.get("server")
     return not (server and is_loopback(str(server[0])))
-
-
-def _require_csrf(request: Request, given: str) -> None:
-    if not valid_csrf(request, given):
-        raise HTTPException(403, "the form expired: reload the page and try again")
 
 
 async def _form(
@@ -69,7 +63,7 @@ async def login(
     csrf: Csrf = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    _require_csrf(request, csrf)
+    require_csrf(request, csrf)
     directory = web.directory
     guard = web.login_guard
     assert directory is not None
@@ -115,7 +109,7 @@ async def login(
 
 @router.post("/logout")
 async def logout(request: Request, csrf: Csrf = "") -> Response:
-    _require_csrf(request, csrf)
+    require_csrf(request, csrf)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -158,7 +152,7 @@ async def change_password(
     csrf: Csrf = "",
 ) -> Response:
     """One's own password; every other session of the user ends."""
-    _require_csrf(request, csrf)
+    require_csrf(request, csrf)
     who = current_principal()
     directory = web.directory
     guard = web.login_guard

@@ -20,7 +20,7 @@ from etrack.errors import UsageError
 from etrack.store import users as store
 from etrack.web.deps import Web, WebContext
 from etrack.web.inputs import day_or_error, plate_or_error
-from etrack.web.pages.jobs import FLASH, flash, require_csrf
+from etrack.web.pages.jobs import FLASH, Csrf, flash, require_csrf
 from etrack.web.pages.render import day_url
 from etrack.web.pages.vehicle import vehicle_day
 from etrack.web.scope import current_principal
@@ -28,8 +28,6 @@ from etrack.web.scope import current_principal
 __all__ = ["router"]
 
 router = APIRouter()
-
-Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
 
 
 def _may_share() -> None:

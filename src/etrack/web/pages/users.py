@@ -33,14 +33,12 @@ from etrack.store import db
 from etrack.store import users as store
 from etrack.store.users import ROLES, TokenRow, User
 from etrack.web.deps import Web, WebContext
-from etrack.web.pages.jobs import FLASH, flash, require_csrf
+from etrack.web.pages.jobs import FLASH, Csrf, flash, require_csrf
 from etrack.web.pages.render import render
 
 __all__ = ["router"]
 
 router = APIRouter()
-
-Csrf = Annotated[str, Form(alias="csrf_token", max_length=200)]
 
 
 @dataclass(frozen=True, slots=True)
